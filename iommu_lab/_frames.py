@@ -1,0 +1,48 @@
+"""DataFrame helpers shared by every ``to_dataframe()``: 64-bit addresses stay exact.
+
+A plain int64 column cannot hold addresses at or above 2**63, and a column with a missing
+value silently becomes float64 and loses the low bits. Addresses therefore go into pandas'
+nullable ``UInt64``; a column that holds 2**64 (the size of the whole space) keeps Python
+ints in an ``object`` column rather than wrapping.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+_U64_LIMIT = 1 << 64
+
+
+def _is_int_column(values: Sequence[Any]) -> bool:
+    return all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in values)
+
+
+def addr_frame(columns: Mapping[str, Sequence[Any]], hex_columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Build a DataFrame whose integer columns are ``UInt64`` (nullable) when they fit.
+
+    Columns listed in ``hex_columns`` (default: every integer column) are recorded in
+    ``df.attrs["hex_columns"]`` so that ``hex_style`` can format them for display.
+    """
+    data: dict[str, Any] = {}
+    int_cols = []
+    for name, values in columns.items():
+        values = list(values)
+        if values and _is_int_column(values) and all(v is None or 0 <= v < _U64_LIMIT for v in values):
+            data[name] = pd.array(values, dtype="UInt64")
+            int_cols.append(name)
+        elif not values:
+            data[name] = pd.array([], dtype="UInt64")
+            int_cols.append(name)
+        else:
+            data[name] = values
+    df = pd.DataFrame(data)
+    df.attrs["hex_columns"] = list(hex_columns) if hex_columns is not None else int_cols
+    return df
+
+
+def hex_style(df: pd.DataFrame):
+    """A pandas Styler showing the frame's address columns in hex (``0x...``)."""
+    cols = [c for c in df.attrs.get("hex_columns", []) if c in df.columns]
+    return df.style.format({c: (lambda v: "" if pd.isna(v) else f"{int(v):#x}") for c in cols})

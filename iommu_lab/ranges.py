@@ -1,0 +1,477 @@
+"""64-bit I/O address arithmetic: inclusive ranges, canonical range sets and size parsing.
+
+Ranges are inclusive ``[start, last]``, as the kernel's ``struct iommu_iova_range`` and
+its interval trees are, so the top of the 64-bit space (``0xffff_ffff_ffff_ffff``) needs
+no ``2**64``. Everything here is a pure value: nothing mutates after construction.
+
+This is layer 1 of the design: it imports nothing else of ``iommu_lab``, and it reports
+bad input with ``TypeError`` (wrong kind of value) or ``ValueError`` (a value that breaks
+a rule); the models above translate those into kernel errnos where the kernel would.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Union
+
+__all__ = [
+    "U64_MAX",
+    "KiB",
+    "MiB",
+    "GiB",
+    "TiB",
+    "PiB",
+    "EiB",
+    "IovaRange",
+    "RangeSet",
+    "parse_size",
+    "parse_address",
+    "fmt_addr",
+    "fmt_size",
+    "check_u64",
+]
+
+U64_MAX = (1 << 64) - 1
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+TiB = 1 << 40
+PiB = 1 << 50
+EiB = 1 << 60
+
+_UNITS = {"": 1, "K": KiB, "M": MiB, "G": GiB, "T": TiB, "P": PiB, "E": EiB}
+
+
+def check_u64(value: object, name: str) -> int:
+    """Return ``value`` if it is an int in ``[0, 2**64)``, else raise a clear error.
+
+    ``bool`` and ``float`` are refused even when integral: an address that arrived as a
+    float has already lost bits above 2**53, so accepting it would hide the loss.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        # numpy integer scalars are ints in every way that matters here.
+        if type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iu":
+            value = int(value)
+        else:
+            raise TypeError(
+                f"{name} must be an int in [0x0, 0xffff_ffff_ffff_ffff], "
+                f"got {type(value).__name__} {value!r}"
+            )
+    if value < 0 or value > U64_MAX:
+        raise ValueError(
+            f"{name} {_show(value)} is outside the 64-bit address space "
+            f"[0x0, 0xffff_ffff_ffff_ffff]"
+        )
+    return value
+
+
+def _show(value: int) -> str:
+    return f"-{fmt_addr(-value)}" if value < 0 else fmt_addr(value)
+
+
+def fmt_addr(value: int) -> str:
+    """Hex with ``_`` every four digits, as the style guide shows addresses to people."""
+    return f"{value:#_x}"
+
+
+def fmt_size(size: int) -> str:
+    """A size the way an engineer says it: ``4 KiB``, ``2 MiB``, ``2^45``, else hex bytes."""
+    if size <= 0:
+        return f"{size} B"
+    for unit, scale in (("EiB", EiB), ("PiB", PiB), ("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    if size & (size - 1) == 0:
+        return f"2^{size.bit_length() - 1} B"
+    if size < KiB:
+        return f"{size} B"
+    return f"{fmt_addr(size)} B"
+
+
+_SIZE_RE = re.compile(
+    r"""^\s*(?:
+        (?P<pow>2\s*(?:\^|\*\*)\s*(?P<exp>\d+))         # 2^45, 2**45
+      | (?P<bits>\d+)\s*-?\s*bits?                       # 45-bit, 45 bits
+      | (?P<num>0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)  # 0x1000, 4096
+        \s*(?P<unit>[kKmMgGtTpPeE]?)(?:i?[bB])?           # K, KiB, KB
+    )\s*$""",
+    re.VERBOSE,
+)
+
+
+def parse_size(text: Union[str, int]) -> int:
+    """Parse a size such as ``"4K"``, ``"2MiB"``, ``"1G"``, ``"2^45"``, ``"45-bit"``, ``"0x1000"``.
+
+    Units are binary (``K`` = 1024), as page sizes always are. ``"45-bit"`` means the size of a
+    45-bit space, ``2**45``. An ``int`` passes through unchanged after a range check.
+    """
+    if isinstance(text, bool):
+        raise TypeError(f"size must be an int or a string such as '4K', got bool {text!r}")
+    if isinstance(text, int):
+        if text < 0 or text > 1 << 64:
+            raise ValueError(f"size {text} is outside [0, 2^64]")
+        return text
+    if not isinstance(text, str):
+        raise TypeError(f"size must be an int or a string such as '4K', got {type(text).__name__} {text!r}")
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ValueError(
+            f"cannot read {text!r} as a size; write a byte count with an optional binary unit "
+            f"('4096', '0x1000', '4K', '2MiB', '1G'), a power of two ('2^45') or a width ('45-bit')"
+        )
+    if m["pow"]:
+        value = 1 << int(m["exp"])
+    elif m["bits"]:
+        value = 1 << int(m["bits"])
+    else:
+        value = int(m["num"], 0) * _UNITS[m["unit"].upper()]
+    if value > 1 << 64:
+        raise ValueError(f"size {text!r} = {fmt_addr(value)} is larger than the 64-bit space (2^64)")
+    return value
+
+
+def parse_address(text: Union[str, int], name: str = "address") -> int:
+    """Parse an address: an int, or a string in hex (``0x...``), binary or decimal, ``_`` allowed.
+
+    Sizes with units are also accepted (``"1G"`` is the address 0x4000_0000), which is how
+    people write window bases.
+    """
+    if isinstance(text, str):
+        try:
+            value = parse_size(text)
+        except ValueError:
+            raise ValueError(f"cannot read {name} {text!r} as an address; write it in hex such as '0xfee0_0000'") from None
+        return check_u64(value, name)
+    return check_u64(text, name)
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class IovaRange:
+    """An inclusive range of I/O virtual addresses ``[start, last]``.
+
+    Mirrors the kernel's ``struct iommu_iova_range`` and interval-tree nodes, whose ``last``
+    is inclusive so the range ending at ``0xffff_ffff_ffff_ffff`` is representable.
+
+    Parameters
+    ----------
+    start, last : int
+        First and last address, ``0 <= start <= last < 2**64``.
+    """
+
+    start: int
+    last: int
+
+    def __post_init__(self) -> None:
+        check_u64(self.start, "range start")
+        check_u64(self.last, "range last")
+        if self.start > self.last:
+            raise ValueError(
+                f"range start {fmt_addr(self.start)} is above its last address {fmt_addr(self.last)}; "
+                f"a range is [start, last] with start <= last (last is inclusive)"
+            )
+
+    @classmethod
+    def from_size(cls, start: int, size: int) -> IovaRange:
+        """The range of ``size`` bytes from ``start``; refuses an empty or wrapping range."""
+        start = check_u64(start, "range start")
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"range size must be an int, got {type(size).__name__} {size!r}")
+        if size <= 0:
+            raise ValueError(f"range size {size} must be at least 1 byte")
+        if start + size - 1 > U64_MAX:
+            raise ValueError(
+                f"range of {fmt_size(size)} from {fmt_addr(start)} wraps past the top of the "
+                f"64-bit space 0xffff_ffff_ffff_ffff"
+            )
+        return cls(start, start + size - 1)
+
+    @classmethod
+    def bits(cls, width: int, base: int = 0) -> IovaRange:
+        """The ``width``-bit space ``[base, base + 2**width - 1]``, e.g. 45 bits → ``[0x0, 0x1fff_ffff_ffff]``."""
+        if isinstance(width, bool) or not isinstance(width, int):
+            raise TypeError(f"address width must be an int number of bits, got {type(width).__name__} {width!r}")
+        if not 1 <= width <= 64:
+            raise ValueError(f"address width {width} bits is outside 1..64")
+        return cls.from_size(base, 1 << width)
+
+    @classmethod
+    def parse(cls, text: str) -> IovaRange:
+        """Read ``"0x0..0x3fffffff"`` (inclusive), ``"0x800000000000000+2^45"`` (start + size),
+        a bare size ``"1G"`` (from 0) or a width ``"45-bit"`` (from 0)."""
+        if isinstance(text, IovaRange):
+            return text
+        if not isinstance(text, str):
+            raise TypeError(f"range text must be a string, got {type(text).__name__} {text!r}")
+        s = text.strip().strip("[]")
+        if ".." in s:
+            a, _, b = s.partition("..")
+            return cls(parse_address(a.strip(), "range start"), parse_address(b.strip(), "range last"))
+        if "," in s:
+            a, _, b = s.partition(",")
+            return cls(parse_address(a.strip(), "range start"), parse_address(b.strip(), "range last"))
+        if "+" in s:
+            a, _, b = s.partition("+")
+            return cls.from_size(parse_address(a.strip(), "range start"), parse_size(b.strip()))
+        try:
+            size = parse_size(s)
+        except ValueError:
+            raise ValueError(
+                f"cannot read {text!r} as a range; write 'START..LAST' (inclusive), "
+                f"'START+SIZE', a size such as '1G' or a width such as '45-bit'"
+            ) from None
+        return cls.from_size(0, size)
+
+    @property
+    def size(self) -> int:
+        """Number of bytes, ``last - start + 1`` (``2**64`` for the whole space)."""
+        return self.last - self.start + 1
+
+    @property
+    def end(self) -> int:
+        """Exclusive end, ``last + 1`` (may be ``2**64``)."""
+        return self.last + 1
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, IovaRange):
+            return self.start <= item.start and item.last <= self.last
+        if isinstance(item, int) and not isinstance(item, bool):
+            return self.start <= item <= self.last
+        return False
+
+    def overlaps(self, other: IovaRange) -> bool:
+        """True when the two ranges share at least one address."""
+        return self.start <= other.last and other.start <= self.last
+
+    def intersection(self, other: IovaRange) -> IovaRange | None:
+        """The common part, or None when the ranges are disjoint."""
+        if not self.overlaps(other):
+            return None
+        return IovaRange(max(self.start, other.start), min(self.last, other.last))
+
+    def __str__(self) -> str:
+        return f"[{fmt_addr(self.start)}, {fmt_addr(self.last)}]"
+
+    def __repr__(self) -> str:
+        return f"IovaRange({self.start:#x}, {self.last:#x})"
+
+
+RangeLike = Union[IovaRange, tuple, str]
+
+
+def _as_range(item: RangeLike) -> IovaRange:
+    if isinstance(item, IovaRange):
+        return item
+    if isinstance(item, str):
+        return IovaRange.parse(item)
+    if isinstance(item, tuple) and len(item) == 2:
+        return IovaRange(item[0], item[1])
+    # Duck-type anything with start/last (reserved regions, areas, windows).
+    if hasattr(item, "start") and hasattr(item, "last"):
+        return IovaRange(item.start, item.last)
+    raise TypeError(
+        f"cannot read {item!r} as a range; give an IovaRange, a (start, last) tuple "
+        f"or text such as '0x0..0x3fffffff'"
+    )
+
+
+class RangeSet:
+    """A canonical set of addresses: sorted, disjoint ranges, merged where they touch.
+
+    The algebra behind iommufd's ``IOMMU_IOAS_IOVA_RANGES`` answer (the holes of the reserved
+    interval tree, lib/interval_tree.c span iteration, where adjacent nodes merge into one
+    used span) and behind Gibson's "permitted IOVA ranges" (windows). Immutable; every
+    operation returns a new set.
+
+    Parameters
+    ----------
+    ranges : iterable of IovaRange, (start, last) tuples or range text
+        In any order, overlapping or not.
+    """
+
+    __slots__ = ("_ranges", "_starts")
+
+    def __init__(self, ranges: Iterable[RangeLike] | RangeLike = ()) -> None:
+        if isinstance(ranges, (IovaRange, str)):
+            ranges = [ranges]
+        items = sorted(_as_range(r) for r in ranges)
+        merged: list[IovaRange] = []
+        for r in items:
+            if merged and r.start <= merged[-1].last + 1:
+                if r.last > merged[-1].last:
+                    merged[-1] = IovaRange(merged[-1].start, r.last)
+            else:
+                merged.append(r)
+        self._ranges: tuple[IovaRange, ...] = tuple(merged)
+        self._starts = [r.start for r in merged]
+
+    # -- constructors ---------------------------------------------------------------
+    @classmethod
+    def bits(cls, width: int, base: int = 0) -> RangeSet:
+        """One range covering a ``width``-bit space: ``RangeSet.bits(45)`` is ``[0x0, 0x1fff_ffff_ffff]``."""
+        return cls([IovaRange.bits(width, base)])
+
+    @classmethod
+    def full(cls) -> RangeSet:
+        """The whole 64-bit space ``[0x0, 0xffff_ffff_ffff_ffff]``."""
+        return cls([IovaRange(0, U64_MAX)])
+
+    @classmethod
+    def parse(cls, text: str) -> RangeSet:
+        """Read comma-, semicolon- or newline-separated ranges in any ``IovaRange.parse`` form."""
+        if not isinstance(text, str):
+            raise TypeError(f"range-set text must be a string, got {type(text).__name__} {text!r}")
+        parts = [p for p in re.split(r"[;\n]|,(?![^\[]*\])", text) if p.strip()]
+        return cls(IovaRange.parse(p) for p in parts)
+
+    # -- container protocol ----------------------------------------------------------
+    def __iter__(self) -> Iterator[IovaRange]:
+        return iter(self._ranges)
+
+    def __len__(self) -> int:
+        return len(self._ranges)
+
+    def __getitem__(self, i: int) -> IovaRange:
+        return self._ranges[i]
+
+    def __bool__(self) -> bool:
+        return bool(self._ranges)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RangeSet):
+            return self._ranges == other._ranges
+        if isinstance(other, (list, tuple)):
+            try:
+                return self._ranges == RangeSet(other)._ranges
+            except (TypeError, ValueError):
+                return False
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._ranges)
+
+    @property
+    def ranges(self) -> tuple[IovaRange, ...]:
+        return self._ranges
+
+    @property
+    def size(self) -> int:
+        """Total bytes covered."""
+        return sum(r.size for r in self._ranges)
+
+    def find(self, address: int) -> IovaRange | None:
+        """The range holding ``address``, or None."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0 and self._ranges[i].last >= address:
+            return self._ranges[i]
+        return None
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, IovaRange):
+            r = self.find(item.start)
+            return r is not None and item.last <= r.last
+        if isinstance(item, int) and not isinstance(item, bool):
+            return self.find(item) is not None
+        return False
+
+    def overlapping(self, rng: IovaRange) -> list[IovaRange]:
+        """Every member range that shares an address with ``rng``, in order."""
+        i = max(bisect.bisect_right(self._starts, rng.start) - 1, 0)
+        out = []
+        for r in self._ranges[i:]:
+            if r.start > rng.last:
+                break
+            if r.last >= rng.start:
+                out.append(r)
+        return out
+
+    def overlaps(self, rng: IovaRange) -> bool:
+        return bool(self.overlapping(rng))
+
+    # -- algebra ---------------------------------------------------------------------
+    def union(self, *others: Iterable[RangeLike]) -> RangeSet:
+        items = list(self._ranges)
+        for o in others:
+            items.extend(o if isinstance(o, RangeSet) else RangeSet(o))
+        return RangeSet(items)
+
+    def intersection(self, other: Iterable[RangeLike]) -> RangeSet:
+        other = other if isinstance(other, RangeSet) else RangeSet(other)
+        out, i, j = [], 0, 0
+        a, b = self._ranges, other._ranges
+        while i < len(a) and j < len(b):
+            lo, hi = max(a[i].start, b[j].start), min(a[i].last, b[j].last)
+            if lo <= hi:
+                out.append(IovaRange(lo, hi))
+            if a[i].last < b[j].last:
+                i += 1
+            else:
+                j += 1
+        return RangeSet(out)
+
+    def complement(self, within: RangeLike | RangeSet | None = None) -> RangeSet:
+        """The addresses of ``within`` (default: the whole 64-bit space) not in this set."""
+        if within is None:
+            within = RangeSet.full()
+        elif not isinstance(within, RangeSet):
+            within = RangeSet([_as_range(within)])
+        return within.difference(self)
+
+    def difference(self, other: Iterable[RangeLike]) -> RangeSet:
+        other = other if isinstance(other, RangeSet) else RangeSet(other)
+        out: list[IovaRange] = []
+        j = 0
+        b = other._ranges
+        for r in self._ranges:
+            cur = r.start
+            while j < len(b) and b[j].last < cur:
+                j += 1
+            k = j
+            while k < len(b) and b[k].start <= r.last and cur <= r.last:
+                if b[k].start > cur:
+                    out.append(IovaRange(cur, b[k].start - 1))
+                if b[k].last >= r.last:
+                    cur = None
+                    break
+                cur = b[k].last + 1
+                k += 1
+            if cur is not None and cur <= r.last:
+                out.append(IovaRange(cur, r.last))
+        return RangeSet(out)
+
+    __or__ = union
+    __and__ = intersection
+    __sub__ = difference
+
+    def __invert__(self) -> RangeSet:
+        return self.complement()
+
+    # -- presentation ----------------------------------------------------------------
+    def __str__(self) -> str:
+        if not self._ranges:
+            return "{}"
+        return "{" + ", ".join(str(r) for r in self._ranges) + "}"
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"({r.start:#x}, {r.last:#x})" for r in self._ranges)
+        return f"RangeSet([{inner}])"
+
+    def to_dataframe(self):
+        """One row per range: start, last, size (pandas ``UInt64``; size of the full space is 2^64
+        and does not fit, so ``size`` is a Python-int ``object`` column only in that case)."""
+        from ._frames import addr_frame
+
+        return addr_frame(
+            {
+                "start": [r.start for r in self._ranges],
+                "last": [r.last for r in self._ranges],
+                "size": [r.size for r in self._ranges],
+            }
+        )
+
+    def _repr_html_(self) -> str:
+        from ._html import table_html
+
+        rows = [(fmt_addr(r.start), fmt_addr(r.last), fmt_size(r.size)) for r in self._ranges]
+        return table_html(f"RangeSet: {len(self)} range(s), {fmt_size(self.size)}", ("start", "last", "size"), rows, text=str(self))
