@@ -100,9 +100,11 @@ class Device:
     ----------
     name : str
         A label, used as the *owner* of the reservations it causes.
-    aperture : IovaRange or RangeSet
+    aperture : IovaRange, RangeSet or sequence of IovaRange
         Usable IOVAs: the domain aperture ``[aperture_start, aperture_end]``, or several
         windows (POWER TCE windows) — everything outside becomes reserved at attach.
+        Windows are kept as separate objects even where they touch: on POWER each is its
+        own TCE table, so no mapping may span two (Gibson's permitted-window rule).
     pgsizes : int
         The domain's page-size bitmap (``domain->pgsize_bitmap``).
     reserved : iterable of ReservedRegion
@@ -114,7 +116,7 @@ class Device:
     """
 
     name: str
-    aperture: Union[IovaRange, RangeSet] = field(default_factory=RangeSet.full)
+    aperture: Union[IovaRange, RangeSet, tuple] = field(default_factory=lambda: (IovaRange(0, (1 << 64) - 1),))
     pgsizes: int = 0x1000
     reserved: tuple[ReservedRegion, ...] = ()
     format: str | None = None
@@ -124,22 +126,29 @@ class Device:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"device name must be a non-empty string, got {self.name!r}")
         ap = self.aperture
-        if isinstance(ap, IovaRange):
-            ap = RangeSet([ap])
-        elif not isinstance(ap, RangeSet):
-            ap = RangeSet(ap)
-        if not ap:
+        if isinstance(ap, (IovaRange, str)):
+            ap = [ap]
+        windows = sorted(r if isinstance(r, IovaRange) else (IovaRange.parse(r) if isinstance(r, str) else IovaRange(*r)) for r in ap)
+        if not windows:
             raise ValueError(f"device {self.name!r} has an empty aperture; it could map nothing")
-        object.__setattr__(self, "aperture", ap)
+        for a, b in zip(windows, windows[1:]):
+            if a.overlaps(b):
+                raise ValueError(f"device {self.name!r} windows {a} and {b} overlap; windows must be disjoint")
+        object.__setattr__(self, "aperture", tuple(windows))
         check_pgsizes(self.pgsizes, f"device {self.name!r} pgsizes")
         regions: Iterable = self.reserved
         regions = tuple(r if isinstance(r, ReservedRegion) else ReservedRegion(*r) for r in regions)
         object.__setattr__(self, "reserved", regions)
 
     @property
-    def windows(self) -> RangeSet:
-        """The permitted windows (the aperture as a range set)."""
+    def windows(self) -> tuple[IovaRange, ...]:
+        """The permitted windows, each its own object (unmerged even where they touch)."""
         return self.aperture
+
+    @property
+    def permitted(self) -> RangeSet:
+        """Every usable IOVA as one canonical set (touching windows merged)."""
+        return RangeSet(self.aperture)
 
     @property
     def min_pgsize(self) -> int:
@@ -148,6 +157,6 @@ class Device:
 
     def __repr__(self) -> str:
         return (
-            f"Device({self.name!r}, aperture={self.aperture}, pgsizes={self.pgsizes:#x}, "
+            f"Device({self.name!r}, aperture=[{', '.join(str(w) for w in self.aperture)}], pgsizes={self.pgsizes:#x}, "
             f"reserved=[{', '.join(str(r) for r in self.reserved)}])"
         )
