@@ -78,6 +78,9 @@ class ReservedRegion:
     def __str__(self) -> str:
         return f"{fmt_addr(self.start)}..{fmt_addr(self.last)} {self.type.value}"
 
+    def __repr__(self) -> str:
+        return f"ReservedRegion({self.start:#x}, {self.last:#x}, {self.type.value!r})"
+
 
 def check_pgsizes(pgsizes: int, name: str = "pgsizes") -> int:
     """Validate a page-size bitmap as the kernel's ``pgsize_bitmap``: non-zero, each bit a size."""
