@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .device import Device, ReservedRegion, ResvType
 from .errors import IommuError
+from .platform import IommuFamily, NestingSupport, Platform, PlatformInfo, platforms
 from .ranges import EiB, GiB, IovaRange, KiB, MiB, PiB, RangeSet, TiB, U64_MAX, fmt_addr, fmt_size, parse_size
 
 __version__ = "0.1.0"
@@ -30,4 +31,9 @@ __all__ = [
     "Device",
     "ReservedRegion",
     "ResvType",
+    "platforms",
+    "Platform",
+    "PlatformInfo",
+    "IommuFamily",
+    "NestingSupport",
 ]

@@ -55,7 +55,7 @@ def table_html(
     if len(rows) > max_rows:
         more = f"<tr><td class='il-muted' colspan='{len(headers)}'>… {len(rows) - max_rows} more row(s); use to_dataframe() for all</td></tr>"
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    foot = f"<div class='il-muted'>{footer}</div>" if footer else ""
+    foot = f"<div class='il-muted'>{esc(footer)}</div>" if footer else ""
     return (
         f"{CSS}<div class='il-repr'><pre class='il-text'>{esc(text)}</pre>"
         f"<div class='il-title'>{esc(title)}</div>"
