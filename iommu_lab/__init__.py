@@ -1,18 +1,54 @@
 """iommu_lab: faithful models of IOMMU address spaces, page tables, nesting and walks.
 
 Import it as ``import iommu_lab as il``. Models live in small modules named after their
-concept; plots in ``iommu_lab.render``; notebook explorers in ``iommu_lab.widgets`` (imported
-lazily, so this package works without Jupyter).
+concept; plots in ``il.render``; notebook explorers in ``il.widgets`` (imported lazily, so
+this package works without Jupyter installed).
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
+from .area import Area, Prot
 from .device import Device, ReservedRegion, ResvType
 from .errors import IommuError
+from .ioas import IOAS, IoasInfo, Lookup, Reservation
 from .platform import IommuFamily, NestingSupport, Platform, PlatformInfo, platforms
 from .ranges import EiB, GiB, IovaRange, KiB, MiB, PiB, RangeSet, TiB, U64_MAX, fmt_addr, fmt_size, parse_size
 
 __version__ = "0.1.0"
+
+# Sub-modules reached as attributes (``il.render.layout``) but imported on first use: the
+# renderers pull in matplotlib's pyplot-free API, the widgets need ipywidgets.
+_LAZY_MODULES = {
+    "render": ".render",
+    "widgets": ".widgets",
+    "io": ".io",
+    "pagetable": ".pagetable",
+    "formats": ".pagetable.formats",
+    "nesting": ".nesting",
+    "pasid": ".pasid",
+}
+_LAZY_NAMES: dict[str, tuple[str, str]] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        module = importlib.import_module(_LAZY_MODULES[name], __name__)
+        globals()[name] = module
+        return module
+    if name in _LAZY_NAMES:
+        module_name, attr = _LAZY_NAMES[name]
+        value = getattr(importlib.import_module(module_name, __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'iommu_lab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_MODULES) | set(_LAZY_NAMES))
+
 
 __all__ = [
     "IovaRange",
@@ -36,4 +72,10 @@ __all__ = [
     "PlatformInfo",
     "IommuFamily",
     "NestingSupport",
+    "IOAS",
+    "IoasInfo",
+    "Lookup",
+    "Reservation",
+    "Area",
+    "Prot",
 ]

@@ -46,3 +46,21 @@ def hex_style(df: pd.DataFrame):
     """A pandas Styler showing the frame's address columns in hex (``0x...``)."""
     cols = [c for c in df.attrs.get("hex_columns", []) if c in df.columns]
     return df.style.format({c: (lambda v: "" if pd.isna(v) else f"{int(v):#x}") for c in cols})
+
+
+@pd.api.extensions.register_dataframe_accessor("il")
+class IommuLabAccessor:
+    """``df.il.hex()``: display any iommu_lab frame with its address columns in hex.
+
+    The frame keeps exact ``UInt64`` values for computation; only the Styler formats them.
+    """
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self._df = df
+
+    def hex(self):
+        return hex_style(self._df)
+
+    @property
+    def hex_columns(self) -> list[str]:
+        return [c for c in self._df.attrs.get("hex_columns", []) if c in self._df.columns]

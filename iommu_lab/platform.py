@@ -329,19 +329,13 @@ class Platform:
             ) from None
 
     def format(self, stage: str = "paging") -> Any:
-        """The format descriptor, ``iommu_lab.pagetable.formats.get(self.format_name(stage))``."""
-        name = self.format_name(stage)
-        try:
-            from .pagetable import formats as _formats
+        """The format descriptor, ``iommu_lab.pagetable.formats.get(self.format_name(stage))``.
 
-            getter = _formats.get
-        except (ImportError, AttributeError) as exc:
-            raise ImportError(
-                f"platform {self.name!r} uses format {name!r} for stage {stage!r}, but "
-                f"iommu_lab.pagetable.formats.get() is not available in this installation ({exc}); "
-                f"format_name({stage!r}) still gives the name"
-            ) from exc
-        return getter(name)
+        Imported on use: the page-table layer sits below the catalogue in the design's layering.
+        """
+        from .pagetable import formats
+
+        return formats.get(self.format_name(stage))
 
     # -- presentation -----------------------------------------------------------------
     def _rows(self) -> list[tuple[str, int, int, int, str]]:

@@ -1,7 +1,6 @@
 """The platform catalogue: every shipped platform's facts, its IOVA ranges, devices, GET_INFO,
 DataFrames, and clear errors for malformed platform files."""
 
-import sys
 import textwrap
 
 import pandas as pd
@@ -292,10 +291,15 @@ def test_format_name_for_unknown_stage_is_einval():
         platforms.get("intel-vtd-48").format_name("stage3")
 
 
-def test_format_without_the_formats_module_is_a_clear_import_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "iommu_lab.pagetable.formats", None)
-    with pytest.raises(ImportError, match=r"'intel-vtd-48' uses format 'vtd-ss-4level' for stage 'paging'"):
-        platforms.get("intel-vtd-48").format()
+@pytest.mark.parametrize("name", platforms.names())
+def test_every_format_a_platform_names_is_a_real_descriptor_of_its_width(name):
+    p = platforms.get(name)
+    for stage, fmt_name in p.formats.items():
+        fmt = p.format(stage)
+        assert fmt.name == fmt_name
+        if stage == "paging" and p.family.value not in ("POWER TCE", "AMD"):
+            # the domain's format must cover the platform's aperture
+            assert fmt.aperture.last >= p.windows[-1].last, (stage, fmt.aperture, p.windows)
 
 
 # -- DataFrames and reprs -------------------------------------------------------------------

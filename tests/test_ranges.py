@@ -171,3 +171,10 @@ def test_algebra_agrees_with_python_sets(a, b):
     for s in (ra | rb, ra & rb, ra - rb):
         for x, y in zip(s, list(s)[1:]):
             assert x.last + 1 < y.start  # canonical: disjoint and never touching
+
+
+def test_frames_show_addresses_as_hex_through_the_il_accessor():
+    df = RangeSet.parse("0x0..0x3fffffff; 0x800000000000000..0x8001fffffffffff").to_dataframe()
+    html = df.il.hex().to_html()
+    assert "0x800000000000000" in html and "0x8001fffffffffff" in html
+    assert str(df["last"].dtype) == "UInt64"
