@@ -1,0 +1,56 @@
+"""Real IOMMU page tables: format descriptors, PTE field tables, tables in physical memory,
+``iommu_pgsize`` splitting, the single walker and vectorised translation.
+
+>>> import iommu_lab.pagetable as ptl
+>>> pt = ptl.PageTable("vtd-ss-4level")
+>>> runs = pt.map(0x1000, 0x1000, 4 << 20)
+>>> pt.walk(0x1000).page_size
+4096
+"""
+
+from __future__ import annotations
+
+from . import formats
+from .codecs import EntryKind, Perm, parse_perm
+from .fields import Field, FieldTable
+from .formats import DecodedEntry, Format, UnmapPolicy
+from .memory import HostMemory, PhysicalMemory
+from .table import Mapping, PageTable, TablePage, iommu_pgsize, pgsize_runs, pgsize_split
+from .walk import (
+    FaultReason,
+    TableFetchError,
+    Translation,
+    Walk,
+    WalkFault,
+    WalkStep,
+    translate,
+    walk,
+)
+
+__all__ = [
+    "DecodedEntry",
+    "EntryKind",
+    "FaultReason",
+    "Field",
+    "FieldTable",
+    "Format",
+    "HostMemory",
+    "Mapping",
+    "PageTable",
+    "Perm",
+    "PhysicalMemory",
+    "TableFetchError",
+    "TablePage",
+    "Translation",
+    "UnmapPolicy",
+    "Walk",
+    "WalkFault",
+    "WalkStep",
+    "formats",
+    "iommu_pgsize",
+    "parse_perm",
+    "pgsize_runs",
+    "pgsize_split",
+    "translate",
+    "walk",
+]

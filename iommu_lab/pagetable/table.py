@@ -1,0 +1,762 @@
+"""A page table in physical memory: map, unmap and populate with the kernel's page splitting.
+
+``PageTable(fmt, memory)`` allocates its root table in ``memory`` and writes real entries:
+every table pointer is a physical address returned by the memory's allocator, every leaf is
+the bit pattern the format's codec produces. ``map`` splits a range exactly as
+``iommu_map`` does with ``iommu_pgsize`` (``drivers/iommu/iommu.c``; public here as
+``iommu_pgsize``/``pgsize_runs``/``pgsize_split``) and writes each run of equal pages with
+one vectorised pass per level — the same path a bulk ``populate`` of 64 GiB uses.
+
+Every operation validates first and writes after, so a refused call leaves memory byte-for-
+byte unchanged (compare ``memory.snapshot()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import IommuError
+from ..ranges import U64_MAX, IovaRange, check_u64, fmt_addr, fmt_size
+from . import formats as _formats
+from .codecs import EntryKind, Perm, parse_perm
+from .formats import Format, UnmapPolicy
+from .memory import FRAME_SIZE, HostMemory, PhysicalMemory
+from .walk import Walk
+from .walk import translate as _translate
+from .walk import walk as _walk
+
+__all__ = ["Mapping", "PageTable", "TablePage", "iommu_pgsize", "pgsize_runs", "pgsize_split"]
+
+_U64 = np.uint64
+
+
+# ============================================================================ iommu_pgsize
+def _fls(x: int) -> int:
+    return x.bit_length() - 1
+
+
+def _ffs(x: int) -> int:
+    return (x & -x).bit_length() - 1
+
+
+def _genmask(h: int) -> int:
+    return (1 << (h + 1)) - 1
+
+
+def iommu_pgsize(pgsize_bitmap: int, iova: int, paddr: int, size: int) -> tuple[int, int]:
+    """``(pgsize, count)`` for the next run, as ``iommu_pgsize()`` in drivers/iommu/iommu.c.
+
+    The largest supported size no larger than ``size`` and aligned for both ``iova`` and
+    ``paddr`` (alignment skipped when both are 0); then, if the next larger supported size has
+    the same offset in iova and paddr and a whole one fits after reaching its boundary, the run
+    stops at that boundary.
+    """
+    addr_merge = paddr | iova
+    pgsizes = pgsize_bitmap & _genmask(_fls(size))
+    if addr_merge:
+        pgsizes &= _genmask(_ffs(addr_merge))
+    if not pgsizes:
+        raise IommuError(
+            "EINVAL",
+            f"no page size in {pgsize_bitmap:#x} fits iova {fmt_addr(iova)}, pa {fmt_addr(paddr)}, size {size:#x}",
+        )
+    idx = _fls(pgsizes)
+    pgsize = 1 << idx
+    bigger = pgsize_bitmap & ~_genmask(idx)
+    if bigger:
+        nxt = 1 << _ffs(bigger)
+        if ((iova ^ paddr) & (nxt - 1)) == 0:
+            offset = nxt - (addr_merge & (nxt - 1))
+            if offset + nxt <= size:
+                size = offset
+    return pgsize, size >> idx
+
+
+def pgsize_runs(
+    pgsize_bitmap: int, iova: int, paddr: int, size: int
+) -> list[tuple[int, int, int, int]]:
+    """The ``iommu_map`` loop: ``[(iova, pa, pgsize, count), ...]`` covering ``size`` bytes."""
+    out = []
+    while size:
+        pgsize, count = iommu_pgsize(pgsize_bitmap, iova, paddr, size)
+        out.append((iova, paddr, pgsize, count))
+        n = pgsize * count
+        iova += n
+        paddr += n
+        size -= n
+    return out
+
+
+def pgsize_split(
+    pgsize_bitmap: int, iova: int, paddr: int, size: int
+) -> list[tuple[int, int, int]]:
+    """Every page ``iommu_map`` would map: ``[(iova, pa, pgsize), ...]`` (runs expanded)."""
+    return [
+        (v + i * s, p + i * s, s)
+        for v, p, s, c in pgsize_runs(pgsize_bitmap, iova, paddr, size)
+        for i in range(c)
+    ]
+
+
+# ============================================================================ records
+@dataclass(frozen=True)
+class TablePage:
+    """One table page found by walking the tree."""
+
+    level: int
+    name: str
+    address: int
+    bytes: int
+    entries: int
+    used: int  #: entries that are not empty
+    iova: int  #: first IOVA the table covers
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One leaf found by walking the tree (replicated AMD NL=7 slots count once)."""
+
+    iova: int
+    pa: int
+    size: int
+    perm: Perm
+    level: int
+
+    @property
+    def last(self) -> int:
+        return self.iova + self.size - 1
+
+
+# ============================================================================ PageTable
+class PageTable:
+    """An I/O page table of format ``fmt`` whose tables live in ``memory``.
+
+    Parameters
+    ----------
+    fmt : Format or str
+        A descriptor or registry name (``"vtd-ss-4level"``).
+    memory : PhysicalMemory, optional
+        Where table pages are allocated (default: a fresh host memory at 0x1000_0000 of 64 GiB,
+        or less when the format's output addresses are narrower).
+    pgsize_bitmap : int, optional
+        Restrict the advertised page sizes (e.g. ``0x1000`` for ``intel_iommu=sp_off``).
+    """
+
+    def __init__(
+        self, fmt, memory: PhysicalMemory | None = None, *, pgsize_bitmap: int | None = None
+    ) -> None:
+        self.fmt: Format = _formats.get(fmt)
+        if memory is None:
+            # The default memory must be addressable by the format's table pointers.
+            memory = PhysicalMemory(size=min(64 << 30, (1 << self.fmt.oas) - 0x1000_0000))
+        self.memory = memory
+        if self.memory.last >> self.fmt.oas:
+            raise ValueError(
+                f"{self.fmt.name} table pointers hold {self.fmt.oas}-bit addresses; memory ends at {fmt_addr(self.memory.last)}"
+            )
+        bm = (
+            self.fmt.pgsize_bitmap
+            if pgsize_bitmap is None
+            else check_u64(pgsize_bitmap, "pgsize_bitmap")
+        )
+        if not bm or bm & ~self.fmt.max_format.leaf_bitmap:
+            raise ValueError(
+                f"pgsize_bitmap {bm:#x} must be a non-empty subset of {self.fmt.name}'s leaf sizes {self.fmt.leaf_bitmap:#x}"
+            )
+        self.pgsize_bitmap = bm
+        self.root = self.memory.alloc(self.fmt.table_bytes(self.fmt.top_level))
+        self._pending: list[tuple[int, int, int, Perm]] = []
+
+    # ---------------------------------------------------------------- addressing
+    @property
+    def min_pgsize(self) -> int:
+        return 1 << _ffs(self.pgsize_bitmap)
+
+    def _off(self, iova: int) -> int:
+        mask = (1 << self.fmt.va_bits) - 1
+        return (iova - self.fmt.va_base) & mask
+
+    def _iova(self, off: int) -> int:
+        f = self.fmt
+        if f.sign_extend and off >> (f.va_bits - 1):
+            return (off | ~((1 << f.va_bits) - 1)) & U64_MAX
+        return off + f.va_base
+
+    # ---------------------------------------------------------------- validation
+    def _u64(self, value, name: str) -> int:
+        try:
+            return check_u64(value, name)
+        except ValueError as e:
+            raise IommuError(
+                "EOVERFLOW" if isinstance(value, int) and value > U64_MAX else "EINVAL", str(e)
+            ) from None
+
+    def _check_range(self, op: str, iova, size) -> tuple[int, int]:
+        iova = self._u64(iova, "iova")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+            raise TypeError(
+                f"size must be an int number of bytes, got {type(size).__name__} {size!r}"
+            )
+        size = int(size)
+        if size <= 0:
+            raise IommuError(
+                "EINVAL", f"{op} of {size} bytes at {fmt_addr(iova)}: the length must be positive"
+            )
+        if iova + size - 1 > U64_MAX:
+            raise IommuError(
+                "EOVERFLOW",
+                f"{op} [{fmt_addr(iova)} + {size:#x}] wraps past 2^64 (check_add_overflow)",
+            )
+        last = iova + size - 1
+        f = self.fmt
+        if not f.is_canonical(iova) or not f.is_canonical(last):
+            bad = iova if not f.is_canonical(iova) else last
+            raise IommuError(
+                "EINVAL",
+                f"{op} [{fmt_addr(iova)}, {fmt_addr(last)}]: {fmt_addr(bad)} is non-canonical for "
+                f"{f.name}; bits 63..{f.va_bits - 1} must equal bit {f.va_bits - 1}",
+            )
+        rng = IovaRange(iova, last)
+        if not any(rng in r for r in f.max_format.input_ranges):
+            raise IommuError(
+                "EINVAL",
+                f"{op} {rng} is outside {f.name}'s input range {f.max_format.input_ranges} "
+                f"(io-pgtable returns -ERANGE, iommufd -EINVAL)",
+            )
+        return iova, size
+
+    def _check_pa(self, pa, size: int, align: int) -> int:
+        pa = self._u64(pa, "pa")
+        if pa + size - 1 > U64_MAX:
+            raise IommuError(
+                "EOVERFLOW", f"physical range [{fmt_addr(pa)} + {size:#x}] wraps past 2^64"
+            )
+        if (pa + size - 1) >> self.fmt.oas:
+            raise IommuError(
+                "EINVAL",
+                f"physical range ends at {fmt_addr(pa + size - 1)}, beyond {self.fmt.name}'s "
+                f"{self.fmt.oas}-bit output addresses (kernel: -ERANGE)",
+            )
+        return pa
+
+    def _check_prot(self, prot) -> Perm:
+        perm = parse_perm(prot)
+        if not perm & (Perm.READ | Perm.WRITE):
+            raise IommuError(
+                "EINVAL",
+                f"prot {prot!r} grants neither read nor write (vtdss_pt_iommu_set_prot refuses it)",
+            )
+        return self.fmt.codec.normalise_perm(perm)
+
+    # ---------------------------------------------------------------- raw table access
+    def _entries(self, table: int, level: int, i0: int, i1: int) -> np.ndarray:
+        return self.memory.read_block(table + i0 * 8, i1 - i0 + 1)
+
+    def _span(self, level: int, i0: int, i1: int, tva: int, lo: int, hi: int) -> tuple[int, int]:
+        sh = self.fmt.shift(level)
+        a = (max(lo, tva) - tva) >> sh
+        b = (min(hi, tva + (self.fmt.entries(level) << sh) - 1) - tva) >> sh
+        return a, b
+
+    def _first_leaf(self, lo: int, hi: int) -> int | None:
+        """Offset of the first leaf (or undecodable entry) overlapping ``[lo, hi]``, else None."""
+        f, codec = self.fmt, self.fmt.codec
+
+        def scan(table: int, level: int, tva: int) -> int | None:
+            i0, i1 = self._span(level, 0, 0, tva, lo, hi)
+            raw = self._entries(table, level, i0, i1)
+            kinds = codec.classify(f, raw, level)
+            busy = np.nonzero((kinds != EntryKind.EMPTY) & (kinds != EntryKind.TABLE))[0]
+            tabs = np.nonzero(kinds == EntryKind.TABLE)[0]
+            first_busy = int(busy[0]) if busy.size else None
+            for j in tabs.tolist():
+                if first_busy is not None and j > first_busy:
+                    break
+                child = int(codec.table_addr(f, raw[j : j + 1], level)[0])
+                got = scan(child, level - 1, tva + ((i0 + j) << f.shift(level)))
+                if got is not None:
+                    return got
+            if first_busy is not None:
+                return max(lo, tva + ((i0 + first_busy) << f.shift(level)))
+            return None
+
+        return scan(self.root, f.top_level, 0)
+
+    def _free_subtree(self, table: int, level: int) -> None:
+        f, codec = self.fmt, self.fmt.codec
+        if level > 0:
+            raw = self._entries(table, level, 0, f.entries(level) - 1)
+            kinds = codec.classify(f, raw, level)
+            for j in np.nonzero(kinds == EntryKind.TABLE)[0].tolist():
+                self._free_subtree(int(codec.table_addr(f, raw[j : j + 1], level)[0]), level - 1)
+        self.memory.free(table)
+
+    def _tables_needed(self, runs, fmt: Format | None = None) -> int:
+        """Upper bound on frames a map may allocate (for the ENOMEM check before writing)."""
+        f = fmt or self.fmt
+        frames = 0
+        for iova, _pa, pgsize, count in runs:
+            lo = (iova - f.va_base) & ((1 << f.va_bits) - 1)
+            hi = lo + pgsize * count - 1
+            leaf_level = f.level_for_size(pgsize)
+            for lv in range(f.top_level, leaf_level, -1):
+                n = (hi >> f.shift(lv)) - (lo >> f.shift(lv)) + 1
+                frames += n * self.memory.frames_for(f.table_bytes(lv - 1))
+        return frames
+
+    # ---------------------------------------------------------------- the writer
+    def _write_run(self, off: int, pa: int, pgsize: int, count: int, perm: Perm) -> None:
+        """Write ``count`` leaves of ``pgsize`` from offset ``off``/``pa``, creating tables, one
+        vectorised pass per level. Validation has already run (no leaf in the range)."""
+        f, codec, mem = self.fmt, self.fmt.codec, self.memory
+        lg2 = pgsize.bit_length() - 1
+        L = f.level_for_size(pgsize)
+        rep = codec.replicas(f, L, lg2)
+        first, last = off, off + pgsize * count - 1
+        tables = np.array([self.root], dtype=_U64)
+        fresh = np.zeros(1, dtype=bool)
+        tfirst = 0
+        for lv in range(f.top_level, L, -1):
+            sh, b = f.shift(lv), f.bits(lv)
+            g0, g1 = first >> sh, last >> sh
+            g = np.arange(g0, g1 + 1, dtype=np.int64)
+            parent = (g >> b) - tfirst if lv != f.top_level else np.zeros_like(g)
+            eaddr = tables[parent] + ((g & ((1 << b) - 1)).astype(_U64) << _U64(3))
+            nxt = np.zeros(g.shape[0], dtype=_U64)
+            empty = fresh[parent].copy()
+            old = ~empty
+            if old.any():
+                raw, _ = mem.gather(eaddr[old])
+                kinds = codec.classify(f, raw, lv)
+                is_tbl = kinds == EntryKind.TABLE
+                if not np.all(is_tbl | (kinds == EntryKind.EMPTY)):
+                    raise AssertionError(
+                        "map found a leaf that validation missed"
+                    )  # pragma: no cover
+                where = np.nonzero(old)[0]
+                nxt[where[is_tbl]] = codec.table_addr(f, raw[is_tbl], lv)
+                empty[where[~is_tbl]] = True
+            ne = int(np.count_nonzero(empty))
+            if ne:
+                new = mem.alloc_many(ne, f.table_bytes(lv - 1))
+                nxt[empty] = new
+                mem.scatter(eaddr[empty], codec.oa_encode(f, new) | _U64(codec.table_bits(f, lv)))
+            tables, fresh, tfirst = nxt, empty, g0
+        # leaf level
+        sh, b = f.shift(L), f.bits(L)
+        s0 = first >> sh
+        ns = count * rep
+        bits = codec.leaf_bits(f, L, lg2, perm)
+        t_lo = s0 >> b if L != f.top_level else 0
+        t_hi = (s0 + ns - 1) >> b if L != f.top_level else 0
+        tabs = tables[
+            (t_lo - tfirst) if L != f.top_level else 0 : (t_hi - tfirst + 1)
+            if L != f.top_level
+            else 1
+        ]
+        tfresh = fresh[
+            (t_lo - tfirst) if L != f.top_level else 0 : (t_hi - tfirst + 1)
+            if L != f.top_level
+            else 1
+        ]
+        if not tfresh.all():
+            self._clear_empty_tables_at(tabs[~tfresh], L, s0, ns, t_lo, np.nonzero(~tfresh)[0])
+        tbytes = f.table_bytes(L)
+        start = int(tabs[0]) + ((s0 & ((1 << b) - 1)) << 3)
+        contiguous = (
+            rep == 1
+            and codec.oa_is_identity
+            and (tabs.shape[0] == 1 or bool(np.all(np.diff(tabs.astype(np.int64)) == tbytes)))
+        )
+        view = mem.contiguous_view(start, ns) if contiguous else None
+        if view is not None:
+            # One pass straight into the pool: a cache-sized ramp of page offsets plus each
+            # chunk's first entry (address bits and attribute bits never overlap, so + is |).
+            chunk = min(ns, 1 << 16)
+            ramp = np.arange(chunk, dtype=_U64) << _U64(lg2)
+            for c in range(0, ns, chunk):
+                m = min(chunk, ns - c)
+                np.add(ramp[:m], _U64((pa + (c << lg2)) | bits), out=view[c : c + m])
+            return
+        k = np.arange(count, dtype=_U64)
+        vals = codec.oa_encode(f, _U64(pa) + (k << _U64(lg2))) | _U64(bits)
+        if rep > 1:
+            vals = np.repeat(vals, rep)
+        s = np.arange(s0, s0 + ns, dtype=np.int64)
+        tix = ((s >> b) - t_lo) if L != f.top_level else np.zeros_like(s)
+        eaddr = tabs[tix] + ((s & ((1 << b) - 1)).astype(_U64) << _U64(3))
+        mem.scatter(eaddr, vals)
+
+    def _clear_empty_tables_at(
+        self, tabs: np.ndarray, L: int, s0: int, ns: int, t_lo: int, which: np.ndarray
+    ) -> None:
+        """Before leaves go into pre-existing tables, free any (empty) subtree in their slots, as
+        ``arm_lpae_init_pte`` and generic_pt ``clear_contig`` replace tables by a large leaf."""
+        f, codec = self.fmt, self.fmt.codec
+        if L == 0:
+            return
+        b = f.bits(L)
+        for t, w in zip(tabs.tolist(), which.tolist()):
+            ti = t_lo + w
+            a = max(s0, ti << b) - (ti << b)
+            z = min(s0 + ns - 1, ((ti + 1) << b) - 1) - (ti << b)
+            raw = self._entries(t, L, a, z)
+            kinds = codec.classify(f, raw, L)
+            for j in np.nonzero(kinds == EntryKind.TABLE)[0].tolist():
+                self._free_subtree(int(codec.table_addr(f, raw[j : j + 1], L)[0]), L - 1)
+                self.memory.write_u64(t + (a + j) * 8, 0)
+
+    # ---------------------------------------------------------------- public operations
+    def map(self, iova, pa, size, prot="rw") -> list[tuple[int, int, int, int]]:
+        """Map ``[iova, iova + size)`` to ``pa`` as ``iommu_map`` would; return the runs.
+
+        Raises ``IommuError``: EINVAL (unaligned to the smallest page, outside the input range,
+        non-canonical, output beyond oas, no read/write), EOVERFLOW (wraps 2^64), EEXIST (a leaf
+        already maps part of the range; io-pgtable-arm returns -EEXIST, generic_pt
+        -EADDRINUSE), ENOMEM (no room for tables). Nothing is written unless all checks pass.
+        """
+        iova, size = self._check_range("map", iova, size)
+        pa = self._check_pa(pa, size, self.min_pgsize)
+        perm = self._check_prot(prot)
+        m = self.min_pgsize
+        if (iova | pa | size) & (m - 1):
+            raise IommuError(
+                "EINVAL",
+                f"map iova {fmt_addr(iova)}, pa {fmt_addr(pa)}, size {size:#x} is not aligned to the "
+                f"smallest page size {fmt_size(m)} (iommu_map: unaligned)",
+            )
+        return self._map_checked(
+            iova, pa, size, perm, pgsize_runs(self.pgsize_bitmap, iova, pa, size)
+        )
+
+    def populate(self, iova, pa, size, pgsize: int, prot="rw") -> list[tuple[int, int, int, int]]:
+        """Map a contiguous range with one page size (the bulk path: one pass per level).
+
+        ``pgsize`` must be a leaf size of the format; iova, pa and size aligned to it.
+        """
+        iova, size = self._check_range("populate", iova, size)
+        pa = self._check_pa(pa, size, pgsize)
+        perm = self._check_prot(prot)
+        if pgsize not in self.fmt.leaf_sizes:
+            raise IommuError("EINVAL", f"{fmt_size(pgsize)} is not a leaf size of {self.fmt.name}")
+        if (iova | pa | size) & (pgsize - 1):
+            raise IommuError(
+                "EINVAL",
+                f"populate iova {fmt_addr(iova)}, pa {fmt_addr(pa)}, size {size:#x} not aligned to {fmt_size(pgsize)}",
+            )
+        return self._map_checked(iova, pa, size, perm, [(iova, pa, pgsize, size // pgsize)])
+
+    def _map_checked(self, iova, pa, size, perm, runs):
+        cur_last = self.fmt.input_ranges[-1].last
+        if iova <= cur_last:  # above the current top nothing can be mapped yet
+            lo = self._off(iova)
+            hit = self._first_leaf(lo, min(lo + size - 1, self._off(cur_last)))
+        else:
+            hit = None
+        if hit is not None:
+            w = self.walk(self._iova(hit))
+            what = (
+                f"a {fmt_size(w.page_size)} leaf at {fmt_addr(self._iova(hit) & ~(w.page_size - 1))}"
+                if w.ok
+                else f"an entry at {fmt_addr(self._iova(hit))}"
+            )
+            raise IommuError(
+                "EEXIST",
+                f"map [{fmt_addr(iova)}, {fmt_addr(iova + size - 1)}] overlaps {what}; unmap it first",
+            )
+        target = self._grown_for(iova + size - 1, max(r[2] for r in runs))
+        need = self._tables_needed(runs, target) + (target.levels - self.fmt.levels)
+        free = self.memory.bytes_free // FRAME_SIZE
+        if need > free:
+            raise IommuError(
+                "ENOMEM", f"map may need {need} table frame(s); {self.memory!r} has {free} free"
+            )
+        while self.fmt.levels < target.levels:
+            self._increase_top()
+        for r_iova, r_pa, pgsize, count in runs:
+            self._write_run(self._off(r_iova), r_pa, pgsize, count, perm)
+        return runs
+
+    def _grown_for(self, last: int, pgsize: int) -> Format:
+        """The format after ``increase_address_space`` has added enough roots for a mapping
+        ending at ``last`` with pages up to ``pgsize`` (itself for a fixed top)."""
+        f = self.fmt
+        while f.grow_to and f.levels < f.grow_to:
+            fits = last <= f.input_ranges[-1].last
+            level_ok = any(pgsize.bit_length() - 1 in f.leaf_lg2s(lv) for lv in range(f.levels))
+            if fits and level_ok:
+                break
+            f = f.grown(f.levels + 1)
+        return f
+
+    def _increase_top(self) -> None:
+        """Add a root above the current one: entry 0 points at the old root, as
+        ``increase_address_space`` writes ``PM_LEVEL_PDE(old_mode, old_root)``."""
+        new_fmt = self.fmt.grown(self.fmt.levels + 1)
+        new_root = self.memory.alloc(new_fmt.table_bytes(new_fmt.top_level))
+        self.memory.write_u64(new_root, new_fmt.encode_table(self.root, new_fmt.top_level))
+        self.fmt, self.root = new_fmt, new_root
+
+    def map_user(
+        self, iova, host: HostMemory, user_va: int, size: int, prot="rw"
+    ) -> list[tuple[int, int, int, int]]:
+        """Map a user buffer: resolve it in ``host`` and map each physically contiguous run
+        (what iommufd does with pinned pages); page sizes follow the backing's contiguity."""
+        iova, size = self._check_range("map", iova, size)
+        perm = self._check_prot(prot)
+        chunks = host.resolve(user_va, size)
+        runs = []
+        for va, pa, n in chunks:
+            self._check_pa(pa, n, self.min_pgsize)
+            if ((iova + va - user_va) | pa | n) & (self.min_pgsize - 1):
+                raise IommuError(
+                    "EINVAL",
+                    f"user range chunk at {fmt_addr(va)} is not aligned to {fmt_size(self.min_pgsize)}",
+                )
+            runs += pgsize_runs(self.pgsize_bitmap, iova + va - user_va, pa, n)
+        return self._map_checked(iova, chunks[0][1], size, perm, runs)
+
+    def unmap(self, iova, size) -> int:
+        """Unmap ``[iova, iova + size)``; return the bytes unmapped (``iommu_unmap``).
+
+        Leaves fully inside the range are cleared; tables whose whole span the range covers
+        and that end up empty are freed (generic_pt ``__unmap_range``). A hole stops the unmap
+        (``__iommu_unmap`` stops when the driver returns 0). A range that *starts* inside a
+        large leaf unmaps nothing of it. A range that *ends* inside a large leaf follows the
+        format's ``unmap_policy``: WHOLE_LEAF (VT-d, AMD, x86, RISC-V, TCE) removes the whole
+        leaf and returns more than asked; REFUSE (io-pgtable-arm since v6.13) leaves it and
+        stops; SPLIT (io-pgtable-arm before v6.13) re-maps the rest of the leaf at smaller
+        sizes and unmaps exactly the range, also when it starts inside the leaf. See
+        ``formats.UnmapPolicy`` for the sources.
+        """
+        iova, size = self._check_range("unmap", iova, size)
+        m = self.min_pgsize
+        if (iova | size) & (m - 1):
+            raise IommuError(
+                "EINVAL",
+                f"unmap iova {fmt_addr(iova)}, size {size:#x} is not aligned to the smallest page "
+                f"size {fmt_size(m)} (iommu_unmap: unaligned)",
+            )
+        cur_last = self.fmt.input_ranges[-1].last
+        if iova > cur_last:
+            return 0  # above a growable table's current top: nothing is mapped there
+        lo = self._off(iova)
+        hi = self._off(min(iova + size - 1, cur_last))
+        self._pending = []
+        done, _ = self._unmap_table(self.root, self.fmt.top_level, 0, lo, hi)
+        for off, pa, length, perm in self._pending:  # SPLIT: map back what the cut left
+            for r_iova, r_pa, pgsize, count in pgsize_runs(self.pgsize_bitmap, off, pa, length):
+                self._write_run(r_iova, r_pa, pgsize, count, self.fmt.codec.normalise_perm(perm))
+        self._pending = []
+        return done
+
+    def _unmap_table(self, table: int, level: int, tva: int, lo: int, hi: int) -> tuple[int, bool]:
+        f, codec, mem = self.fmt, self.fmt.codec, self.memory
+        sh = f.shift(level)
+        i0, i1 = self._span(level, 0, 0, tva, lo, hi)
+        raw = self._entries(table, level, i0, i1)
+        kinds = codec.classify(f, raw, level)
+        is_leaf = kinds == EntryKind.LEAF
+        lg2 = np.zeros(raw.shape[0], dtype=np.int64)
+        if is_leaf.any():
+            lg2[is_leaf] = codec.leaf_lg2(f, raw[is_leaf], level)
+        simple = is_leaf & (lg2 == sh)
+        total = 0
+        j, n = 0, raw.shape[0]
+        while j < n:
+            eva = tva + ((i0 + j) << sh)
+            k = kinds[j]
+            if k == EntryKind.LEAF:
+                size = 1 << int(lg2[j])
+                start = eva & ~(size - 1)
+                head, tail = start < lo, start + size - 1 > hi
+                if (head or tail) and f.unmap_policy is UnmapPolicy.SPLIT:
+                    total += self._split_leaf(
+                        table, level, tva, raw[j : j + 1], start, size, lo, hi
+                    )
+                    j = ((start - tva) >> sh) - i0 + max(1, size >> sh)
+                    continue
+                if head:
+                    return total, True
+                if tail and f.unmap_policy is UnmapPolicy.REFUSE:
+                    return total, True
+                if simple[j] and start + size - 1 <= hi:
+                    rest = simple[j:]
+                    m = int(np.argmin(rest)) if not rest.all() else rest.shape[0]
+                    if eva + (m << sh) - 1 > hi:  # the last entry may run past hi
+                        m = max(1, (hi - eva + 1) >> sh)
+                    addrs = _U64(table + (i0 + j) * 8) + (np.arange(m, dtype=_U64) << _U64(3))
+                    mem.scatter(addrs, np.zeros(m, dtype=_U64))
+                    total += m << sh
+                    j += m
+                    continue
+                rep = max(1, size >> sh)
+                first_slot = (start - tva) >> sh
+                addrs = _U64(table + first_slot * 8) + (np.arange(rep, dtype=_U64) << _U64(3))
+                mem.scatter(addrs, np.zeros(rep, dtype=_U64))
+                total += size
+                j = first_slot - i0 + rep
+                continue
+            if k == EntryKind.TABLE:
+                child = int(codec.table_addr(f, raw[j : j + 1], level)[0])
+                got, stop = self._unmap_table(child, level - 1, eva, lo, hi)
+                total += got
+                covered = lo <= eva and eva + (1 << sh) - 1 <= hi
+                if (
+                    covered
+                    and not self._entries(child, level - 1, 0, f.entries(level - 1) - 1).any()
+                ):
+                    mem.free(child)
+                    mem.write_u64(table + (i0 + j) * 8, 0)
+                if stop:
+                    return total, True
+                j += 1
+                continue
+            return total, True
+        return total, False
+
+    def _split_leaf(self, table, level, tva, raw, start, size, lo, hi) -> int:
+        """Clear a leaf the unmap range cuts and queue the parts outside the range for
+        re-mapping at smaller sizes (``arm_lpae_split_blk_unmap``); return bytes unmapped."""
+        f, codec = self.fmt, self.fmt.codec
+        sh = f.shift(level)
+        lg2 = codec.leaf_lg2(f, raw, level)
+        base = int(codec.leaf_base(f, raw, level, lg2)[0])
+        perm = Perm(int(codec.leaf_perm(f, raw, level)[0]))
+        rep = max(1, size >> sh)
+        addrs = _U64(table + ((start - tva) >> sh) * 8) + (np.arange(rep, dtype=_U64) << _U64(3))
+        self.memory.scatter(addrs, np.zeros(rep, dtype=_U64))
+        end = start + size - 1
+        if start < lo:
+            self._pending.append((start, base, lo - start, perm))
+        if end > hi:
+            self._pending.append((hi + 1, base + (hi + 1 - start), end - hi, perm))
+        return min(hi, end) - max(lo, start) + 1
+
+    def walk(self, iova, access=None, *, table_hook=None) -> Walk:
+        """Walk one IOVA (see ``walk.walk``); ``access="r"|"w"|"x"`` checks permissions."""
+        return _walk(self.fmt, self.memory, self.root, iova, access=access, table_hook=table_hook)
+
+    def translate(self, iovas, access=None, *, details: bool = False):
+        """Vectorised translation of a uint64 array: ``(pa, fault_mask)`` (see ``walk.translate``)."""
+        return _translate(self.fmt, self.memory, self.root, iovas, access=access, details=details)
+
+    def iova_to_phys(self, iova) -> int:
+        """``iommu_iova_to_phys``: the physical address, or 0 when unmapped."""
+        w = self.walk(iova)
+        return w.pa if w.ok else 0
+
+    # ---------------------------------------------------------------- inspection
+    def _traverse(self) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
+        """Yield ``(table, level, tva, raw, kinds)`` for every table, depth first."""
+        f, codec = self.fmt, self.fmt.codec
+        stack = [(self.root, f.top_level, 0)]
+        while stack:
+            table, level, tva = stack.pop()
+            raw = self._entries(table, level, 0, f.entries(level) - 1)
+            kinds = codec.classify(f, raw, level)
+            yield table, level, tva, raw, kinds
+            tix = np.nonzero(kinds == EntryKind.TABLE)[0]
+            if tix.size:
+                children = codec.table_addr(f, raw[tix], level)
+                for j, c in reversed(list(zip(tix.tolist(), children.tolist()))):
+                    stack.append((int(c), level - 1, tva + (j << f.shift(level))))
+
+    @property
+    def tables(self) -> list[TablePage]:
+        """Every table page reachable from the root, found by walking the entries."""
+        f = self.fmt
+        return [
+            TablePage(
+                level,
+                f.level_name(level),
+                table,
+                f.table_bytes(level),
+                f.entries(level),
+                int(np.count_nonzero(kinds != EntryKind.EMPTY)),
+                self._iova(tva),
+            )
+            for table, level, tva, raw, kinds in self._traverse()
+        ]
+
+    @property
+    def table_bytes(self) -> int:
+        """Exact bytes of all reachable tables (``memory.bytes_used`` counts whole frames)."""
+        f = self.fmt
+        return sum(f.table_bytes(level) for _t, level, _v, _r, _k in self._traverse())
+
+    def mappings(self) -> list[Mapping]:
+        """Every leaf, in IOVA order, decoded from the tables (not from a side record)."""
+        f, codec = self.fmt, self.fmt.codec
+        out = []
+        for table, level, tva, raw, kinds in self._traverse():
+            li = np.nonzero(kinds == EntryKind.LEAF)[0]
+            if not li.size:
+                continue
+            lraw = raw[li]
+            lg2 = codec.leaf_lg2(f, lraw, level)
+            base = codec.leaf_base(f, lraw, level, lg2)
+            perm = codec.leaf_perm(f, lraw, level)
+            sh = f.shift(level)
+            for j, l2, b, p in zip(li.tolist(), lg2.tolist(), base.tolist(), perm.tolist()):
+                rep = 1 << (l2 - sh)
+                if j % rep:
+                    continue
+                out.append(Mapping(self._iova(tva + (j << sh)), int(b), 1 << l2, Perm(p), level))
+        out.sort(key=lambda m: m.iova)
+        return out
+
+    def to_dataframe(self, what: str = "tables"):
+        """``what="tables"``: one row per table page; ``"mappings"``: one row per leaf."""
+        from .._frames import addr_frame
+
+        if what == "tables":
+            rows = self.tables
+            return addr_frame(
+                {
+                    "level": [t.level for t in rows],
+                    "name": [t.name for t in rows],
+                    "address": [t.address for t in rows],
+                    "iova": [t.iova for t in rows],
+                    "bytes": [t.bytes for t in rows],
+                    "entries": [t.entries for t in rows],
+                    "used": [t.used for t in rows],
+                },
+                hex_columns=["address", "iova"],
+            )
+        if what == "mappings":
+            rows = self.mappings()
+            return addr_frame(
+                {
+                    "iova": [m.iova for m in rows],
+                    "pa": [m.pa for m in rows],
+                    "size": [m.size for m in rows],
+                    "perm": [str(m.perm) for m in rows],
+                    "level": [m.level for m in rows],
+                },
+                hex_columns=["iova", "pa", "size"],
+            )
+        raise ValueError(f"what must be 'tables' or 'mappings', not {what!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"<PageTable {self.fmt.name}: root {fmt_addr(self.root)}, pgsizes {self.pgsize_bitmap:#x}, "
+            f"{fmt_size(self.memory.bytes_used)} of table memory>"
+        )
+
+    def _repr_html_(self) -> str:
+        from .._html import table_html
+
+        rows = [
+            (t.level, t.name, f"{t.address:#x}", f"{t.iova:#x}", t.used, t.entries)
+            for t in self.tables[:200]
+        ]
+        return table_html(
+            repr(self),
+            ["level", "name", "address", "first iova", "used", "entries"],
+            rows,
+            text=repr(self),
+        )

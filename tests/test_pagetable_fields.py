@@ -1,0 +1,124 @@
+"""PTE encodings: the raw values Linux writes, and decoding of raw words per format rules."""
+
+import numpy as np
+import pytest
+
+from iommu_lab.pagetable import EntryKind, Field, FieldTable, Perm, formats
+from iommu_lab.ranges import KiB, MiB
+
+
+def test_field_table_round_trips_and_refuses_overlaps():
+    t = FieldTable([Field("R", 0, 1), Field("W", 1, 1), Field("ADDR", 12, 40)])
+    assert t.decode(0x12345003) == {"R": 1, "W": 1, "ADDR": 0x12345}
+    assert t.encode(R=1, W=1, ADDR=0x12345) == 0x12345003
+    assert t["ADDR"].bits == "51:12" and t["R"].mask == 1
+    assert t["ADDR"].get(np.array([0x12345003], dtype=np.uint64))[0] == 0x12345
+    with pytest.raises(ValueError):
+        FieldTable([Field("A", 0, 4), Field("B", 3, 1)])
+    with pytest.raises(ValueError):
+        t.encode(R=2)
+
+
+def test_vtd_ss_encodings():
+    f = formats.get("vtd-ss-4level")
+    assert f.encode_table(0x10001000, 3) == 0x10001003
+    assert f.encode_leaf(0x123456000, 4 * KiB, "rw") == 0x123456003
+    assert f.encode_leaf(0x40200000, 2 * MiB, "rw") == 0x40200083
+    assert f.encode_leaf(0x1000, 4 * KiB, "r") == 0x1001
+
+
+def test_vtd_ss_has_no_present_bit():
+    f = formats.get("vtd-ss-4level")
+    assert f.classify(0x123456000, 0) == EntryKind.EMPTY  # address but R=W=0
+    assert f.classify(0x123456002, 0) == EntryKind.LEAF  # write-only is present
+    assert f.classify(0x40200083, 1) == EntryKind.LEAF
+    assert f.classify(0x40200003, 1) == EntryKind.TABLE
+    assert f.classify(0x80 | 3, 3) == EntryKind.RESERVED  # SP in a PML4E
+    d = f.decode(0x40200083, 1)
+    assert d["SP"] == 1 and d.address == 0x40200000 and d.size == 2 * MiB
+
+
+def test_x86_encodings():
+    f = formats.get("x86-64-4level")
+    assert f.encode_leaf(0x1000, 4 * KiB, "rwx") == 0x1067
+    assert f.encode_leaf(0x1000, 4 * KiB, "rw") == 0x8000_0000_0000_1067
+    assert f.encode_leaf(0x200000, 2 * MiB, "rx") == 0x2000A5
+    assert f.encode_table(0x5000, 2) == 0x5027
+    assert f.classify(0x5027 | 0x80, 3) == EntryKind.RESERVED
+    assert f.decode(0x8000_0000_0000_1067, 0).perm == Perm.READ | Perm.WRITE | Perm.USER
+
+
+def test_amd_v1_encodings_match_the_reference():
+    f = formats.get("amd-v1-3level")
+    assert f.encode_table(0x5000, 2) == 0x6000000000005401
+    assert f.encode_leaf(0x100000, 32 * KiB, "rw") == 0x7000000000103E01
+    assert f.encode_leaf(0x100000, 4 * KiB, "rw") == 0x7000000000100001
+    d = f.decode(0x7000000000103E01, 0)
+    assert (
+        d.kind == EntryKind.LEAF and d.size == 32 * KiB and d.address == 0x100000 and d["NL"] == 7
+    )
+    assert f.classify(0x6000000000005601, 2) == EntryKind.LEVEL_SKIP  # NL=3 in a level-2 PDE
+    assert f.classify(0x6000000000005401, 2) == EntryKind.TABLE
+
+
+def test_arm_stage1_block_matches_the_reference():
+    f = formats.get("arm-lpae-s1-4k-48bit")
+    assert f.encode_leaf(0x40200000, 2 * MiB, "rwx") == 0x0000000040200F45
+    # read-only, no-exec 4K page: type 0b11, AP_RDONLY, XN
+    assert f.encode_leaf(0x1000, 4 * KiB, "r") == 0x0060_0000_0000_1FC7
+    assert f.encode_table(0x10001000, 3) == 0x10001003
+
+
+def test_arm_type_bits_depend_on_the_level():
+    f = formats.get("arm-lpae-s1-4k-48bit")
+    assert f.classify(0x1003, 0) == EntryKind.LEAF  # L3 0b11 is a page
+    assert f.classify(0x1001, 0) == EntryKind.BAD_TYPE  # L3 0b01 is reserved
+    assert f.classify(0x1003, 1) == EntryKind.TABLE  # L2 0b11 is a table
+    assert f.classify(0x200001, 1) == EntryKind.LEAF  # L2 0b01 is a block
+    assert f.classify(0x8000000001, 3) == EntryKind.BAD_TYPE  # no 512G block at L0
+    assert f.classify(0x1002, 1) == EntryKind.EMPTY
+
+
+def test_arm_stage2_encoding_and_permissions():
+    f = formats.get("arm-lpae-s2-4k-40bit")
+    assert f.encode_leaf(0x1000, 4 * KiB, "rw") == 0x0060_0000_0000_17FF
+    assert f.encode_leaf(0x1000, 4 * KiB, "w") & 0xC0 == 0x80  # S2AP can say write-only
+    assert f.decode(0x0060_0000_0000_177F, 0).perm & (Perm.READ | Perm.WRITE) == Perm.READ
+
+
+def test_arm_64k_52bit_oa_packs_high_bits():
+    f = formats.arm_lpae(1, 65536, 52, 52)
+    raw = f.encode_leaf(0xF_0000_1234_0000, 64 * KiB, "rw")
+    assert raw & 0xF000 == 0xF000
+    assert f.decode(raw, 0).address == 0xF_0000_1234_0000
+
+
+def test_arm_16k_res0_address_bits_are_reserved():
+    f = formats.get("arm-lpae-s1-16k-48bit")
+    assert f.classify(0x4000 | 3, 0) == EntryKind.LEAF
+    assert f.classify(0x5000 | 3, 0) == EntryKind.RESERVED
+
+
+def test_riscv_encodings_and_rules():
+    f = formats.get("riscv-sv39")
+    assert f.encode_leaf(0x1000, 4 * KiB, "rw") == (1 << 10) | 0xD7
+    assert f.encode_table(0x2000, 1) == (2 << 10) | 1
+    assert f.classify((1 << 10) | 0x5, 0) == EntryKind.RESERVED  # W without R
+    assert f.classify((1 << 10) | 0x3, 1) == EntryKind.MISALIGNED  # 2M leaf, PPN low bits set
+    assert f.classify((2 << 10) | 1, 0) == EntryKind.BAD_TYPE  # pointer in the last level
+    assert f.classify(1 << 54 | 0x3, 0) == EntryKind.RESERVED
+
+
+def test_tce_encoding():
+    f = formats.get("power-tce-64k")
+    assert f.encode_leaf(0x50000, 64 * KiB, "rw") == 0x50003
+    assert f.encode_leaf(0x50000, 64 * KiB, "w") == 0x50003  # powernv sets READ with WRITE
+    assert f.classify(0x50000, 0) == EntryKind.EMPTY
+
+
+def test_encode_refuses_unaligned_or_impossible_leaves():
+    f = formats.get("vtd-ss-4level")
+    with pytest.raises(ValueError):
+        f.encode_leaf(0x1000, 2 * MiB)
+    with pytest.raises(ValueError):
+        f.encode_leaf(0, 8 * KiB)
