@@ -1,0 +1,138 @@
+"""Every figure the renderers make, written to a folder for review: ``python -m iommu_lab.render.gallery OUTDIR``.
+
+Each entry is a name and a function ``style -> Figure``; the gallery writes
+``OUTDIR/<name>-<style>.svg`` and ``.png`` for the light and dark styles. Adding a figure is
+one line::
+
+    gallery.add("walk-vtd-4level", lambda style: render.walk(example_walk(), style=style))
+
+The layout entries draw David Gibson's three window examples from the /dev/ioasid thread
+(17 Jun 2021; see nesting_pasid_windows.md §0) and every platform in the catalogue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..device import ReservedRegion
+from ..ranges import IovaRange, U64_MAX
+from . import style as _style
+from .layout import layout
+
+__all__ = ["add", "ENTRIES", "SEED_EXAMPLES", "SeedExample", "write", "main"]
+
+ENTRIES: dict[str, Callable[[str], object]] = {}
+
+
+def add(name: str, make: Callable[[str], object]) -> None:
+    """Register a gallery figure: ``make(style)`` returns a Figure."""
+    if name in ENTRIES:
+        raise ValueError(f"gallery entry {name!r} already exists")
+    ENTRIES[name] = make
+
+
+@dataclass(frozen=True)
+class SeedExample:
+    """A platform-shaped example (``name``, ``title``, ``windows``, ``reserved``) for layout()."""
+
+    name: str
+    title: str
+    windows: tuple[IovaRange, ...]
+    reserved: tuple[ReservedRegion, ...] = ()
+
+
+SEED_EXAMPLES = (
+    SeedExample(
+        "seed-45bit",
+        "Gibson example 1: an IOMMU implementing 45 bits of IOVA",
+        (IovaRange(0x0, 0x1FFF_FFFF_FFFF),),
+    ),
+    SeedExample(
+        "seed-power",
+        "Gibson example 2: POWER paravirtual IOMMU, 1 GiB 32-bit window + 2^45 window at 2^59",
+        (IovaRange(0x0, 0x3FFF_FFFF), IovaRange(0x0800_0000_0000_0000, 0x0800_1FFF_FFFF_FFFF)),
+    ),
+    SeedExample(
+        "seed-64bit-reserved",
+        "Gibson example 3: full 64-bit IOVA with a reserved range [0xaaaa_0000, 0xbbba_ffff]",
+        (IovaRange(0x0, U64_MAX),),
+        (ReservedRegion(0xAAAA_0000, 0xBBBA_FFFF, "reserved"),),
+    ),
+)
+
+
+def _register_layouts() -> None:
+    for ex in SEED_EXAMPLES:
+        add(f"layout-{ex.name}", lambda style, ex=ex: layout(ex, style=style))
+    add("layout-seed-all", lambda style: layout(list(SEED_EXAMPLES), style=style, title="Gibson's three window examples on one axis"))
+    try:
+        from ..platform import platforms
+    except ImportError:  # platform catalogue not available yet
+        return
+    for name in platforms.names():
+        add(f"layout-platform-{name}", lambda style, name=name: layout(platforms.get(name), style=style))
+    try:
+        from ..ioas import IOAS  # noqa: F401
+    except ImportError:
+        return
+    add("layout-ioas-examples", lambda style: layout(example_ioases(), style=style, title="IOAS examples: maps, allowed ranges, a user reservation"))
+
+
+def example_ioases() -> list:
+    """Two small IOASes: a VT-d one with allowed ranges, a user reservation and 200 maps, and a
+    POWER one with a map in each window."""
+    from ..ioas import IOAS
+    from ..platform import platforms
+    from ..ranges import GiB, KiB, MiB
+
+    vtd = IOAS.from_platform(platforms.get("intel-vtd-48"))
+    vtd.reserve(IovaRange(0x4000_0000, 0x4FFF_FFFF))
+    vtd.allow_iovas([IovaRange(0x1000, 0x3FFF_FFFF), IovaRange(0x1_0000_0000, 0x7FFF_FFFF_FFFF)])
+    for _ in range(200):
+        vtd.map(64 * KiB)
+    vtd.map(GiB, iova=1 << 40)
+    power = IOAS.from_platform(platforms.get("power9-pseries"))
+    power.map(256 * MiB)
+    power.map(GiB, iova=1 << 59)
+    return [vtd, power]
+
+
+_register_layouts()
+
+
+def write(outdir: str | Path, *, names: list[str] | None = None, formats=(".svg", ".png"), styles=("light", "dark")) -> list[Path]:
+    """Write the selected (default: all) gallery figures in every style and format."""
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in ENTRIES.items():
+        if names and name not in names:
+            continue
+        for st in styles:
+            fig = make(st)
+            for suffix in formats:
+                written.append(_style.save(fig, out / f"{name}-{st}{suffix}", style=st))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m iommu_lab.render.gallery", description=__doc__.splitlines()[0])
+    ap.add_argument("outdir", help="folder to write the figures into")
+    ap.add_argument("--only", nargs="*", help="entry names (default: all); --list shows them")
+    ap.add_argument("--list", action="store_true", help="list the entries and exit")
+    ap.add_argument("--format", nargs="*", default=[".svg", ".png"], help="suffixes to write (.svg .png .pdf)")
+    args = ap.parse_args(argv)
+    if args.list:
+        print("\n".join(ENTRIES))
+        return 0
+    for path in write(args.outdir, names=args.only, formats=tuple(args.format)):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""The page-table tree figure: every table page by level, how full it is, what it maps, what it costs.
+
+``pagetable(pt)`` draws an *icicle*: one band per level (root at the top), one box per table
+page, each box as wide as the IOVA span the table covers. The IOVA axis is the segmented axis
+of the layout figure (``render.axis``): stretches no bottom table covers are compressed to a
+narrow break, so 8 GiB of mappings in a 48-bit space is readable; inside a segment positions
+are linear. Each box is shaded by its occupancy (entries used / total) on ``cividis`` with a
+colourbar; a strip under the bands shows the leaves by page size (colour *and* hatch, legend);
+each band carries its table count and memory (``4,096 × 4 KiB = 16 MiB``).
+
+The tree is read from the entries by ``workload.table_tree`` (one gather per level), and boxes
+are drawn as one ``PolyCollection`` per band: neighbouring boxes narrower than a pixel are
+aggregated (their occupancy summed), so a table of tens of thousands of pages draws in well
+under a second. The drawn data is kept on ``ax._iommu_pagetable``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
+from ..workload import TableTree, table_tree
+from . import style as _style
+from .axis import SegmentedAxis
+
+__all__ = ["pagetable", "pagetable_data", "PagetableData", "LevelBand", "AGGREGATE_EPS"]
+
+#: Boxes narrower than this fraction of the axis (about a pixel at 200 dpi on a 12-inch
+#: figure) are aggregated with their neighbours.
+AGGREGATE_EPS = 1.0 / 2400.0
+CMAP = "cividis"
+
+
+@dataclass
+class LevelBand:
+    """One level: its table boxes (after aggregation) and its totals."""
+
+    level: int
+    name: str
+    tables: int
+    nbytes: int
+    table_bytes: int  # bytes of one table at this level
+    x0: np.ndarray
+    x1: np.ndarray
+    used: np.ndarray  # entries used, summed over aggregated tables
+    entries: np.ndarray  # entries in total, summed likewise
+    count: np.ndarray  # tables per drawn box
+
+    @property
+    def occupancy(self) -> np.ndarray:
+        return self.used / np.maximum(self.entries, 1)
+
+    @property
+    def label(self) -> str:
+        return f"{self.tables:,} × {fmt_size(self.table_bytes)} = {fmt_size(self.nbytes)}"
+
+
+@dataclass
+class PagetableData:
+    """Everything the page-table figure draws."""
+
+    title: str
+    fmt_name: str
+    tree: TableTree
+    axis: SegmentedAxis
+    x_max: float
+    bands: list[LevelBand]
+    leaf_runs: dict[int, tuple[np.ndarray, np.ndarray]]  # page size -> (x0, x1) of drawn runs
+    mix: dict[int, int]
+    table_bytes: int
+    extra: dict = field(default_factory=dict)
+
+
+def _bottom_spans(tree: TableTree, vb_last: int) -> list[IovaRange]:
+    """Spans of the tables with no child table (where the leaves are): the populated axis."""
+    f = tree.fmt
+    out = []
+    for lv in range(f.top_level, -1, -1):
+        m = tree.level == lv
+        if not m.any():
+            continue
+        offs = tree.offset[m]
+        spans = tree.span[m]
+        if lv > 0:
+            child = np.sort(tree.offset[tree.level == lv - 1])
+            ends = np.minimum(offs.astype(np.float64) + spans, float(vb_last) + 1.0)
+            lo = np.searchsorted(child, offs, side="left")
+            hi = np.searchsorted(child, np.array([min(int(e), U64_MAX) for e in ends.tolist()], dtype=np.uint64)
+                                 if ends.size < 64 else (offs + (spans - 1).astype(np.uint64)), side="right")
+            leafy = hi == lo
+        else:
+            leafy = np.ones(offs.size, dtype=bool)
+        if leafy.any():
+            o = offs[leafy]
+            last = np.minimum(o.astype(np.float64) + spans[leafy] - 1, float(vb_last))
+            # Merge neighbours in uint64 (exact): a table's last = offset + span - 1.
+            span_u = np.uint64(int(spans[0]) if spans[0] < 2.0**64 else 0)
+            for a, b in _merge_runs(o, span_u, vb_last):
+                out.append(IovaRange(a, b))
+            del last
+    return out
+
+
+def _merge_runs(offs: np.ndarray, span: np.uint64, vb_last: int) -> list[tuple[int, int]]:
+    if span == 0:  # a table spanning the whole 64-bit space
+        return [(0, vb_last)]
+    o = np.sort(offs)
+    ends = o + (span - np.uint64(1))
+    new = np.ones(o.size, dtype=bool)
+    new[1:] = o[1:] != ends[:-1] + np.uint64(1)
+    idx = np.flatnonzero(new)
+    run_last = ends[np.r_[idx[1:] - 1, o.size - 1]]
+    return [(int(a), min(int(b), vb_last)) for a, b in zip(o[idx].tolist(), run_last.tolist())]
+
+
+def _aggregate(x0: np.ndarray, x1: np.ndarray, used: np.ndarray, entries: np.ndarray, eps: float):
+    """Merge runs of neighbouring boxes narrower than ``eps`` into one box each (sums of used
+    and total entries, so the shade is the run's true occupancy)."""
+    order = np.argsort(x0, kind="stable")
+    x0, x1, used, entries = x0[order], x1[order], used[order], entries[order]
+    count = np.ones(x0.size, dtype=np.int64)
+    narrow = (x1 - x0) < eps
+    if x0.size < 2 or not narrow.any():
+        return x0, x1, used, entries, count
+    # A new drawn box starts at every wide box, and wherever a narrow box would make the
+    # current group wider than eps or is not adjacent to the previous one.
+    key = np.where(narrow, np.floor(x0 / eps), -1.0)
+    new = np.ones(x0.size, dtype=bool)
+    same = (key[1:] == key[:-1]) & narrow[1:] & narrow[:-1] & (x0[1:] - x1[:-1] < eps * 0.5)
+    new[1:] = ~same
+    idx = np.flatnonzero(new)
+    return (x0[idx], np.maximum.reduceat(x1, idx), np.add.reduceat(used, idx), np.add.reduceat(entries, idx),
+            np.add.reduceat(count, idx))
+
+
+def pagetable_data(pt: Any, *, title: str | None = None, tree: TableTree | None = None) -> PagetableData:
+    """What ``pagetable(pt)`` draws, as plain data (no matplotlib)."""
+    tree = tree if tree is not None else table_tree(pt)
+    f = tree.fmt
+    vb_last = (1 << f.va_bits) - 1 if f.va_bits < 64 else U64_MAX
+    populated = _bottom_spans(tree, vb_last) or [IovaRange(0, vb_last)]
+    if vb_last < U64_MAX:
+        populated = populated + [IovaRange(vb_last + 1, U64_MAX)]
+    axis = SegmentedAxis.from_ranges(populated)
+    x_max = float(axis.x_end([vb_last])[0])
+    eps = AGGREGATE_EPS * x_max
+    bands = []
+    for lv in range(f.top_level, -1, -1):
+        m = tree.level == lv
+        if not m.any():
+            continue
+        offs = tree.offset[m]
+        span = tree.span[m]
+        lasts = np.minimum(offs.astype(np.float64) + span - 1, float(vb_last))
+        lasts_u = offs + np.minimum(span - 1, float(vb_last)).astype(np.uint64) if span[0] < 2.0**64 else None
+        if lasts_u is None or span[0] - 1 > vb_last:
+            lasts_u = np.full(offs.size, vb_last, dtype=np.uint64)
+        del lasts
+        x0 = axis.x(offs)
+        x1 = axis.x_end(np.minimum(lasts_u, np.uint64(vb_last)))
+        bx0, bx1, bu, be, bc = _aggregate(x0, x1, tree.used[m].astype(np.float64), tree.entries[m].astype(np.float64), eps)
+        n = int(m.sum())
+        bands.append(LevelBand(lv, f.level_name(lv), n, int(tree.nbytes[m].sum()), f.table_bytes(lv), bx0, bx1, bu, be, bc))
+    runs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if tree.leaf_offset.size:
+        order = np.argsort(tree.leaf_offset, kind="stable")
+        lo, ls = tree.leaf_offset[order], tree.leaf_size[order]
+        for size in np.unique(ls).tolist():
+            sel = ls == np.uint64(size)
+            o = lo[sel]
+            for a, b in [_merge_runs(o, np.uint64(size), vb_last)]:
+                pass
+            merged = _merge_runs(o, np.uint64(size), vb_last)
+            s = np.array([a for a, _ in merged], dtype=np.uint64)
+            e = np.array([b for _, b in merged], dtype=np.uint64)
+            x0, x1 = axis.x(s), axis.x_end(e)
+            x0, x1, _, _, _ = _aggregate(x0, x1, np.zeros(x0.size), np.zeros(x0.size), eps)
+            runs[int(size)] = (x0, np.maximum(x1, x0 + eps * 0.35))
+    tb = tree.table_bytes
+    t = title or (f"{f.name}: {len(tree):,} table page{'s' if len(tree) != 1 else ''}, "
+                  f"{fmt_size(tb)} of tables")
+    return PagetableData(t, f.name, tree, axis, x_max, bands, runs, tree.mix(), tb)
+
+
+def _iova_of(f: Any, off: int) -> int:
+    if f.sign_extend and off >> (f.va_bits - 1) and off < (1 << f.va_bits):
+        return (off | ~((1 << f.va_bits) - 1)) & U64_MAX
+    return off + f.va_base
+
+
+def pagetable(pt: Any, *, ax=None, filename: str | os.PathLike | None = None, style: str = "light",
+              title: str | None = None, legend: bool = True, colorbar: bool = True,
+              figsize: tuple[float, float] | None = None):
+    """Draw a page table as an icicle of table pages by level, shaded by occupancy.
+
+    Parameters
+    ----------
+    pt : pagetable.PageTable
+    ax : matplotlib Axes, optional
+        Draw into this Axes (its figure is returned); default: a new ``Figure`` (OO API).
+    filename : str or path, optional
+        Also save; the suffix picks SVG, PNG (200 dpi) or PDF.
+    style : {"light", "dark"}
+    title : str, optional
+    legend : bool
+        Legend of the leaf page sizes.
+    colorbar : bool
+        Occupancy colourbar (``cividis``).
+    figsize : (float, float), optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    data = pagetable_data(pt, title=title)
+    th = _style.theme(style)
+    if figsize is None:
+        figsize = (12.0, 1.9 + 0.55 * (len(data.bands) + 1))
+    with _style.rc_context(th):
+        fig, ax, th = _style.new_figure(ax, style=th, figsize=figsize)
+        _draw(fig, ax, data, th, legend=legend, colorbar=colorbar)
+    if filename is not None:
+        _style.save(fig, filename, style=th)
+    return fig
+
+
+def _verts(x0: np.ndarray, x1: np.ndarray, y0: float, y1: float) -> np.ndarray:
+    v = np.empty((x0.size, 4, 2))
+    v[:, 0, 0] = v[:, 1, 0] = x0
+    v[:, 2, 0] = v[:, 3, 0] = x1
+    v[:, 0, 1] = v[:, 3, 1] = y0
+    v[:, 1, 1] = v[:, 2, 1] = y1
+    return v
+
+
+def _draw(fig, ax, data: PagetableData, th: _style.Theme, *, legend: bool, colorbar: bool) -> None:
+    import matplotlib
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Patch
+
+    cmap = matplotlib.colormaps[CMAP]
+    norm = Normalize(0.0, 1.0)
+    f = data.tree.fmt
+    H = 0.82
+    collections = {}
+    yticks, ylabels = [], []
+    # Compressed stretches: shaded columns behind the bands.
+    brk = [s for s in data.axis.segments if s.is_break and s.x0 < data.x_max]
+    n_rows = len(data.bands) + (1 if data.leaf_runs else 0)
+    if brk:
+        bx0 = np.array([s.x0 for s in brk])
+        bx1 = np.minimum(np.array([s.x1 for s in brk]), data.x_max)
+        coll = PolyCollection(_verts(bx0, bx1, -n_rows + 0.5, 0.5), facecolors=th.break_fill, edgecolors="none",
+                              zorder=0, gid="pagetable:breaks")
+        ax.add_collection(coll)
+        for s in brk:
+            ax.text((s.x0 + min(s.x1, data.x_max)) / 2, 0.55, "≈", ha="center", va="bottom", fontsize=th.small_size,
+                    color=th.muted, gid="pagetable:break-mark")
+    for k, band in enumerate(data.bands):
+        y = -k
+        coll = PolyCollection(_verts(band.x0, band.x1, y - H / 2, y + H / 2), array=band.occupancy, cmap=cmap,
+                              norm=norm, edgecolors=th.axes_background if band.x0.size < 400 else "face",
+                              linewidths=0.4, zorder=2, gid=f"pagetable:level-{band.level}")
+        ax.add_collection(coll)
+        collections[band.level] = coll
+        yticks.append(y)
+        ylabels.append(f"{band.name} (L{band.level})")
+        ax.text(data.x_max * 0.995, y, band.label, ha="right", va="center", fontsize=th.small_size,
+                color=th.foreground, zorder=5, gid="pagetable:band-bytes",
+                bbox=dict(boxstyle="round,pad=0.2", facecolor=th.axes_background, edgecolor=th.grid, lw=0.5))
+    leaf_keys = []
+    if data.leaf_runs:
+        y = -len(data.bands)
+        for size, (x0, x1) in sorted(data.leaf_runs.items()):
+            key = _style.mapped_category(size)
+            cat = _style.category(key)
+            face = cat.face(th)
+            coll = PolyCollection(_verts(x0, x1, y - H * 0.35, y + H * 0.35), facecolors=face, edgecolors="face",
+                                  linewidths=0.3, hatch=cat.hatch or None, zorder=2, gid=f"pagetable:leaves-{size:#x}")
+            if cat.hatch:
+                coll.set_hatchcolor(_style.hatch_color(face))
+            ax.add_collection(coll)
+            leaf_keys.append((size, key))
+        yticks.append(y)
+        ylabels.append("leaves")
+    ax.set_yticks(yticks, ylabels, fontsize=th.small_size)
+    ax.set_ylim(-n_rows + 0.45, 0.85)
+    ax.set_xlim(0, data.x_max)
+    # Hex IOVA ticks at segment boundaries, thinned to stay legible.
+    ticks = [(s.x0, s.start) for s in data.axis.segments if s.x0 < data.x_max] + [(data.x_max, None)]
+    kept, last = [], -1e9
+    min_gap = data.x_max / 9.0
+    for x, a in ticks:
+        if x - last >= min_gap or a is None:
+            if a is None and kept and x - kept[-1][0] < min_gap:
+                kept.pop()
+            kept.append((x, a))
+            last = x
+    labels = []
+    for x, a in kept:
+        if a is None:
+            labels.append(fmt_addr(_iova_of(f, (1 << f.va_bits) - 1 if f.va_bits < 64 else U64_MAX)))
+        else:
+            labels.append(fmt_addr(_iova_of(f, a)))
+    ax.set_xticks([x for x, _ in kept], labels, fontsize=th.small_size - 0.5, rotation=20, ha="right")
+    for sp in ("top", "right"):
+        ax.spines[sp].set_visible(False)
+    ax.set_xlabel("IOVA (segmented axis: ≈ marks a compressed stretch with no table below it)",
+                  fontsize=th.small_size, color=th.muted)
+    ax.set_title(data.title, fontsize=th.title_size, color=th.foreground, loc="left")
+    if colorbar:
+        sm = ScalarMappable(norm=norm, cmap=cmap)
+        cb = fig.colorbar(sm, ax=ax, fraction=0.03, pad=0.01)
+        cb.set_label("entries used / total", fontsize=th.small_size, color=th.foreground)
+        cb.ax.tick_params(labelsize=th.small_size, colors=th.foreground)
+        cb.outline.set_edgecolor(th.muted)
+    if legend and leaf_keys:
+        handles = []
+        for size, key in leaf_keys:
+            cat = _style.category(key)
+            face = cat.face(th)
+            h = Patch(facecolor=face, edgecolor=th.foreground, hatch=cat.hatch or None, lw=0.5,
+                      label=f"{fmt_size(size)} leaves: {fmt_size(data.mix.get(size, 0))}")
+            if cat.hatch:
+                h.set_hatchcolor(_style.hatch_color(face))
+            handles.append(h)
+        leg = ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(4, len(handles)),
+                        fontsize=th.small_size, frameon=True, borderaxespad=0.1)
+        leg.get_frame().set_alpha(1.0)
+    ax._iommu_pagetable = {"data": data, "collections": collections}

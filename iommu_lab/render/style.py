@@ -1,0 +1,321 @@
+"""Themes, the categorical palette and deterministic export shared by every renderer.
+
+Every category a figure draws is told apart three ways at once -- a colour from a
+colourblind-safe palette (Okabe-Ito, with two greys and two hues from matplotlib's
+``petroff10`` where Okabe-Ito runs out), a hatch pattern, and a legend label -- so the figure
+still reads in greyscale print and for readers with any common colour-vision deficiency
+(STYLE.md: "colour plus pattern or label for every category").
+
+Figures are built on the object-oriented API (``matplotlib.figure.Figure``), never on pyplot,
+so nothing lands in pyplot's global registry and ipympl does not auto-display them
+(ecosystem.md C.3 item 5). Backgrounds are always opaque: a transparent figure with dark text
+vanishes on a dark notebook theme.
+
+``save`` writes by suffix (``.svg``, ``.png``, ``.pdf``); SVG is byte-identical across runs
+(fixed ``svg.hashsalt``, no date metadata), PNG is written at 200 dpi.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure
+
+__all__ = [
+    "Theme",
+    "THEMES",
+    "Category",
+    "CATEGORIES",
+    "theme",
+    "category",
+    "register_category",
+    "reservation_category",
+    "mapped_category",
+    "hatch_color",
+    "new_figure",
+    "root_figure",
+    "save",
+    "rc_context",
+    "PNG_DPI",
+    "SAVE_FORMATS",
+]
+
+PNG_DPI = 200
+SAVE_FORMATS = (".svg", ".png", ".pdf")
+SVG_HASHSALT = "iommu_lab"
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable under protan, deutan and tritan.
+OKABE_ITO = {
+    "orange": "#E69F00",
+    "sky": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "black": "#000000",
+}
+# Two more hues from matplotlib's petroff10 cycle (Petroff 2021, also chosen for CVD safety).
+PETROFF = {"brown": "#a96b59", "violet": "#832db6"}
+
+
+@dataclass(frozen=True)
+class Theme:
+    """Colours and fonts of one style ("light" or "dark"); every background is opaque."""
+
+    name: str
+    background: str
+    axes_background: str
+    foreground: str
+    muted: str
+    grid: str
+    break_fill: str
+    free: str
+    outside: str
+    font_family: str = "DejaVu Sans"
+    mono_family: str = "DejaVu Sans Mono"
+    font_size: float = 9.0
+    small_size: float = 7.5
+    title_size: float = 11.0
+
+
+THEMES: dict[str, Theme] = {
+    "light": Theme(
+        name="light",
+        background="#ffffff",
+        axes_background="#ffffff",
+        foreground="#1a1a1a",
+        muted="#5f5f5f",
+        grid="#c8c8c8",
+        break_fill="#f1f1f1",
+        free="#e4e4e4",
+        outside="#b8b8b8",
+    ),
+    "dark": Theme(
+        name="dark",
+        background="#1b1b1f",
+        axes_background="#1b1b1f",
+        foreground="#e8e8e8",
+        muted="#a8a8a8",
+        grid="#4a4a50",
+        break_fill="#26262b",
+        free="#3b3b42",
+        outside="#5c5c64",
+    ),
+}
+
+
+def theme(style: str | Theme) -> Theme:
+    """The ``Theme`` for ``style`` ("light" or "dark"); a clear ValueError otherwise."""
+    if isinstance(style, Theme):
+        return style
+    try:
+        return THEMES[style]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown style {style!r}; choose one of {', '.join(map(repr, THEMES))}") from None
+
+
+@dataclass(frozen=True)
+class Category:
+    """One thing a figure can draw: its legend label, colour and hatch.
+
+    ``color`` may name a theme slot (``"theme:free"``, ``"theme:outside"``) for the neutral
+    categories whose grey must differ between light and dark backgrounds.
+    """
+
+    key: str
+    label: str
+    color: str
+    hatch: str
+    lane: str
+
+    def face(self, th: Theme) -> str:
+        if self.color.startswith("theme:"):
+            return getattr(th, self.color.split(":", 1)[1])
+        return self.color
+
+
+# Order here is legend order.
+CATEGORIES: dict[str, Category] = {}
+
+
+def register_category(key: str, label: str, color: str, hatch: str, lane: str) -> Category:
+    """Add (or return the existing) category; renderers added later use this for their own kinds."""
+    if key in CATEGORIES:
+        return CATEGORIES[key]
+    cat = Category(key, label, color, hatch, lane)
+    CATEGORIES[key] = cat
+    return cat
+
+
+for _args in (
+    ("range", "IOVA range", OKABE_ITO["sky"], "", "ranges"),
+    ("window", "permitted window", OKABE_ITO["sky"], "", "permitted"),
+    ("allowed", "allowed (user)", OKABE_ITO["green"], "//", "allowed"),
+    ("resv-direct", "reserved: direct", OKABE_ITO["purple"], "++", "reserved"),
+    ("resv-direct-relaxable", "reserved: direct-relaxable", PETROFF["brown"], "\\\\", "reserved"),
+    ("resv-reserved", "reserved: reserved", OKABE_ITO["vermillion"], "xx", "reserved"),
+    ("resv-msi", "reserved: msi", OKABE_ITO["orange"], "oo", "reserved"),
+    ("resv-sw-msi", "reserved: sw-msi", OKABE_ITO["yellow"], "..", "reserved"),
+    ("resv-user", "reserved by user", PETROFF["violet"], "--", "reserved"),
+    ("resv-aperture", "outside aperture / windows", "theme:outside", "//", "reserved"),
+    ("free", "free (allocatable)", "theme:free", "", "mapped"),
+    ("mapped", "mapped area", OKABE_ITO["blue"], "", "mapped"),
+):
+    register_category(*_args)
+
+# Mapped areas by page size: a hook for when the IOAS carries a paging domain. Blue-family
+# shades plus a distinct hatch each, so sizes differ without relying on the shade alone.
+_MAPPED_BY_SIZE = (
+    ("#0072B2", ""),
+    ("#56B4E9", "||"),
+    ("#009E73", "=="),
+    ("#004b75", "\\\\\\"),
+    ("#8fd0f2", "///"),
+)
+
+
+def mapped_category(pgsize: int) -> str:
+    """The category key for areas mapped with ``pgsize``-byte pages (registered on first use)."""
+    from ..ranges import fmt_size
+
+    key = f"mapped-{pgsize:#x}"
+    if key not in CATEGORIES:
+        n = sum(1 for k in CATEGORIES if k.startswith("mapped-"))
+        color, hatch = _MAPPED_BY_SIZE[n % len(_MAPPED_BY_SIZE)]
+        register_category(key, f"mapped, {fmt_size(pgsize)} pages", color, hatch, "mapped")
+    return key
+
+
+def reservation_category(kind: str | None, rtype: Any = None) -> str:
+    """Category key of a reservation: by owner kind first (aperture, user), then by Linux type."""
+    if kind == "aperture":
+        return "resv-aperture"
+    if kind == "user":
+        return "resv-user"
+    value = getattr(rtype, "value", rtype)
+    if value is None:
+        return "resv-reserved"
+    key = f"resv-{value}"
+    if key not in CATEGORIES:
+        raise ValueError(f"no category for reserved-region type {value!r}")
+    return key
+
+
+def category(key: str) -> Category:
+    try:
+        return CATEGORIES[key]
+    except KeyError:
+        raise ValueError(f"unknown category {key!r}; known: {', '.join(CATEGORIES)}") from None
+
+
+def _luminance(color: str) -> float:
+    r, g, b = matplotlib.colors.to_rgb(color)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def hatch_color(face: str) -> str:
+    """Hatch lines that contrast with the fill: dark on light fills, light on dark fills."""
+    return "#1a1a1a" if _luminance(face) > 0.45 else "#f2f2f2"
+
+
+def rc_context(th: Theme):
+    """Local rcParams for building and saving a figure (never mutates the global rcParams)."""
+    return matplotlib.rc_context(
+        {
+            "font.family": th.font_family,
+            "font.size": th.font_size,
+            "text.color": th.foreground,
+            "axes.labelcolor": th.foreground,
+            "axes.edgecolor": th.muted,
+            "xtick.color": th.foreground,
+            "ytick.color": th.foreground,
+            "hatch.linewidth": 0.8,
+            "legend.facecolor": th.background,
+            "legend.edgecolor": th.grid,
+            "legend.labelcolor": th.foreground,
+            "svg.hashsalt": SVG_HASHSALT,
+            "svg.fonttype": "path",
+        }
+    )
+
+
+class LabFigure(Figure):
+    """A Figure that shows itself as a PNG in any notebook front end.
+
+    A kernel only registers matplotlib's inline formatter once pyplot is imported; our
+    renderers never import pyplot, so without this a returned figure would display as the text
+    ``<Figure size ...>``. ``_repr_png_`` is plain matplotlib (no IPython import), and when the
+    inline backend *is* active IPython's own formatter takes precedence, so nothing shows twice.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=DISPLAY_DPI, facecolor=self.get_facecolor())
+        return buf.getvalue()
+
+
+#: Resolution of figures shown inline in notebooks (files use PNG_DPI).
+DISPLAY_DPI = 100
+
+
+def new_figure(ax=None, *, style: str | Theme = "light", figsize: tuple[float, float] = (12.0, 3.0)):
+    """A themed ``(fig, ax, theme)``: a new OO-API Figure, or the figure of the given Axes.
+
+    With ``ax`` the caller owns the figure: only the Axes is themed (opaque facecolour, text
+    colours); the figure's own background is left as the caller set it.
+    """
+    th = theme(style)
+    if ax is None:
+        fig = LabFigure(figsize=figsize, facecolor=th.background, layout="constrained")
+        fig.patch.set_alpha(1.0)
+        ax = fig.add_subplot()
+    else:
+        fig = root_figure(ax)
+    ax.set_facecolor(th.axes_background)
+    ax.patch.set_alpha(1.0)
+    ax.tick_params(colors=th.foreground, labelcolor=th.foreground)
+    for spine in ax.spines.values():
+        spine.set_color(th.muted)
+    return fig, ax, th
+
+
+def root_figure(ax) -> Figure:
+    """The top-level Figure of an Axes (not a SubFigure), the one ``savefig`` writes."""
+    fig = ax.figure
+    while getattr(fig, "_parent", None) is not None and not isinstance(fig, Figure):
+        fig = fig._parent
+    return fig
+
+
+def _savefig_kwargs(suffix: str) -> dict[str, Any]:
+    if suffix == ".svg":
+        return {"format": "svg", "metadata": {"Date": None}}
+    if suffix == ".png":
+        return {"format": "png", "dpi": PNG_DPI, "metadata": {"Software": None}}
+    if suffix == ".pdf":
+        return {"format": "pdf", "metadata": {"CreationDate": None, "ModDate": None, "Producer": None}}
+    raise ValueError(
+        f"cannot save a figure as {suffix or 'a file without a suffix'!r}; "
+        f"name the file with one of {', '.join(SAVE_FORMATS)} (e.g. 'layout.svg')"
+    )
+
+
+def save(fig: Figure, filename: str | os.PathLike, *, style: str | Theme | None = None) -> Path:
+    """Write ``fig`` to ``filename``, choosing SVG/PNG/PDF by suffix, deterministically.
+
+    SVG: fixed ``svg.hashsalt`` and no ``Date`` so two runs give identical bytes. PNG: 200 dpi.
+    The figure's own (opaque) facecolour is kept. Returns the path written.
+    """
+    path = Path(filename)
+    kwargs = _savefig_kwargs(path.suffix.lower())
+    th = theme(style) if style is not None else THEMES["light"]
+    with rc_context(th):
+        fig.savefig(path, facecolor=fig.get_facecolor(), **kwargs)
+    return path
