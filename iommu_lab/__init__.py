@@ -29,8 +29,24 @@ _LAZY_MODULES = {
     "formats": ".pagetable.formats",
     "nesting": ".nesting",
     "pasid": ".pasid",
+    "shadow": ".shadow",
 }
-_LAZY_NAMES: dict[str, tuple[str, str]] = {}
+_LAZY_NAMES: dict[str, tuple[str, str]] = {
+    "PageTable": (".pagetable", "PageTable"),
+    "PhysicalMemory": (".pagetable", "PhysicalMemory"),
+    "HostMemory": (".pagetable", "HostMemory"),
+    "Walk": (".pagetable", "Walk"),
+    "Nested": (".nesting", "Nested"),
+    "NestedWalk": (".nesting", "NestedWalk"),
+    "NestParent": (".nesting", "NestParent"),
+    "GuestMemory": (".nesting", "GuestMemory"),
+    "ShadowNesting": (".shadow", "ShadowNesting"),
+    "compare_costs": (".shadow", "compare_costs"),
+    "VtdPasidTable": (".pasid", "VtdPasidTable"),
+    "SmmuCdTable": (".pasid", "SmmuCdTable"),
+    "AmdGcr3Table": (".pasid", "AmdGcr3Table"),
+    "guest_lookup": (".guest", "lookup"),
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -78,4 +94,5 @@ __all__ = [
     "Reservation",
     "Area",
     "Prot",
+    *_LAZY_NAMES,
 ]

@@ -479,6 +479,17 @@ class NestedWalk:
         """All references, PASID-structure reads included."""
         return len(self.refs)
 
+    # The same names a single-stage ``Walk`` answers to, so code can treat both alike.
+    @property
+    def pa(self) -> int | None:
+        """The host-physical output address (``output``), or None on a fault."""
+        return self.output
+
+    @property
+    def references(self) -> int:
+        """Memory references made (``n_refs``)."""
+        return len(self.refs)
+
     @property
     def n_pagetable_refs(self) -> int:
         """References of the 2-D page-table walk itself (the (n+1)(m+1)-1 figure)."""

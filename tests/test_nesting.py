@@ -443,3 +443,11 @@ def test_stage2_change_must_flush_every_combined_entry():
     )  # stale: combined entries are indexed by IOVA
     assert tlb.invalidate_stage2(0x8000, 0x1000) == 2  # TLBI_NH_ALL: everything of the VM
     assert tlb.translate(0x4000_0000) == new_hpa
+
+
+def test_nested_walk_answers_to_the_same_names_as_a_single_stage_walk():
+    n = Nested.build("x86-64-4level", "vtd-ss-4level", guest_ram=16 * MiB, backing="eager")
+    n.stage1.map(0x4000_0000, 0x10_0000, 0x1000)
+    w = n.walk(0x4000_0123)
+    assert w.pa == w.output and w.references == w.n_refs == len(w.refs)
+    assert n.walk(0x5000_0000).pa is None

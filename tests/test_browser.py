@@ -1,0 +1,157 @@
+"""The tutorials in a real JupyterLab, in a real (headless) browser.
+
+Starts JupyterLab on 127.0.0.1 with a token, serving a *copy* of ``notebooks/`` (so autosave
+cannot dirty the committed, stripped notebooks), drives Debian's ``chromium`` through Python
+Playwright (no browser download), runs every tutorial, and checks that outputs and widgets
+render: no "Error displaying widget", no traceback. Screenshots go to a temporary folder whose
+path the test prints.
+
+Skips, with the reason in pytest's summary, only when Chromium or Playwright truly is not
+installed (``make test`` installs both).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TOKEN = "iommu-lab-browser-test"
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on loopback, isolated from the user's Jupyter settings."""
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get); browser test not run")
+    pytest.importorskip("playwright.sync_api", reason="python playwright is not installed; browser test not run")
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "notebooks"
+    shutil.copytree(ROOT / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    settings = base / "settings"
+    # Silence the "get notified about Jupyter news?" toast, which covers the notebook.
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
+    )
+    port = _free_port()
+    log = open(base / "lab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+         f"--ServerApp.port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+         "--ServerApp.open_browser=False", "--LabApp.news_url=None"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"JupyterLab did not start; log:\n{(base / 'lab.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield {"url": url, "root": root, "shots": base / "screenshots"}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+def run_notebook(browser, lab, name: str, *, timeout_s: float = 180):
+    """Open ``name`` in JupyterLab, Run All, wait for the kernel to finish; return the page."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{lab['url']}/lab/tree/{name}?token={TOKEN}&reset")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Toolbar-kernelStatus", timeout=60_000)
+    time.sleep(1.0)  # the kernel connects after the first paint
+    page.click(".jp-Notebook")
+    page.keyboard.press("Escape")
+    page.click("text=Run", timeout=10_000)
+    page.click("text=Run All Cells", timeout=10_000)
+    code_cells = page.locator(".jp-CodeCell").count()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+        done = [p for p in prompts if p.strip() not in ("[ ]:", "[*]:", "")]
+        if len(done) == code_cells and not any("*" in p for p in prompts):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"{name}: not every cell finished within {timeout_s} s (prompts: {prompts})")
+    time.sleep(1.0)  # widget views render after the kernel reports idle
+    return page
+
+
+def assert_rendered_cleanly(page, name: str):
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+    tracebacks = [e for e in errors if "Traceback" in e or "Error" in e]
+    assert not tracebacks, f"{name}: errors in outputs:\n" + "\n".join(tracebacks)[:3000]
+    body = page.inner_text(".jp-Notebook")
+    assert "Error displaying widget" not in body, f"{name}: a widget failed to render"
+    assert "Traceback" not in body, f"{name}: a traceback is shown"
+
+
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_tutorial_runs_and_renders_in_jupyterlab(browser, lab, name):
+    page = run_notebook(browser, lab, name)
+    try:
+        assert_rendered_cleanly(page, name)
+        # Every tutorial shows at least one figure or rich output.
+        assert page.locator(".jp-OutputArea-output img, .jp-OutputArea-output svg, .jp-RenderedHTMLCommon table, .widget-box, .jupyter-widgets").count() > 0, \
+            f"{name}: no figure, table or widget was rendered"
+        lab["shots"].mkdir(exist_ok=True)
+        shot = lab["shots"] / f"{Path(name).stem}.png"
+        page.screenshot(path=str(shot), full_page=False)
+        print(f"screenshot: {shot}")
+    finally:
+        page.close()
