@@ -41,8 +41,11 @@ chromium:
 test: $(VENV)/.installed-test chromium
 	$(PY) -m pytest
 
+# Root (containers, CI machines) must say --allow-root to Jupyter.
+ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
 lab: $(VENV)/.installed-notebook
-	$(BIN)/jupyter lab notebooks/00-start-here.ipynb --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT) 00-start-here.ipynb
 
 bench: $(VENV)/.installed-test
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
