@@ -13,8 +13,9 @@ from typing import Any
 from .area import Area, Prot
 from .device import Device, ReservedRegion, ResvType
 from .errors import IommuError
-from .ioas import IOAS, IoasInfo, Lookup, Reservation
+from .ioas import IOAS, Access, Capabilities, IoasInfo, Lookup, Reservation
 from .platform import IommuFamily, NestingSupport, Platform, PlatformInfo, platforms
+from .type1 import Semantics
 from .ranges import EiB, GiB, IovaRange, KiB, MiB, PiB, RangeSet, TiB, U64_MAX, fmt_addr, fmt_size, parse_size
 
 __version__ = "0.1.0"
@@ -94,5 +95,8 @@ __all__ = [
     "Reservation",
     "Area",
     "Prot",
+    "Access",
+    "Capabilities",
+    "Semantics",
     *_LAZY_NAMES,
 ]
