@@ -227,15 +227,16 @@ class VtdSSCodec(Codec):
 
     def classify(self, fmt, raw, level):
         present = (raw & _U64(3)) != 0
-        sp = _bit(raw, 7).astype(bool)
+        empty, leaf, table = (
+            np.int8(EntryKind.EMPTY),
+            np.int8(EntryKind.LEAF),
+            np.int8(EntryKind.TABLE),
+        )
         if level == 0:
-            kind = np.full(raw.shape, EntryKind.LEAF, dtype=np.int8)
-        elif level in fmt.leaf_levels:
-            kind = np.where(sp, EntryKind.LEAF, EntryKind.TABLE).astype(np.int8)
-        else:
-            kind = np.where(sp, EntryKind.RESERVED, EntryKind.TABLE).astype(np.int8)
-        kind[~present] = EntryKind.EMPTY
-        return kind
+            return np.where(present, leaf, empty)
+        sp = (raw & _U64(0x80)) != 0
+        big = leaf if level in fmt.leaf_levels else np.int8(EntryKind.RESERVED)
+        return np.where(present, np.where(sp, big, table), empty)
 
     def leaf_perm(self, fmt, raw, level):
         return ((raw & _U64(3)).astype(np.uint8)) | np.uint8(Perm.EXEC | Perm.USER)

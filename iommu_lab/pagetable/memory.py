@@ -253,28 +253,41 @@ class PhysicalMemory:
             self._slot_of[f] = self._new_slots(1)[0]
         self._pool[self._slot_of[f], (off >> 3) & (_WORDS - 1)] = value
 
-    def _flat_index(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _flat_index(
+        self, addrs: np.ndarray, consume: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Flat pool positions of ``addrs`` and a mask of addresses in backed-or-indexable frames.
 
         Addresses below ``base`` wrap to negative frame numbers and those past the frame index
-        are beyond it; one unsigned compare catches both, and they read the zero page.
+        are beyond it; one unsigned compare catches both, and they read the zero page. With
+        ``consume=True`` the uint64 ``addrs`` buffer is reused as scratch (every fresh
+        temporary of a million words costs page faults).
         """
-        off = np.asarray(addrs, dtype=_U64) - _U64(self.base)
-        off = off.view(np.int64)
+        a = np.asarray(addrs, dtype=_U64)
+        if consume and a.flags.writeable and a.flags.c_contiguous:
+            a -= _U64(self.base)
+            off = a.view(np.int64)
+        else:
+            off = np.subtract(a, _U64(self.base)).view(np.int64)
         frame = off >> 12
         ok = frame.view(_U64) < _U64(self._slot_of.shape[0])
         if ok.all():
-            slot = self._slot_of[frame]
+            pos = self._slot_of[frame]
         else:
-            slot = self._slot_of[np.where(ok, frame, 0)]
-            slot[~ok] = 0
-        pos = (slot << 9) | ((off >> 3) & (_WORDS - 1))
+            np.copyto(frame, 0, where=~ok)
+            pos = self._slot_of[frame]
+            pos[~ok] = 0
+        pos <<= 9
+        off >>= 3
+        off &= _WORDS - 1
+        pos |= off
         return pos, ok
 
-    def gather(self, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def gather(self, addrs: np.ndarray, *, consume: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Vectorised ``read_u64``: the words at ``addrs`` and a mask of addresses that can hold
-        data (outside memory, or never written, reads as 0)."""
-        pos, ok = self._flat_index(addrs)
+        data (outside memory, or never written, reads as 0). ``consume=True`` lets it
+        overwrite ``addrs`` as scratch."""
+        pos, ok = self._flat_index(addrs, consume)
         return self._pool.reshape(-1)[pos], ok
 
     def read_block(self, addr: int, nwords: int) -> np.ndarray:

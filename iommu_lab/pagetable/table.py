@@ -143,6 +143,14 @@ class PageTable:
         or less when the format's output addresses are narrower).
     pgsize_bitmap : int, optional
         Restrict the advertised page sizes (e.g. ``0x1000`` for ``intel_iommu=sp_off``).
+
+    Attributes
+    ----------
+    fmt : Format
+        The current format. For a growable AMD v1 table (``"amd-v1-dynamic"``) it changes as
+        ``map`` adds roots (``increase_address_space``), and so does ``root``.
+    root : int
+        Physical address of the top table in ``memory``.
     """
 
     def __init__(
@@ -164,7 +172,7 @@ class PageTable:
         )
         if not bm or bm & ~self.fmt.max_format.leaf_bitmap:
             raise ValueError(
-                f"pgsize_bitmap {bm:#x} must be a non-empty subset of {self.fmt.name}'s leaf sizes {self.fmt.leaf_bitmap:#x}"
+                f"pgsize_bitmap {bm:#x} must be a non-empty subset of {self.fmt.name}'s leaf sizes {self.fmt.max_format.leaf_bitmap:#x}"
             )
         self.pgsize_bitmap = bm
         self.root = self.memory.alloc(self.fmt.table_bytes(self.fmt.top_level))

@@ -32,7 +32,12 @@ Example: a stage-1 walk over a stage-2 table, counting the 2-D references::
     refs = w1.references + sum(s.via.references for s in w1.steps)   # + the final s2 walk of w1.pa
 
 ``translate`` takes the same seam vectorised: ``table_hook_vec(addresses, level) ->
-(read_addresses, ok_mask)`` over uint64 arrays.
+(read_addresses, ok_mask)`` over uint64 arrays; its ``memory`` needs ``gather(addresses) ->
+(words, ok_mask)`` (``PhysicalMemory`` has it).
+
+The memory protocol the walkers use is small: ``read_u64(addr)`` for ``walk`` and
+``gather(uint64_array)`` for ``translate``. A nesting model can pass its own object (e.g. a
+guest-physical view that resolves frames through stage 2) as long as it provides these.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import numpy as np
 from ..ranges import check_u64, fmt_addr, fmt_size
 from .codecs import EntryKind, Perm, parse_perm
 from .formats import DecodedEntry, Format
+from .memory import PhysicalMemory
 
 __all__ = [
     "FaultReason",
@@ -438,16 +444,22 @@ def translate(
     for level in range(fmt.top_level, -1, -1):
         if cur.shape[0] == 0:
             break
-        off = cur - base if fmt.va_base else cur
-        idx = (off >> _U64(fmt.shift(level))) & _U64((1 << fmt.bits(level)) - 1)
-        eaddr = table + (idx << _U64(3))
+        eaddr = np.subtract(cur, base) if fmt.va_base else None
+        eaddr = np.right_shift(cur if eaddr is None else eaddr, _U64(fmt.shift(level)), out=eaddr)
+        eaddr &= _U64((1 << fmt.bits(level)) - 1)
+        eaddr <<= _U64(3)
+        eaddr += table
         if table_hook_vec is not None:
             eaddr, hook_ok = table_hook_vec(eaddr, level)
-        raw, inside = memory.gather(eaddr)
+        if table_hook_vec is None and isinstance(memory, PhysicalMemory):
+            raw, inside = memory.gather(eaddr, consume=True)  # eaddr is ours: reuse it
+        else:
+            raw, inside = memory.gather(eaddr)
         kind = codec.classify(fmt, raw, level)
         if table_hook_vec is not None:
             kind[~hook_ok] = -1
-        kind[~inside] = -1
+        if not inside.all():
+            kind[~inside] = -1
         leaf = kind == EntryKind.LEAF
         all_leaf = bool(leaf.all())
         if all_leaf or leaf.any():
