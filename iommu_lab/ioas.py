@@ -150,6 +150,18 @@ class Lookup:
     window: IovaRange | None = None
     notes: tuple[str, ...] = ()
     windows: tuple[IovaRange, ...] = field(default=(), repr=False)
+    domains: tuple[Any, ...] = field(default=(), repr=False)
+
+    @property
+    def walks(self) -> tuple[Any, ...]:
+        """The walk each attached domain's page table does for this IOVA (what the IOMMU reads),
+        computed on first use so that a lookup itself stays a bisect."""
+        return tuple(d.walk(self.iova) for d in self.domains)
+
+    @property
+    def walk(self) -> Any:
+        """The first domain's walk, or None when no page-table domain is attached."""
+        return self.domains[0].walk(self.iova) if self.domains else None
 
     @property
     def reason(self) -> str:
@@ -167,7 +179,10 @@ class Lookup:
         return "free" + (f"; {'; '.join(self.notes)}" if self.notes else "")
 
     def __str__(self) -> str:
-        return f"{fmt_addr(self.iova)}: {self.reason}"
+        text = f"{fmt_addr(self.iova)}: {self.reason}"
+        for d, w in zip(self.domains, self.walks):
+            text += f"\n  domain {d.fmt.name}:\n" + "\n".join("  " + line for line in str(w).splitlines())
+        return text
 
 
 # -- history --------------------------------------------------------------------------------
@@ -1276,18 +1291,18 @@ class IOAS:
         area = self._index.find(iova)
         if area is not None:
             off = iova - area.iova
-            return Lookup(iova, "mapped", area, off, area.user_va + off, window=window)
+            return Lookup(iova, "mapped", area, off, area.user_va + off, window=window, domains=self.domains)
         holding = tuple(r for r in self.reserved if r.start <= iova <= r.last)
         if any(r.kind != "aperture" for r in holding):
-            return Lookup(iova, "reserved", reservations=holding, window=window)
+            return Lookup(iova, "reserved", reservations=holding, window=window, domains=self.domains)
         if window is None:
-            return Lookup(iova, "outside", reservations=holding, windows=windows)
+            return Lookup(iova, "outside", reservations=holding, windows=windows, domains=self.domains)
         notes = []
         if iova < PAGE_SIZE or iova > U64_MAX - PAGE_SIZE:
             notes.append("automatic allocation never uses the first or last page (rule 3.4)")
         elif self._allowed and iova not in self._allowed:
             notes.append("not in the allowed list, so only a FIXED map can use it (rule 1.8)")
-        return Lookup(iova, "free", window=window, notes=tuple(notes))
+        return Lookup(iova, "free", window=window, notes=tuple(notes), domains=self.domains)
 
     # -- replay ---------------------------------------------------------------------------------
     @classmethod

@@ -300,3 +300,22 @@ def test_attach_whose_domain_cannot_hold_existing_areas_fails_and_leaves_nothing
     with pytest.raises(IommuError):
         ioas.attach(Device("arm32", aperture=IovaRange.bits(32), format="arm-lpae-s2-4k-32bit"))
     assert snapshot(ioas) == before and ioas.domains == ()
+
+
+def test_lookup_includes_the_walk_each_domain_does_for_the_iova():
+    import iommu_lab as il
+
+    ioas = il.IOAS.from_platform(il.platforms.get("intel-vtd-48"))
+    area = ioas.map(4 * il.MiB)
+    found = ioas.lookup(area.iova + 0x1234)
+    (walk,) = found.walks
+    assert walk.ok and walk.pa == ioas.domains[0].walk(area.iova + 0x1234).pa
+    assert walk.page_size == 2 * il.MiB and "SL-PDE" in str(found)
+    free = ioas.lookup(0x1_0000_0000)
+    assert free.status == "free" and not free.walk.ok  # nothing mapped: the hardware faults
+
+
+def test_lookup_without_a_domain_has_no_walk():
+    import iommu_lab as il
+
+    assert il.IOAS().lookup(0x1000).walk is None
