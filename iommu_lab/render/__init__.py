@@ -15,3 +15,12 @@ from .style import save
 from .text import layout_text
 
 __all__ = ["layout", "layout_text", "save"]
+
+# Issue 5, the remaining renderers: walks, nested walks, page-table trees, platform comparisons.
+from .compare import compare, compare_table
+from .nested import nested_walk
+from .pagetable import pagetable
+from .text import nested_walk_text, walk_text
+from .walk import walk
+
+__all__ += ["walk", "walk_text", "nested_walk", "nested_walk_text", "pagetable", "compare", "compare_table"]

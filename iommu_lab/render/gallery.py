@@ -136,3 +136,68 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- issue 5: walks, nested walks, page-table trees, comparisons ---------------------------------
+def example_pagetable():
+    """A VT-d 4-level table with 2 GiB of 1 GiB pages at 0, 2 MiB of 4 KiB pages just past 4 GiB,
+    three 4 KiB pages high up, and a 1 GiB page at 512 GiB."""
+    from ..pagetable import PageTable
+
+    pt = PageTable("vtd-ss-4level")
+    pt.map(0, 0, 0x8000_0000)
+    pt.map(0x1_0000_1000, 0x1000, 0x20_0000)
+    pt.map(0x7F_1234_5000, 0x2_0000_0000, 0x3000)
+    pt.map(0x80_0000_0000, 0x4000_0000, 1 << 30)
+    return pt
+
+
+def example_big_pagetable():
+    """8 GiB of 4 KiB pages (4,106 table pages), with a 1 MiB hole."""
+    from ..pagetable import PageTable
+
+    pt = PageTable("vtd-ss-4level", pgsize_bitmap=0x1000)
+    pt.populate(0, 0x1_0000_0000, 8 << 30, 4096)
+    pt.unmap(0x1000_0000, 0x10_0000)
+    return pt
+
+
+def example_nested(backing: str = "lazy"):
+    """An x86-64 guest table over a VT-d second stage, the guest mapping one 4 KiB page at
+    0x4000_0000 (lazy backing: 4 KiB stage-2 pages everywhere, the 24-reference case)."""
+    from ..nesting import Nested
+
+    n = Nested.build("x86-64-4level", "vtd-ss-4level", backing=backing)
+    n.map(0x4000_0000, 0x10_0000, 0x1000)
+    if backing == "lazy":
+        n.guest_memory.back(0x10_0000, 0x1000)
+    return n
+
+
+def example_workload():
+    from ..workload import Workload
+
+    return Workload.pc_guest("8G")
+
+
+COMPARE_PLATFORMS = ("intel-vtd-48", "amd-v1", "arm-smmuv3-48", "power9-pseries", "riscv-sv48", "virtio-iommu-q35")
+
+
+def _register_issue5() -> None:
+    from .compare import compare
+    from .nested import nested_walk
+    from .pagetable import pagetable
+    from .walk import walk
+
+    add("walk-vtd-4k", lambda style: walk(example_pagetable().walk(0x1_0000_1678), style=style))
+    add("walk-vtd-1g", lambda style: walk(example_pagetable().walk(0x80_0123_4567), style=style))
+    add("walk-vtd-fault", lambda style: walk(example_pagetable().walk(0x7F_1230_0000), style=style))
+    add("nested-4x4", lambda style: nested_walk(example_nested().walk(0x4000_0123), style=style))
+    add("nested-guest-fault", lambda style: nested_walk(example_nested().walk(0x5000_0000), style=style))
+    add("nested-eager-1g-s2", lambda style: nested_walk(example_nested("eager").walk(0x4000_0123), style=style))
+    add("pagetable-mixed", lambda style: pagetable(example_pagetable(), style=style))
+    add("pagetable-8g-4k", lambda style: pagetable(example_big_pagetable(), style=style))
+    add("compare-8g-guest", lambda style: compare(COMPARE_PLATFORMS, example_workload(), style=style))
+
+
+_register_issue5()

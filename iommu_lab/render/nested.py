@@ -143,7 +143,10 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
             records = []
         result_text = f"FAULT, the {owner}'s to fix"
     else:
-        ps = f", IOTLB entry up to {fmt_size(nw.page_size)}" if nw.page_size else ""
+        ps = ""
+        if nw.s1_page_size and nw.s2_page_size:
+            ps = (f"   (stage-1 leaf {fmt_size(nw.s1_page_size)}, stage-2 leaf {fmt_size(nw.s2_page_size)}:"
+                  f" IOTLB entry up to {fmt_size(nw.page_size)})")
         result_text = f"IOVA {fmt_addr(nw.iova)} → GPA {fmt_addr(nw.gpa)} → HPA {fmt_addr(nw.output)}{ps}"
     plat = f" on {nw.platform}" if getattr(nw, "platform", "") else ""
     t = title or f"Nested walk of IOVA {fmt_addr(nw.iova)}{plat}: {c['pagetable']} references"

@@ -27,7 +27,7 @@ from ..workload import TableTree, table_tree
 from . import style as _style
 from .axis import SegmentedAxis
 
-__all__ = ["pagetable", "pagetable_data", "PagetableData", "LevelBand", "AGGREGATE_EPS"]
+__all__ = ["pagetable", "pagetable_data", "PagetableData", "LevelBand", "AGGREGATE_EPS", "human_bytes", "pgsize_category"]
 
 #: Boxes narrower than this fraction of the axis (about a pixel at 200 dpi on a 12-inch
 #: figure) are aggregated with their neighbours.
@@ -56,7 +56,7 @@ class LevelBand:
 
     @property
     def label(self) -> str:
-        return f"{self.tables:,} × {fmt_size(self.table_bytes)} = {fmt_size(self.nbytes)}"
+        return f"{self.tables:,} × {fmt_size(self.table_bytes)} = {human_bytes(self.nbytes)}"
 
 
 @dataclass
@@ -75,6 +75,41 @@ class PagetableData:
     extra: dict = field(default_factory=dict)
 
 
+# Leaf page sizes: the same size always looks the same (colour and hatch), in every figure.
+_PGSIZE_LOOKS = (
+    ("#0072B2", ""),
+    ("#56B4E9", "//"),
+    ("#009E73", "\\\\"),
+    ("#F0E442", ".."),
+    ("#CC79A7", "++"),
+    ("#a96b59", "--"),
+    ("#004b75", "||"),
+    ("#E69F00", "oo"),
+)
+_PGSIZE_SLOT = {12: 0, 21: 1, 30: 2, 16: 3, 14: 4, 25: 5, 29: 6, 24: 7}
+
+
+def pgsize_category(size: int) -> str:
+    """Category key for leaves of ``size`` bytes (registered on first use; hatches valid for
+    matplotlib, unlike ``style.mapped_category``'s ``"=="``)."""
+    key = f"leaf-{size:#x}"
+    if key not in _style.CATEGORIES:
+        lg2 = int(size).bit_length() - 1
+        if lg2 in _PGSIZE_SLOT:
+            color, hatch = _PGSIZE_LOOKS[_PGSIZE_SLOT[lg2]]
+        else:  # uncommon sizes (AMD v1 NL=7): violet, told apart by hatch
+            color, hatch = "#832db6", ("", "//", "\\\\", "..", "++", "||", "--", "oo")[lg2 % 8]
+        _style.register_category(key, f"{fmt_size(size)} pages", color, hatch, "leaves")
+    return key
+
+
+def _lasts(offs: np.ndarray, span: float, vb_last: int) -> np.ndarray:
+    """Inclusive last offset of tables at ``offs`` spanning ``span`` bytes (exact, uint64)."""
+    if span >= 2.0**64:
+        return np.full(offs.size, vb_last, dtype=np.uint64)
+    return np.minimum(offs + np.uint64(int(span) - 1), np.uint64(vb_last))
+
+
 def _bottom_spans(tree: TableTree, vb_last: int) -> list[IovaRange]:
     """Spans of the tables with no child table (where the leaves are): the populated axis."""
     f = tree.fmt
@@ -84,24 +119,16 @@ def _bottom_spans(tree: TableTree, vb_last: int) -> list[IovaRange]:
         if not m.any():
             continue
         offs = tree.offset[m]
-        spans = tree.span[m]
+        span = float(tree.span[m][0])
+        lasts = _lasts(offs, span, vb_last)
         if lv > 0:
             child = np.sort(tree.offset[tree.level == lv - 1])
-            ends = np.minimum(offs.astype(np.float64) + spans, float(vb_last) + 1.0)
-            lo = np.searchsorted(child, offs, side="left")
-            hi = np.searchsorted(child, np.array([min(int(e), U64_MAX) for e in ends.tolist()], dtype=np.uint64)
-                                 if ends.size < 64 else (offs + (spans - 1).astype(np.uint64)), side="right")
-            leafy = hi == lo
+            leafy = np.searchsorted(child, lasts, side="right") == np.searchsorted(child, offs, side="left")
         else:
             leafy = np.ones(offs.size, dtype=bool)
         if leafy.any():
-            o = offs[leafy]
-            last = np.minimum(o.astype(np.float64) + spans[leafy] - 1, float(vb_last))
-            # Merge neighbours in uint64 (exact): a table's last = offset + span - 1.
-            span_u = np.uint64(int(spans[0]) if spans[0] < 2.0**64 else 0)
-            for a, b in _merge_runs(o, span_u, vb_last):
-                out.append(IovaRange(a, b))
-            del last
+            span_u = np.uint64(0) if span >= 2.0**64 else np.uint64(int(span))
+            out.extend(IovaRange(a, b) for a, b in _merge_runs(offs[leafy], span_u, vb_last))
     return out
 
 
@@ -115,6 +142,19 @@ def _merge_runs(offs: np.ndarray, span: np.uint64, vb_last: int) -> list[tuple[i
     idx = np.flatnonzero(new)
     run_last = ends[np.r_[idx[1:] - 1, o.size - 1]]
     return [(int(a), min(int(b), vb_last)) for a, b in zip(o[idx].tolist(), run_last.tolist())]
+
+
+def _leaf_ranges(tree: TableTree, sel: np.ndarray, size: int, vb_last: int) -> list[IovaRange]:
+    """Leaf runs of one page size, neighbours merged, as inclusive ranges."""
+    o = tree.leaf_offset[sel]
+    last = o + tree.leaf_count[sel].astype(np.uint64) * np.uint64(size) - np.uint64(1)
+    order = np.argsort(o, kind="stable")
+    o, last = o[order], last[order]
+    new = np.ones(o.size, dtype=bool)
+    new[1:] = o[1:] != last[:-1] + np.uint64(1)
+    idx = np.flatnonzero(new)
+    ends = last[np.r_[idx[1:] - 1, o.size - 1]] if o.size else last
+    return [IovaRange(int(a), min(int(b), vb_last)) for a, b in zip(o[idx].tolist(), ends.tolist())]
 
 
 def _aggregate(x0: np.ndarray, x1: np.ndarray, used: np.ndarray, entries: np.ndarray, eps: float):
@@ -142,10 +182,16 @@ def pagetable_data(pt: Any, *, title: str | None = None, tree: TableTree | None 
     tree = tree if tree is not None else table_tree(pt)
     f = tree.fmt
     vb_last = (1 << f.va_bits) - 1 if f.va_bits < 64 else U64_MAX
-    populated = _bottom_spans(tree, vb_last) or [IovaRange(0, vb_last)]
+    populated = _bottom_spans(tree, vb_last)
+    # Large leaves in upper tables cover IOVA no bottom table does.
+    for size in np.unique(tree.leaf_size).tolist():
+        if size > (1 << f.granule_lg2):
+            sel = tree.leaf_size == np.uint64(size)
+            populated.extend(_leaf_ranges(tree, sel, size, vb_last))
+    populated = populated or [IovaRange(0, vb_last)]
     if vb_last < U64_MAX:
         populated = populated + [IovaRange(vb_last + 1, U64_MAX)]
-    axis = SegmentedAxis.from_ranges(populated)
+    axis = SegmentedAxis.from_ranges(populated, break_width=0.22, break_fraction=0.03)
     x_max = float(axis.x_end([vb_last])[0])
     eps = AGGREGATE_EPS * x_max
     bands = []
@@ -154,36 +200,36 @@ def pagetable_data(pt: Any, *, title: str | None = None, tree: TableTree | None 
         if not m.any():
             continue
         offs = tree.offset[m]
-        span = tree.span[m]
-        lasts = np.minimum(offs.astype(np.float64) + span - 1, float(vb_last))
-        lasts_u = offs + np.minimum(span - 1, float(vb_last)).astype(np.uint64) if span[0] < 2.0**64 else None
-        if lasts_u is None or span[0] - 1 > vb_last:
-            lasts_u = np.full(offs.size, vb_last, dtype=np.uint64)
-        del lasts
         x0 = axis.x(offs)
-        x1 = axis.x_end(np.minimum(lasts_u, np.uint64(vb_last)))
+        x1 = axis.x_end(_lasts(offs, float(tree.span[m][0]), vb_last))
         bx0, bx1, bu, be, bc = _aggregate(x0, x1, tree.used[m].astype(np.float64), tree.entries[m].astype(np.float64), eps)
         n = int(m.sum())
         bands.append(LevelBand(lv, f.level_name(lv), n, int(tree.nbytes[m].sum()), f.table_bytes(lv), bx0, bx1, bu, be, bc))
     runs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if tree.leaf_offset.size:
-        order = np.argsort(tree.leaf_offset, kind="stable")
-        lo, ls = tree.leaf_offset[order], tree.leaf_size[order]
-        for size in np.unique(ls).tolist():
-            sel = ls == np.uint64(size)
-            o = lo[sel]
-            for a, b in [_merge_runs(o, np.uint64(size), vb_last)]:
-                pass
-            merged = _merge_runs(o, np.uint64(size), vb_last)
-            s = np.array([a for a, _ in merged], dtype=np.uint64)
-            e = np.array([b for _, b in merged], dtype=np.uint64)
+        for size in np.unique(tree.leaf_size).tolist():
+            merged = _leaf_ranges(tree, tree.leaf_size == np.uint64(size), size, vb_last)
+            s = np.array([r.start for r in merged], dtype=np.uint64)
+            e = np.array([r.last for r in merged], dtype=np.uint64)
             x0, x1 = axis.x(s), axis.x_end(e)
             x0, x1, _, _, _ = _aggregate(x0, x1, np.zeros(x0.size), np.zeros(x0.size), eps)
             runs[int(size)] = (x0, np.maximum(x1, x0 + eps * 0.35))
     tb = tree.table_bytes
     t = title or (f"{f.name}: {len(tree):,} table page{'s' if len(tree) != 1 else ''}, "
-                  f"{fmt_size(tb)} of tables")
+                  f"{human_bytes(tb)} of tables")
     return PagetableData(t, f.name, tree, axis, x_max, bands, runs, tree.mix(), tb)
+
+
+def human_bytes(n: int) -> str:
+    """Bytes to four significant digits in binary units (``16.0 MiB``); exact sizes stay exact."""
+    exact = fmt_size(n)
+    if " " in exact and exact.split()[0].isdigit() and int(exact.split()[0]) < 1000:
+        return exact
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            v = n / (1 << shift)
+            return f"{v:.4g} {unit}" if v < 1000 else f"{v:,.0f} {unit}"
+    return f"{n} B"
 
 
 def _iova_of(f: Any, off: int) -> int:
@@ -278,7 +324,7 @@ def _draw(fig, ax, data: PagetableData, th: _style.Theme, *, legend: bool, color
     if data.leaf_runs:
         y = -len(data.bands)
         for size, (x0, x1) in sorted(data.leaf_runs.items()):
-            key = _style.mapped_category(size)
+            key = pgsize_category(size)
             cat = _style.category(key)
             face = cat.face(th)
             coll = PolyCollection(_verts(x0, x1, y - H * 0.35, y + H * 0.35), facecolors=face, edgecolors="face",
@@ -326,11 +372,11 @@ def _draw(fig, ax, data: PagetableData, th: _style.Theme, *, legend: bool, color
             cat = _style.category(key)
             face = cat.face(th)
             h = Patch(facecolor=face, edgecolor=th.foreground, hatch=cat.hatch or None, lw=0.5,
-                      label=f"{fmt_size(size)} leaves: {fmt_size(data.mix.get(size, 0))}")
+                      label=f"{fmt_size(size)} leaves: {human_bytes(data.mix.get(size, 0))}")
             if cat.hatch:
                 h.set_hatchcolor(_style.hatch_color(face))
             handles.append(h)
-        leg = ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(4, len(handles)),
+        leg = ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=min(4, len(handles)),
                         fontsize=th.small_size, frameon=True, borderaxespad=0.1)
         leg.get_frame().set_alpha(1.0)
     ax._iommu_pagetable = {"data": data, "collections": collections}

@@ -17,7 +17,7 @@ from ..ranges import fmt_addr
 from .axis import SegmentedAxis, fmt_approx, fmt_span
 from .layout import LANE_LABELS, Band, LayoutData, layout_data
 
-__all__ = ["layout_text", "KIND_TEXT", "LANE_CHARS"]
+__all__ = ["layout_text", "walk_text", "nested_walk_text", "KIND_TEXT", "LANE_CHARS"]
 
 #: Short names of the categories, as the ``kind`` column prints them.
 KIND_TEXT = {
@@ -210,3 +210,77 @@ def _merged(axis: SegmentedAxis, band: Band, n: int) -> list[tuple[int, int]]:
     idx = np.flatnonzero(new)
     ends = np.maximum.reduceat(e, idx)
     return list(zip(s[idx].tolist(), ends.tolist()))
+
+
+# -- walks -------------------------------------------------------------------------------------
+def walk_text(w: Any, width: int = 100) -> str:
+    """A page-table walk as plain text: the IOVA's bit fields, one line per entry, the end.
+
+    Reads the same ``WalkData`` the figure draws (``render.walk.walk_data``): a ruler of the
+    IOVA bits (each level's index bits under its name, the page offset), then per entry read
+    the level, table, index, raw entry and its decoded fields, and the translation or the fault.
+    """
+    from .walk import walk_data
+
+    d = walk_data(w)
+    lines = [d.title, ""]
+    # Bit ruler: one character per bit, 63 at the left, so spans line up under their labels.
+    marks = {"high": "·", "offset": "o"}
+    bar, labels = [], []
+    for i, bf in enumerate(d.fields):
+        ch = marks.get(bf.kind, "0123456789"[bf.level % 10] if bf.level is not None else "?")
+        bar.append(ch * bf.width)
+        val = f"{bf.value}" if bf.kind == "level" else fmt_addr(bf.value)
+        labels.append(f"  {ch * 2} {bf.label:<34} = {val}{'   <- fault here' if bf.fault else ''}")
+    lines.append("bits  63" + " " * 56 + "0")
+    lines.append("      " + "".join(bar))
+    lines.extend(labels)
+    lines.append("")
+    head = f"  {'level':<16} {'table':<16} {'index':>5}  {'raw entry':<21}  decoded"
+    lines.append(head)
+    for r in d.rows:
+        mark = "!!" if r.fault else "  "
+        lines.append(f"{mark}{r.name + ' (L' + str(r.level) + ')':<16} {fmt_addr(r.table):<16} {r.index:>5}  "
+                     f"{r.raw_text:<21}  {r.decoded}")
+        if r.fields:
+            lines.append(f"  {'':<16} {'':<16} {'':>5}  {'':<21}  {r.fields}")
+    lines.append("")
+    lines.append(("=> " if d.ok else "!! ") + d.result_text)
+    if d.fault_text:
+        lines.append("   " + d.fault_text)
+    return "\n".join(line[: max(width, 60) * 2].rstrip() for line in lines) + "\n"
+
+
+def nested_walk_text(nw: Any, cell: int = 7) -> str:
+    """A nested walk's 2-D grid as characters: each cell the reference's order number, ``S1``/
+    ``S2`` in the cell, ``·`` where no reference was made and ``!`` on the fault's cell.
+
+    Reads the same ``NestedData`` the figure draws (``render.nested.nested_walk_data``).
+    """
+    from .nested import nested_walk_data
+
+    d = nested_walk_data(nw)
+    lab_w = max(len(l.replace("\n", " ")) for l in d.row_labels) + 1
+    lines = [d.title, ""]
+    if d.pasid_cells:
+        lines.append("PASID structures: " + " ".join(f"[{c.seq} {c.label}]" for c in d.pasid_cells))
+    heads = [l.split("\n")[0].replace("S2 step ", "S2#").replace("S1 entry", "S1") for l in d.col_labels]
+    lines.append(" " * lab_w + "".join(f"{h:^{cell}}" for h in heads))
+    by_pos = {(c.row, c.col): c for c in d.cells}
+    for r in range(d.rows):
+        row = []
+        for c in range(d.cols):
+            x = by_pos.get((r, c))
+            if x is None:
+                txt = "" if (r == d.rows - 1 and c == d.cols - 1) else "·"
+            else:
+                txt = f"{x.seq}{'s1' if x.stage == 1 else 's2' if x.stage == 2 else 'c'}" + ("!" if x.fault else "")
+            row.append(f"{txt:^{cell}}")
+        lines.append(f"{d.row_labels[r].replace(chr(10), ' '):<{lab_w}}" + "".join(row))
+    lines.append("")
+    lines.append(d.totals_text)
+    lines.append(d.result_text)
+    if d.fault_text:
+        lines.append(d.fault_text)
+        lines.extend(d.fault_records)
+    return "\n".join(l.rstrip() for l in lines) + "\n"

@@ -1,0 +1,334 @@
+"""The design-review comparison: one workload on several platforms, as a table and a figure.
+
+``compare_table(platforms, workload)`` computes, for each platform and page-size policy, what
+``Workload.cost`` measures on the real models -- whether the workload fits the IOVA the
+platform permits, page-table memory, the page-size mix, and the page-table references of an
+IOTLB miss natively and nested -- as a ``pandas.DataFrame``. ``compare(platforms, workload)``
+draws that frame (and nothing else) as four panels sharing one platform axis:
+
+(a) fits: the workload's bytes inside and outside the permitted IOVA;
+(b) page-table memory per policy (log scale);
+(c) page-size mix under the "largest" policy;
+(d) walk references of a cold miss, native and nested, per policy.
+
+The frame and the drawn data are kept on the first panel as ``ax._iommu_compare``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..ranges import fmt_size
+from ..workload import POLICIES, Workload
+from . import style as _style
+from .pagetable import human_bytes, pgsize_category
+
+__all__ = ["compare", "compare_table", "size_label"]
+
+_style.register_category("cmp-inside", "inside the permitted IOVA", _style.OKABE_ITO["green"], "", "compare")
+_style.register_category("cmp-outside", "outside (does not fit)", _style.OKABE_ITO["vermillion"], "xx", "compare")
+_style.register_category("cmp-policy-4K", "4 KiB pages only", _style.OKABE_ITO["blue"], "", "compare")
+_style.register_category("cmp-policy-largest", "largest pages allowed", _style.OKABE_ITO["sky"], "//", "compare")
+_style.register_category("cmp-native", "native (one stage)", _style.OKABE_ITO["blue"], "", "compare")
+_style.register_category("cmp-nested", "nested (2-D walk)", _style.OKABE_ITO["orange"], "\\\\", "compare")
+
+
+def size_label(size: int) -> str:
+    """``4096`` -> ``"4K"``, ``2 MiB`` -> ``"2M"`` (column names of the mix)."""
+    return fmt_size(size).replace(" ", "").replace("iB", "").replace("B", "")
+
+
+def _platform(p: Any):
+    if isinstance(p, str):
+        from ..platform import platforms
+
+        return platforms.get(p)
+    return p
+
+
+def compare_table(platforms: Sequence[Any], workload: Workload, *, policies: Sequence[str] = POLICIES):
+    """One row per platform × policy: fit, table memory, page-size mix, walk references.
+
+    Columns: ``platform``, ``policy``, ``format``, ``fits``, ``bytes_total``, ``bytes_outside``,
+    ``table_bytes``, ``table_pages``, ``native_refs`` (byte-weighted levels per cold walk),
+    ``nested_refs`` (a real 2-D walk of the dominant page size), ``nested_note``, and one
+    ``mix_<size>`` column per page size with the bytes mapped at that size. Values that do not
+    apply (no page table, no nesting) are missing (``<NA>``/NaN).
+    """
+    import pandas as pd
+
+    rows = []
+    sizes: set[int] = set()
+    for p in platforms:
+        p = _platform(p)
+        for pol in policies:
+            c = workload.cost(p, pol)
+            sizes.update(c.mix)
+            rows.append(c)
+    order = sorted(sizes)
+    data: dict[str, list] = {k: [] for k in ("platform", "policy", "format", "fits", "bytes_total", "bytes_outside",
+                                             "table_bytes", "table_pages", "native_refs", "nested_refs", "nested_note")}
+    for s in order:
+        data[f"mix_{size_label(s)}"] = []
+    for c in rows:
+        data["platform"].append(c.platform)
+        data["policy"].append(c.policy)
+        data["format"].append(c.format)
+        data["fits"].append(bool(c.fits))
+        data["bytes_total"].append(c.bytes_total)
+        data["bytes_outside"].append(c.bytes_outside)
+        data["table_bytes"].append(c.table_bytes)
+        data["table_pages"].append(c.table_pages)
+        data["native_refs"].append(np.nan if c.native_refs is None else c.native_refs)
+        data["nested_refs"].append(c.nested_refs)
+        data["nested_note"].append(c.nested_note)
+        for s in order:
+            data[f"mix_{size_label(s)}"].append(int(c.mix.get(s, 0)))
+    df = pd.DataFrame(data)
+    for col in ("table_bytes", "table_pages", "nested_refs", "bytes_total", "bytes_outside"):
+        df[col] = df[col].astype("Int64")
+    df.attrs["workload"] = workload.name
+    df.attrs["mix_sizes"] = order
+    return df
+
+
+def compare(platforms: Sequence[Any], workload: Workload, *, ax=None, filename: str | os.PathLike | None = None,
+            style: str = "light", title: str | None = None, policies: Sequence[str] = POLICIES,
+            frame=None, figsize: tuple[float, float] | None = None):
+    """Draw one workload on several platforms: fit, table memory, page-size mix, walk references.
+
+    Parameters
+    ----------
+    platforms : sequence of Platform or platform names
+    workload : Workload
+    ax : matplotlib Axes, optional
+        Draw the four panels in this Axes' place (its figure is returned).
+    filename : str or path, optional
+        Also save; the suffix picks SVG, PNG (200 dpi) or PDF.
+    style : {"light", "dark"}
+    title : str, optional
+    policies : sequence of {"4K", "largest"}
+    frame : DataFrame, optional
+        A ``compare_table`` result to draw instead of recomputing it.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    df = frame if frame is not None else compare_table(platforms, workload, policies=policies)
+    th = _style.theme(style)
+    names = list(dict.fromkeys(df["platform"]))
+    if figsize is None:
+        figsize = (13.0, 2.4 + 0.62 * len(names) * 2)
+    with _style.rc_context(th):
+        owns = ax is None
+        fig, ax, th = _style.new_figure(ax, style=th, figsize=figsize)
+        if owns:
+            fig.delaxes(ax)
+            axes = fig.subplots(2, 2, sharey=True).ravel()
+        elif ax.get_subplotspec() is not None:
+            spec = ax.get_subplotspec()
+            parent = ax.figure
+            parent.delaxes(ax)
+            gs = spec.subgridspec(2, 2)
+            first = parent.add_subplot(gs[0])
+            axes = np.array([first] + [parent.add_subplot(gs[i], sharey=first) for i in range(1, 4)])
+        else:  # an Axes placed by hand: split its rectangle into four insets
+            ax.set_axis_off()
+            boxes = ((0.0, 0.55), (0.55, 0.55), (0.0, 0.0), (0.55, 0.0))
+            first = ax.inset_axes([*boxes[0], 0.42, 0.4])
+            axes = np.array([first] + [ax.inset_axes([*b, 0.42, 0.4], sharey=first) for b in boxes[1:]])
+        for a in axes:
+            a.set_facecolor(th.axes_background)
+            a.patch.set_alpha(1.0)
+            a.tick_params(colors=th.foreground, labelcolor=th.foreground, labelsize=th.small_size)
+            for sp in a.spines.values():
+                sp.set_color(th.muted)
+            for sp in ("top", "right"):
+                a.spines[sp].set_visible(False)
+        drawn = _draw(axes, df, names, th)
+        ram = sum(r.size for r in workload.guest_ram)
+        bars = sum(r.size for r in workload.bars)
+        head = title or (f"{workload.name}: {human_bytes(ram)} RAM in {len(workload.guest_ram)} bank(s)"
+                         + (f" + {human_bytes(bars)} of BARs" if bars else "") + f", on {len(names)} platforms")
+        fig.suptitle(head, fontsize=th.title_size, color=th.foreground, x=0.01, ha="left")
+        axes[0]._iommu_compare = {"frame": df, "platforms": names, **drawn}
+    if filename is not None:
+        _style.save(fig, filename, style=th)
+    return fig
+
+
+def _bar(a, y, width, key, th, *, left=0.0, height=0.36, gid=""):
+    cat = _style.category(key)
+    face = cat.face(th)
+    bars = a.barh(y, width, left=left, height=height, color=face, edgecolor=th.muted, linewidth=0.5,
+                  hatch=cat.hatch or None, gid=gid)
+    if cat.hatch:
+        for b in bars:
+            b.set_hatchcolor(_style.hatch_color(face))
+    return bars
+
+
+def _legend(a, keys, th, *, loc="lower right", labels=None):
+    from matplotlib.patches import Patch
+
+    hs = []
+    for i, k in enumerate(keys):
+        cat = _style.category(k)
+        face = cat.face(th)
+        h = Patch(facecolor=face, edgecolor=th.foreground, lw=0.5, hatch=cat.hatch or None,
+                  label=labels[i] if labels else cat.label)
+        if cat.hatch:
+            h.set_hatchcolor(_style.hatch_color(face))
+        hs.append(h)
+    leg = a.legend(handles=hs, loc="upper left", bbox_to_anchor=(0.0, -0.07), ncols=min(4, len(hs)),
+                   fontsize=th.small_size - 0.5, frameon=True)
+    leg.get_frame().set_alpha(1.0)
+    return leg
+
+
+def _note(a, x, y, text, th, *, ha="left"):
+    a.text(x, y, text, ha=ha, va="center", fontsize=th.small_size - 0.5, color=th.foreground, gid="compare:value",
+           bbox=dict(boxstyle="round,pad=0.12", facecolor=th.axes_background, edgecolor="none"))
+
+
+def _draw(axes, df, names, th) -> dict:
+    y = np.arange(len(names))[::-1].astype(float)
+    ypos = dict(zip(names, y))
+    pols = list(dict.fromkeys(df["policy"]))
+    first = df.drop_duplicates("platform").set_index("platform")
+    drawn: dict[str, Any] = {"fits": {}, "table_bytes": {}, "mix": {}, "refs": {}}
+
+    # (a) fit
+    a = axes[0]
+    for name in names:
+        r = first.loc[name]
+        total = int(r["bytes_total"])
+        out = int(r["bytes_outside"])
+        inside = (total - out) / total
+        _bar(a, ypos[name], inside, "cmp-inside", th, height=0.6, gid="compare:inside")
+        if out:
+            _bar(a, ypos[name], out / total, "cmp-outside", th, left=inside, height=0.6, gid="compare:outside")
+        _note(a, 1.02, ypos[name], "fits" if not out else f"{human_bytes(out)} outside", th)
+        drawn["fits"][name] = (bool(r["fits"]), out)
+    a.set_xlim(0, 1.45)
+    a.set_xticks([0, 0.5, 1.0], ["0", "50%", "100%"])
+    a.set_yticks(y, names, fontsize=th.small_size)
+    a.set_title("(a) fits the permitted IOVA (DMA address = guest-physical)", fontsize=th.font_size, loc="left",
+                color=th.foreground)
+    _legend(a, ["cmp-inside", "cmp-outside"], th)
+
+    # (b) table memory, log scale
+    a = axes[1]
+    k = len(pols)
+    hb = 0.8 / k
+    vals = [int(v) for v in df["table_bytes"].dropna()] or [4096]
+    lo = 2 ** math.floor(math.log2(max(min(vals), 1)))
+    hi = 2 ** math.ceil(math.log2(max(vals))) * 64
+    for i, pol in enumerate(pols):
+        sub = df[df["policy"] == pol].set_index("platform")
+        for name in names:
+            yy = ypos[name] + (k - 1) / 2 * hb - i * hb
+            v = sub.loc[name, "table_bytes"]
+            if v is None or v is np.nan or (hasattr(v, "__class__") and str(v) == "<NA>"):
+                if i == 0:
+                    _note(a, lo * 1.1, ypos[name], "no page table (map/unmap requests only)", th)
+                continue
+            _bar(a, yy, int(v) - lo, f"cmp-policy-{pol}", th, left=lo, height=hb * 0.9, gid=f"compare:tables:{pol}")
+            _note(a, int(v) * 1.15, yy, f"{human_bytes(int(v))} ({int(sub.loc[name, 'table_pages']):,} pages)", th)
+            drawn["table_bytes"][(name, pol)] = int(v)
+    a.set_xscale("log", base=2)
+    a.set_xlim(lo, hi)
+    a.xaxis.set_major_formatter(_BytesFormatter())
+    a.set_title("(b) page-table memory", fontsize=th.font_size, loc="left", color=th.foreground)
+    _legend(a, [f"cmp-policy-{p}" for p in pols], th)
+
+    # (c) page-size mix, "largest" policy (or the last one)
+    a = axes[2]
+    pol = "largest" if "largest" in pols else pols[-1]
+    sub = df[df["policy"] == pol].set_index("platform")
+    sizes = df.attrs.get("mix_sizes") or sorted(int(c[4:].rstrip("KMGT")) for c in df.columns if c.startswith("mix_"))
+    used_keys = []
+    for name in names:
+        row = sub.loc[name]
+        tot = sum(int(row[f"mix_{size_label(s)}"]) for s in sizes)
+        left = 0.0
+        if not tot:
+            _note(a, 0.02, ypos[name], "no page table", th)
+            continue
+        for s in sizes:
+            b = int(row[f"mix_{size_label(s)}"])
+            if not b:
+                continue
+            key = pgsize_category(s)
+            if key not in used_keys:
+                used_keys.append(key)
+            _bar(a, ypos[name], b / tot, key, th, left=left, height=0.6, gid=f"compare:mix:{s:#x}")
+            if b / tot > 0.12:
+                _note(a, left + b / tot / 2, ypos[name], size_label(s), th, ha="center")
+            drawn["mix"][(name, s)] = b / tot
+            left += b / tot
+    a.set_xlim(0, 1.0)
+    a.set_xticks([0, 0.5, 1.0], ["0", "50%", "100%"])
+    a.set_yticks(y, names, fontsize=th.small_size)
+    a.set_title(f"(c) bytes by page size ({'largest pages allowed' if pol == 'largest' else pol})",
+                fontsize=th.font_size, loc="left", color=th.foreground)
+    if used_keys:
+        from matplotlib.patches import Patch
+
+        used_keys.sort(key=lambda k: int(k.split("-", 1)[1], 16))
+        hs = []
+        for key in used_keys:
+            cat = _style.category(key)
+            face = cat.face(th)
+            h = Patch(facecolor=face, edgecolor=th.foreground, lw=0.5, hatch=cat.hatch or None, label=cat.label)
+            if cat.hatch:
+                h.set_hatchcolor(_style.hatch_color(face))
+            hs.append(h)
+        leg = a.legend(handles=hs, loc="upper left", bbox_to_anchor=(0.0, -0.06), ncols=min(4, len(hs)),
+                       fontsize=th.small_size - 0.5, frameon=True)
+        leg.get_frame().set_alpha(1.0)
+
+    # (d) walk references: native and nested, per policy
+    a = axes[3]
+    series = [(pol, kind) for pol in pols for kind in ("native", "nested")]
+    hb = 0.84 / len(series)
+    vmax = 1.0
+    for j, (pol, kind) in enumerate(series):
+        sub = df[df["policy"] == pol].set_index("platform")
+        for name in names:
+            yy = ypos[name] + (len(series) - 1) / 2 * hb - j * hb
+            v = sub.loc[name, f"{kind}_refs"]
+            if v is None or (isinstance(v, float) and math.isnan(v)) or str(v) == "<NA>":
+                if kind == "nested" and j == 1:
+                    _note(a, 0.3, yy, "nested: " + str(sub.loc[name, "nested_note"])[:52], th)
+                continue
+            v = float(v)
+            vmax = max(vmax, v)
+            key = f"cmp-{kind}"
+            bars = _bar(a, yy, v, key, th, height=hb * 0.9, gid=f"compare:refs:{kind}:{pol}")
+            if pol != pols[0]:
+                for b in bars:
+                    b.set_alpha(1.0)
+                    b.set_linewidth(1.2)
+                    b.set_edgecolor(th.foreground)
+            _note(a, v + 0.3, yy, f"{v:.3g} ({pol})", th)
+            drawn["refs"][(name, pol, kind)] = v
+    a.set_xlim(0, vmax * 1.3 + 1)
+    a.set_title("(d) page-table references per IOTLB miss (cold walk)", fontsize=th.font_size, loc="left",
+                color=th.foreground)
+    _legend(a, ["cmp-native", "cmp-nested"], th)
+    return drawn
+
+
+class _BytesFormatter:
+    """Log-axis tick labels in binary units (matplotlib Formatter protocol)."""
+
+    def __new__(cls):
+        from matplotlib.ticker import FuncFormatter
+
+        return FuncFormatter(lambda v, _pos: human_bytes(int(v)) if v >= 1 else "")

@@ -1,0 +1,433 @@
+"""A DMA workload for design reviews: a guest RAM layout plus device BARs, and what it costs.
+
+The question a design review asks -- "will this guest's memory fit the IOMMU's windows on
+platform X, how much page-table memory does it cost there, which page sizes end up in the
+table, and how many memory references does an IOTLB miss take, natively and nested?" -- is
+answered here from the real models, never from a table of numbers:
+
+* *fits*: each range is compared with ``Platform.iova_ranges()`` (the permitted windows minus
+  the reserved holes, as ``IOMMU_IOAS_IOVA_RANGES`` answers), with the guest's DMA addresses
+  equal to its guest-physical addresses (what a VMM does when it maps all guest RAM into the
+  IOAS at start-up, and what a guest without a vIOMMU needs).
+* *table memory* and *page-size mix*: the fitting ranges are mapped into a real ``PageTable``
+  of the platform's paging format (``iommu_map``'s page splitting under a page-size policy),
+  and the table tree is then read back from the entries with :func:`table_tree`. A POWER TCE
+  window is one flat table whose size is fixed by the window, so each window the workload uses
+  costs ``formats.power_tce(...).table_bytes(0)``.
+* *walk references*: native, the byte-weighted number of levels from the root to each leaf of
+  that table; nested, a real two-dimensional walk (``iommu_lab.nesting.Nested``) of one page of
+  the workload's dominant page size over a stage 2 built with the same policy.
+
+:func:`table_tree` is also what ``render.pagetable`` draws: a vectorised read of every table
+page (one gather per level), fast enough for tens of thousands of table pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import IommuError
+from .ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_size
+
+__all__ = ["TableTree", "table_tree", "Workload", "WorkloadCost", "POLICIES"]
+
+_U64 = np.uint64
+
+#: Page-size policies: ``"4K"`` (the smallest page only, e.g. ``intel_iommu=sp_off``) and
+#: ``"largest"`` (every size the platform advertises and the format can hold).
+POLICIES = ("4K", "largest")
+
+
+# ============================================================================== table tree
+@dataclass
+class TableTree:
+    """Every table page and every leaf of a page table, as arrays (read from the entries).
+
+    Table arrays are in depth-first order of IOVA within each level (top level first).
+    ``offset`` is the first input offset a table covers (``iova - va_base`` for a TCE window;
+    the lower canonical half comes first for sign-extended formats). ``span`` is the input
+    bytes one table covers. Leaf arrays hold one row per leaf (replicated AMD NL=7 slots once).
+    """
+
+    fmt: Any
+    level: np.ndarray
+    address: np.ndarray
+    offset: np.ndarray
+    span: np.ndarray  # float64: a top table may span 2**64
+    used: np.ndarray
+    entries: np.ndarray
+    nbytes: np.ndarray
+    leaf_offset: np.ndarray  #: first offset of each run of equal, neighbouring leaves
+    leaf_size: np.ndarray  #: page size of the run's leaves
+    leaf_count: np.ndarray  #: leaves in the run
+    leaf_level: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.level.size)
+
+    @property
+    def table_bytes(self) -> int:
+        return int(self.nbytes.sum())
+
+    def per_level(self) -> dict[int, tuple[int, int]]:
+        """``{level: (tables, bytes)}``, top level first."""
+        out = {}
+        for lv in range(self.fmt.top_level, -1, -1):
+            m = self.level == lv
+            out[lv] = (int(m.sum()), int(self.nbytes[m].sum()))
+        return out
+
+    def mix(self) -> dict[int, int]:
+        """``{page size: bytes mapped}``, smallest page first."""
+        out: dict[int, int] = {}
+        for s, c in zip(self.leaf_size.tolist(), self.leaf_count.tolist()):
+            out[int(s)] = out.get(int(s), 0) + int(s) * int(c)
+        return dict(sorted(out.items()))
+
+    @property
+    def leaves(self) -> int:
+        return int(self.leaf_count.sum())
+
+    def native_refs(self) -> float | None:
+        """Byte-weighted references of a cold single-stage walk: levels from the root to the leaf."""
+        if not self.leaf_size.size:
+            return None
+        refs = (self.fmt.top_level - self.leaf_level + 1).astype(np.float64)
+        w = self.leaf_size.astype(np.float64) * self.leaf_count
+        return float((refs * w).sum() / w.sum())
+
+
+def table_tree(pt: Any) -> TableTree:
+    """Read every table page and leaf of ``pt`` from its entries, one gather per level.
+
+    Read-only: it uses the table's memory ``gather`` and the format's codec, as
+    ``PageTable.tables`` does, but over all tables of a level at once (in chunks of about a
+    million entries, so temporaries stay cache- and page-friendly), which keeps tens of
+    thousands of table pages well under a second.
+    """
+    from .pagetable.codecs import EntryKind
+
+    f, codec, mem = pt.fmt, pt.fmt.codec, pt.memory
+    levels, addrs, offs, spans, used, ents, nbytes = [], [], [], [], [], [], []
+    l_off, l_size, l_count, l_level = [], [], [], []
+    tables = np.array([int(pt.root)], dtype=_U64)
+    toff = np.zeros(1, dtype=_U64)
+    for lv in range(f.top_level, -1, -1):
+        n = tables.size
+        if n == 0:
+            break
+        e = f.entries(lv)
+        sh = f.shift(lv)
+        levels.append(np.full(n, lv, dtype=np.int8))
+        addrs.append(tables)
+        offs.append(toff)
+        spans.append(np.full(n, float(e) * float(1 << sh)))
+        ents.append(np.full(n, e, dtype=np.int64))
+        nbytes.append(np.full(n, f.table_bytes(lv), dtype=np.int64))
+        lv_used = np.empty(n, dtype=np.int64)
+        child_t, child_off = [], []
+        ramp = np.arange(e, dtype=_U64) << _U64(3)
+        step = max(1, (1 << 20) // e)
+        for c0 in range(0, n, step):
+            c1 = min(n, c0 + step)
+            ct, co = tables[c0:c1], toff[c0:c1]
+            raw, _ = mem.gather((ct[:, None] + ramp[None, :]).reshape(-1))
+            kinds = codec.classify(f, raw, lv).reshape(c1 - c0, e)
+            lv_used[c0:c1] = np.count_nonzero(kinds != EntryKind.EMPTY, axis=1)
+            isleaf = kinds == EntryKind.LEAF
+            if isleaf.any():
+                _leaf_runs(f, codec, lv, e, sh, raw, isleaf, co, l_off, l_size, l_count, l_level)
+            if lv > 0:
+                tab = np.flatnonzero(kinds.reshape(-1) == EntryKind.TABLE)
+                if tab.size:
+                    t = tab // e
+                    child_t.append(codec.table_addr(f, raw[tab], lv).astype(_U64))
+                    child_off.append(co[t] + ((tab - t * e).astype(_U64) << _U64(sh)))
+        used.append(lv_used)
+        if not child_t:
+            tables = np.zeros(0, dtype=_U64)
+            continue
+        tables = np.concatenate(child_t)
+        toff = np.concatenate(child_off)
+    cat = lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dtype=dt)  # noqa: E731
+    lo, ls, lc, ll = cat(l_off, _U64), cat(l_size, _U64), cat(l_count, np.int64), cat(l_level, np.int8)
+    if lo.size > 1:  # join runs that continue across tables (same size and level)
+        order = np.argsort(lo, kind="stable")
+        lo, ls, lc, ll = lo[order], ls[order], lc[order], ll[order]
+        end = lo + lc.astype(_U64) * ls
+        join = np.zeros(lo.size, dtype=bool)
+        join[1:] = (lo[1:] == end[:-1]) & (ls[1:] == ls[:-1]) & (ll[1:] == ll[:-1])
+        idx = np.flatnonzero(~join)
+        lc = np.add.reduceat(lc, idx)
+        lo, ls, ll = lo[idx], ls[idx], ll[idx]
+    return TableTree(
+        f, cat(levels, np.int8), cat(addrs, _U64), cat(offs, _U64), cat(spans, np.float64), cat(used, np.int64),
+        cat(ents, np.int64), cat(nbytes, np.int64), lo, ls, lc, ll,
+    )
+
+
+def _leaf_runs(f, codec, lv, e, sh, raw, isleaf, toff, l_off, l_size, l_count, l_level) -> None:
+    """Append the runs of neighbouring leaves in one chunk of tables (rows of ``isleaf``)."""
+    if codec.fixed_leaf_size:
+        full = isleaf.all(axis=1)
+        if full.any():  # the common case: a table of nothing but leaves is one run
+            l_off.append(toff[full])
+            l_size.append(np.full(int(full.sum()), 1 << sh, dtype=_U64))
+            l_count.append(np.full(int(full.sum()), e, dtype=np.int64))
+            l_level.append(np.full(int(full.sum()), lv, dtype=np.int8))
+        part = np.flatnonzero(isleaf.any(axis=1) & ~full)
+        if part.size:
+            m = isleaf[part].astype(np.int8)
+            d = np.diff(np.concatenate([np.zeros((part.size, 1), np.int8), m, np.zeros((part.size, 1), np.int8)], axis=1),
+                        axis=1)
+            r0, j0 = np.nonzero(d == 1)
+            r1, j1 = np.nonzero(d == -1)
+            l_off.append(toff[part[r0]] + (j0.astype(_U64) << _U64(sh)))
+            l_size.append(np.full(j0.size, 1 << sh, dtype=_U64))
+            l_count.append((j1 - j0).astype(np.int64))
+            l_level.append(np.full(j0.size, lv, dtype=np.int8))
+        return
+    leaf = np.flatnonzero(isleaf.reshape(-1))
+    t = leaf // e
+    j = leaf - t * e
+    lg2 = codec.leaf_lg2(f, raw[leaf], lv).astype(np.int64)
+    first = (j & ((np.int64(1) << (lg2 - sh)) - 1)) == 0  # AMD NL=7 replicas count once
+    l_off.append(toff[t[first]] + (j[first].astype(_U64) << _U64(sh)))
+    l_size.append((np.int64(1) << lg2[first]).astype(_U64))
+    l_count.append(np.ones(int(first.sum()), dtype=np.int64))
+    l_level.append(np.full(int(first.sum()), lv, dtype=np.int8))
+
+
+# ============================================================================== workload
+def _ranges(items: Iterable[Any], what: str) -> tuple[IovaRange, ...]:
+    out = []
+    for it in items or ():
+        if isinstance(it, IovaRange):
+            out.append(it)
+        elif isinstance(it, tuple) and len(it) == 2:
+            start, size = int(it[0]), parse_size(it[1]) if isinstance(it[1], str) else int(it[1])
+            if size <= 0:
+                raise ValueError(f"{what} range at {fmt_addr(start)} has size {size}; sizes must be positive")
+            out.append(IovaRange(start, start + size - 1))
+        else:
+            raise TypeError(f"{what} entries are IovaRange or (start, size) tuples, got {it!r}")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class WorkloadCost:
+    """One platform × policy row of :meth:`Workload.cost` (see ``compare_table`` for the columns)."""
+
+    platform: str
+    policy: str
+    format: str
+    fits: bool
+    bytes_total: int
+    bytes_outside: int
+    outside: tuple[IovaRange, ...]
+    table_bytes: int | None
+    table_pages: int | None
+    mix: dict = field(default_factory=dict)
+    native_refs: float | None = None
+    nested_refs: int | None = None
+    nested_note: str = ""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A guest's DMA-visible memory: RAM ranges plus device BARs, at their guest-physical addresses.
+
+    Parameters
+    ----------
+    guest_ram : sequence of IovaRange or (start, size)
+        RAM banks (size may be a string such as ``"4G"``).
+    bars : sequence of IovaRange or (start, size)
+        Device BARs a peer device DMAs into (peer-to-peer), mapped like RAM.
+    name : str
+        Title used in figures.
+
+    Example
+    -------
+    >>> w = Workload.pc_guest(ram="16G")     # 0-3G RAM, 32-bit MMIO hole, the rest above 4G
+    """
+
+    guest_ram: tuple[IovaRange, ...]
+    bars: tuple[IovaRange, ...] = ()
+    name: str = "workload"
+
+    def __init__(self, guest_ram: Sequence[Any], bars: Sequence[Any] = (), name: str = "workload") -> None:
+        object.__setattr__(self, "guest_ram", _ranges(guest_ram, "guest_ram"))
+        object.__setattr__(self, "bars", _ranges(bars, "bars"))
+        object.__setattr__(self, "name", name)
+        if not self.guest_ram:
+            raise ValueError("a workload needs at least one guest RAM range")
+
+    @classmethod
+    def pc_guest(cls, ram: int | str = "16G", *, bars: Sequence[Any] = ((0xE000_0000, "256M"),), low: int | str = "2G",
+                 name: str | None = None) -> "Workload":
+        """A PC-style guest: ``low`` bytes of RAM at 0, the rest from 4 GiB (the 32-bit MMIO
+        hole in between holds the BARs), as QEMU's q35 machine lays it out."""
+        total = parse_size(ram) if isinstance(ram, str) else int(ram)
+        lo = min(total, parse_size(low) if isinstance(low, str) else int(low))
+        banks = [(0, lo)] + ([(1 << 32, total - lo)] if total > lo else [])
+        return cls(banks, bars, name or f"{fmt_size(total)} PC guest")
+
+    @property
+    def ranges(self) -> tuple[IovaRange, ...]:
+        return self.guest_ram + self.bars
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(r.size for r in self.ranges)
+
+    def outside(self, platform: Any) -> tuple[IovaRange, ...]:
+        """The parts of the workload outside ``platform.iova_ranges()``."""
+        return tuple((RangeSet(self.ranges) - platform.iova_ranges()))
+
+    def fits(self, platform: Any) -> bool:
+        """Whether every RAM and BAR range lies in the IOVA the platform lets a device use."""
+        return not self.outside(platform)
+
+    # ------------------------------------------------------------------ costs
+    def cost(self, platform: Any, policy: str = "largest") -> WorkloadCost:
+        """Table memory, page-size mix and walk references of this workload on ``platform``."""
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(map(repr, POLICIES))}, not {policy!r}")
+        outside = self.outside(platform)
+        inside = RangeSet(self.ranges) & platform.iova_ranges()
+        out_bytes = sum(r.size for r in outside)
+        try:
+            fname = platform.format_name("paging")
+        except IommuError:
+            fname = ""
+        base = dict(platform=platform.name, policy=policy, format=fname or "-", fits=not outside,
+                    bytes_total=self.total_bytes, bytes_outside=out_bytes, outside=outside)
+        if not fname:
+            return WorkloadCost(**base, table_bytes=None, table_pages=None,
+                                nested_note="no page table: map/unmap requests only")
+        from .pagetable import formats as _formats
+
+        fmt = _formats.get(fname)
+        if fmt.family == "power-tce":
+            # Each window is its own TCE table with its own page shift (ibm,create-pe-dma-window).
+            return self._tce_cost(platform, fmt, self._bitmap(platform.pgsizes, policy), inside, base)
+        bitmap = self._bitmap(platform.pgsizes & fmt.leaf_bitmap, policy)
+        tree, pt = self._radix(fmt, bitmap, inside)
+        nested, note = self._nested_refs(platform, policy, tree)
+        return WorkloadCost(**base, table_bytes=tree.table_bytes, table_pages=len(tree), mix=tree.mix(),
+                            native_refs=tree.native_refs(), nested_refs=nested, nested_note=note)
+
+    @staticmethod
+    def _bitmap(bitmap: int, policy: str) -> int:
+        return bitmap & -bitmap if policy == "4K" else bitmap
+
+    @staticmethod
+    def _radix(fmt: Any, bitmap: int, inside: RangeSet):
+        from .pagetable.memory import PhysicalMemory
+        from .pagetable.table import PageTable
+
+        # Table pages only: leaf output addresses are numbers in the entries, not allocations.
+        mem = PhysicalMemory(base=0x1000_0000, size=min(64 << 30, (1 << fmt.oas) - 0x1000_0000), name="host")
+        pt = PageTable(fmt, memory=mem, pgsize_bitmap=bitmap)
+        m = pt.min_pgsize
+        for r in inside:
+            lo = (r.start + m - 1) & ~(m - 1)
+            hi = (r.last + 1) & ~(m - 1)
+            if hi > lo and any(IovaRange(lo, hi - 1) in ir for ir in fmt.input_ranges):
+                pt.map(lo, lo, hi - lo)  # identity GPA -> HPA: output addresses only set the alignment
+        return table_tree(pt), pt
+
+    @staticmethod
+    def _tce_cost(platform: Any, fmt: Any, bitmap: int, inside: RangeSet, base: dict) -> WorkloadCost:
+        from .pagetable import formats as _formats
+
+        page = 1 << (bitmap.bit_length() - 1)  # one page size per window; the largest allowed
+        shift = page.bit_length() - 1
+        total = pages = 0
+        mapped = 0
+        for w in platform.windows:
+            used = inside & RangeSet([w])
+            if not used:
+                continue
+            wf = _formats.power_tce(shift, window_bits=w.size.bit_length() - 1, base=w.start)
+            total += wf.table_bytes(0)
+            pages += -(-wf.table_bytes(0) // 4096)
+            mapped += sum(r.size for r in used)
+        return WorkloadCost(**base, table_bytes=total, table_pages=pages, mix={page: mapped} if mapped else {},
+                            native_refs=1.0 if mapped else None, nested_refs=None,
+                            nested_note="no stage 2: TCE windows have no nesting")
+
+    def _nested_refs(self, platform: Any, policy: str, tree: TableTree) -> tuple[int | None, str]:
+        from .platform import NestingSupport
+
+        if platform.nesting is not NestingSupport.HARDWARE:
+            return None, f"no hardware nesting ({platform.nesting.value})"
+        mix = tree.mix()
+        if not mix:
+            return None, "nothing mapped"
+        from .pagetable import formats as _formats
+
+        dominant = max(mix, key=lambda s: (mix[s], s))
+        try:
+            f1 = _formats.get(platform.format_name("stage1"))
+            s1 = self._bitmap(platform.pgsizes & f1.leaf_bitmap, policy) & ((dominant << 1) - 1)
+            page = 1 << (s1.bit_length() - 1) if s1 else dominant
+            note = f"{fmt_size(page)} pages in both stages"
+            if page != dominant:
+                note += f" (stage 1 {f1.name} has no {fmt_size(dominant)} page)"
+            return _nested_walk_refs(platform, policy, page), note
+        except (IommuError, ValueError) as e:  # a pair the models refuse: say why
+            return None, str(e)
+
+
+def _nested_walk_refs(platform: Any, policy: str, page: int) -> int:
+    """References of a real cold 2-D walk of one ``page``-sized stage-1 leaf over a stage 2 that
+    maps the guest's RAM with the same policy (``Nested`` over ``GuestMemory``)."""
+    from .nesting import GuestMemory, Nested, _host_memory_for
+    from .pagetable import formats as _formats
+    from .pagetable.table import PageTable
+
+    f1 = _formats.get(platform.format_name("stage1"))
+    f2 = _formats.get(platform.format_name("stage2"))
+    ram = max(2 * page, 16 << 20)
+    b2 = Workload._bitmap(platform.pgsizes & f2.leaf_bitmap, policy) & ((page << 1) - 1)
+    b1 = Workload._bitmap(platform.pgsizes & f1.leaf_bitmap, policy)
+    if not b2 or page not in _formats.get(f1).leaf_sizes or not b1 & page:
+        raise ValueError(f"{fmt_size(page)} pages are not available in both stages ({f1.name} over {f2.name})")
+    host = _host_memory_for(f2)
+    # Guest RAM at an aligned host address past the stage-2 tables; the host memory backs a
+    # frame when it is first written, so only the guest's table pages take room.
+    hpa = -(-(host.base + (64 << 20)) // page) * page
+    if hpa + ram - 1 > host.last:
+        raise ValueError(f"a {fmt_size(ram)} guest with {fmt_size(page)} pages does not fit the model's host memory")
+    s2 = PageTable(f2, memory=host, pgsize_bitmap=b2)
+    s2.map(0, hpa, ram)
+    s1 = PageTable(f1, memory=GuestMemory(s2, host, base=0, size=ram, backing="external"), pgsize_bitmap=b1)
+    nested = Nested(s1, s2)
+    iova = max(page, 1 << 30)
+    nested.map(iova, page, page)
+    w = nested.walk(iova)
+    if not w.ok:  # pragma: no cover - the set-up above maps everything the walk reads
+        raise ValueError(str(w.fault))
+    return int(w.n_pagetable_refs)
+
+
+def _plot(self: Workload, platforms: Sequence[Any], **kwargs: Any):
+    """Draw this workload on ``platforms`` (``render.compare``); keywords as there."""
+    from .render.compare import compare
+
+    return compare(platforms, self, **kwargs)
+
+
+def _table(self: Workload, platforms: Sequence[Any], **kwargs: Any):
+    """The comparison frame (``render.compare_table``)."""
+    from .render.compare import compare_table
+
+    return compare_table(platforms, self, **kwargs)
+
+
+Workload.plot = _plot
+Workload.compare_table = _table
