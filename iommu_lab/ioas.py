@@ -1415,6 +1415,16 @@ class IOAS:
             lines.append(f"  ... {len(areas) - 8} more area(s)")
         return "\n".join(lines)
 
+    def plot(self, **kwargs: Any):
+        """Draw this address space's layout with ``iommu_lab.render.layout`` (takes ``ax=``, ``filename=``, ``style=``).
+
+        A shortcut only: the renderer is imported on call, so this model module never imports
+        the rendering layer.
+        """
+        from .render import layout
+
+        return layout(self, **kwargs)
+
     def _repr_html_(self) -> str:
         from ._html import esc, table_html
 

@@ -589,6 +589,16 @@ class NestedWalk:
         )
         return f"<NestedWalk iova={fmt_addr(self.iova)} refs={self.n_refs} {state}>"
 
+    def plot(self, **kwargs: Any):
+        """Draw this 2-D nested walk with ``iommu_lab.render.nested_walk`` (takes ``ax=``, ``filename=``, ``style=``).
+
+        A shortcut only: the renderer is imported on call, so this model module never imports
+        the rendering layer.
+        """
+        from .render import nested_walk
+
+        return nested_walk(self, **kwargs)
+
     def _repr_html_(self) -> str:
         rows = [
             (

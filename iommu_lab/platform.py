@@ -377,6 +377,16 @@ class Platform:
         reserved = ", ".join(str(r) for r in self.reserved) or "none"
         return f"Platform({self.name!r}: {self._summary()}; windows {windows}; reserved {reserved})"
 
+    def plot(self, **kwargs: Any):
+        """Draw this platform's windows and reserved regions with ``iommu_lab.render.layout`` (takes ``ax=``, ``filename=``, ``style=``).
+
+        A shortcut only: the renderer is imported on call, so this model module never imports
+        the rendering layer.
+        """
+        from .render import layout
+
+        return layout(self, **kwargs)
+
     def _repr_html_(self) -> str:
         from ._html import esc, table_html
 

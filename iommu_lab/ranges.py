@@ -470,6 +470,16 @@ class RangeSet:
             }
         )
 
+    def plot(self, **kwargs):
+        """Draw this range set with ``iommu_lab.render.layout`` (takes ``ax=``, ``filename=``, ``style=``).
+
+        A shortcut only: the renderer is imported on call, so this model module never imports
+        the rendering layer.
+        """
+        from .render import layout
+
+        return layout(self, **kwargs)
+
     def _repr_html_(self) -> str:
         from ._html import table_html
 

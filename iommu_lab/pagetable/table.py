@@ -14,6 +14,7 @@ byte unchanged (compare ``memory.snapshot()``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -754,6 +755,16 @@ class PageTable:
             f"<PageTable {self.fmt.name}: root {fmt_addr(self.root)}, pgsizes {self.pgsize_bitmap:#x}, "
             f"{fmt_size(self.memory.bytes_used)} of table memory>"
         )
+
+    def plot(self, **kwargs: Any):
+        """Draw this page table's tree of table pages with ``iommu_lab.render.pagetable`` (takes ``ax=``, ``filename=``, ``style=``).
+
+        A shortcut only: the renderer is imported on call, so this model module never imports
+        the rendering layer.
+        """
+        from ..render import pagetable
+
+        return pagetable(self, **kwargs)
 
     def _repr_html_(self) -> str:
         from .._html import table_html

@@ -234,6 +234,16 @@ class Walk:
     def __repr__(self) -> str:
         return f"<Walk {fmt_addr(self.iova)} {self.fmt.name}: {self.summary()[3:]}>"
 
+    def plot(self, **kwargs: Any):
+        """Draw this walk with ``iommu_lab.render.walk`` (takes ``ax=``, ``filename=``, ``style=``).
+
+        A shortcut only: the renderer is imported on call, so this model module never imports
+        the rendering layer.
+        """
+        from ..render import walk
+
+        return walk(self, **kwargs)
+
     def _repr_html_(self) -> str:
         from .._html import table_html
 
