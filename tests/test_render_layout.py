@@ -420,7 +420,7 @@ def test_area_category_hook_splits_mapped_areas():
     key = lambda a: style.mapped_category(4096 if a.length == 0x1000 else 2 * MiB)  # noqa: E731
     fig = render.layout(vtd_ioas(areas), area_category=key)
     gids = set(collections_by_gid(fig))
-    assert {"layout:mapped-0x1000", "layout:mapped-0x200000"} <= gids
+    assert {f"layout:{style.pgsize_category(0x1000)}", f"layout:{style.pgsize_category(2 * MiB)}"} <= gids
     assert "layout:mapped" not in gids
 
 

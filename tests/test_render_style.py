@@ -95,8 +95,11 @@ def test_reservation_category_by_owner_kind_then_linux_type():
 
 def test_mapped_category_by_page_size_is_a_hook_with_its_own_label():
     key = style.mapped_category(2 << 20)
-    assert style.category(key).label == "mapped, 2 MiB pages"
+    assert style.category(key).label == "2 MiB pages"
     assert style.mapped_category(2 << 20) == key
+    # one look per page size in every figure: mapped areas and page-table leaves agree
+    assert key == style.pgsize_category(2 << 20) != style.pgsize_category(4096)
+    assert style.category(key).hatch != style.category(style.pgsize_category(4096)).hatch
 
 
 def test_hatch_colour_contrasts_with_the_fill():

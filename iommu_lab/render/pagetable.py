@@ -25,6 +25,7 @@ import numpy as np
 from ..ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
 from ..workload import TableTree, table_tree
 from . import style as _style
+from .style import pgsize_category
 from .axis import SegmentedAxis
 
 __all__ = ["pagetable", "pagetable_data", "PagetableData", "LevelBand", "AGGREGATE_EPS", "human_bytes", "pgsize_category"]
@@ -76,31 +77,6 @@ class PagetableData:
 
 
 # Leaf page sizes: the same size always looks the same (colour and hatch), in every figure.
-_PGSIZE_LOOKS = (
-    ("#0072B2", ""),
-    ("#56B4E9", "//"),
-    ("#009E73", "\\\\"),
-    ("#F0E442", ".."),
-    ("#CC79A7", "++"),
-    ("#a96b59", "--"),
-    ("#004b75", "||"),
-    ("#E69F00", "oo"),
-)
-_PGSIZE_SLOT = {12: 0, 21: 1, 30: 2, 16: 3, 14: 4, 25: 5, 29: 6, 24: 7}
-
-
-def pgsize_category(size: int) -> str:
-    """Category key for leaves of ``size`` bytes (registered on first use; hatches valid for
-    matplotlib, unlike ``style.mapped_category``'s ``"=="``)."""
-    key = f"leaf-{size:#x}"
-    if key not in _style.CATEGORIES:
-        lg2 = int(size).bit_length() - 1
-        if lg2 in _PGSIZE_SLOT:
-            color, hatch = _PGSIZE_LOOKS[_PGSIZE_SLOT[lg2]]
-        else:  # uncommon sizes (AMD v1 NL=7): violet, told apart by hatch
-            color, hatch = "#832db6", ("", "//", "\\\\", "..", "++", "||", "--", "oo")[lg2 % 8]
-        _style.register_category(key, f"{fmt_size(size)} pages", color, hatch, "leaves")
-    return key
 
 
 def _lasts(offs: np.ndarray, span: float, vb_last: int) -> np.ndarray:

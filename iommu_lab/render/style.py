@@ -35,6 +35,7 @@ __all__ = [
     "register_category",
     "reservation_category",
     "mapped_category",
+    "pgsize_category",
     "hatch_color",
     "new_figure",
     "root_figure",
@@ -168,27 +169,39 @@ for _args in (
 ):
     register_category(*_args)
 
-# Mapped areas by page size: a hook for when the IOAS carries a paging domain. Blue-family
-# shades plus a distinct hatch each, so sizes differ without relying on the shade alone.
-_MAPPED_BY_SIZE = (
+# One look per page size across every figure (layout areas, page-table leaves, comparisons).
+_PGSIZE_LOOKS = (
     ("#0072B2", ""),
-    ("#56B4E9", "||"),
-    ("#009E73", "=="),
-    ("#004b75", "\\\\\\"),
-    ("#8fd0f2", "///"),
+    ("#56B4E9", "//"),
+    ("#009E73", "\\\\"),
+    ("#F0E442", ".."),
+    ("#CC79A7", "++"),
+    ("#a96b59", "--"),
+    ("#004b75", "||"),
+    ("#E69F00", "oo"),
 )
+_PGSIZE_SLOT = {12: 0, 21: 1, 30: 2, 16: 3, 14: 4, 25: 5, 29: 6, 24: 7}
+
+
+def pgsize_category(size: int) -> str:
+    """Category key for pages (leaves, mapped areas) of ``size`` bytes: one look per page size
+    in every figure, registered on first use."""
+    from ..ranges import fmt_size
+
+    key = f"leaf-{size:#x}"
+    if key not in CATEGORIES:
+        lg2 = int(size).bit_length() - 1
+        if lg2 in _PGSIZE_SLOT:
+            color, hatch = _PGSIZE_LOOKS[_PGSIZE_SLOT[lg2]]
+        else:  # uncommon sizes (AMD v1 NL=7): violet, told apart by hatch
+            color, hatch = "#832db6", ("", "//", "\\\\", "..", "++", "||", "--", "oo")[lg2 % 8]
+        register_category(key, f"{fmt_size(size)} pages", color, hatch, "leaves")
+    return key
 
 
 def mapped_category(pgsize: int) -> str:
-    """The category key for areas mapped with ``pgsize``-byte pages (registered on first use)."""
-    from ..ranges import fmt_size
-
-    key = f"mapped-{pgsize:#x}"
-    if key not in CATEGORIES:
-        n = sum(1 for k in CATEGORIES if k.startswith("mapped-"))
-        color, hatch = _MAPPED_BY_SIZE[n % len(_MAPPED_BY_SIZE)]
-        register_category(key, f"mapped, {fmt_size(pgsize)} pages", color, hatch, "mapped")
-    return key
+    """The category key for areas mapped with ``pgsize``-byte pages (see ``pgsize_category``)."""
+    return pgsize_category(pgsize)
 
 
 def reservation_category(kind: str | None, rtype: Any = None) -> str:
