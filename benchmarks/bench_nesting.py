@@ -19,7 +19,7 @@ import argparse
 import time
 
 from iommu_lab.nesting import Nested
-from iommu_lab.shadow import Workload, compare_costs
+from iommu_lab.shadow import DmaPattern, compare_costs
 
 MiB = 1 << 20
 PAIRS = ("intel-vtd-48", "intel-vtd-57", "arm-smmuv3-48", "amd-v1")
@@ -57,7 +57,7 @@ def main() -> None:
         print(
             f"{name:<15} {refs:>5} {walk / args.walks * 1e6:>9.1f} {pw / args.walks * 1e6:>10.1f} {sh * 1e3:>10.1f}"
         )
-    for wl in (Workload.dynamic(64), Workload.static(64, dmas=2000)):
+    for wl in (DmaPattern.dynamic(64), DmaPattern.static(64, dmas=2000)):
         print(
             f"\n{wl.name} (x86-64-4level over vtd-ss-4level, guest RAM backed with 4 KiB stage-2 pages)"
         )

@@ -36,7 +36,7 @@ __all__ = [
     "CountingMemory",
     "ShadowCosts",
     "ShadowNesting",
-    "Workload",
+    "DmaPattern",
     "compare_costs",
     "run_workload",
 ]
@@ -382,12 +382,13 @@ class ShadowNesting:
 
 
 @dataclass(frozen=True)
-class Workload:
-    """A guest DMA workload: operations ``("map", iova, gpa, size)``, ``("unmap", iova, size)``
+class DmaPattern:
+    """A guest DMA pattern (not to be confused with ``iommu_lab.workload.Workload``, a memory
+    layout for design reviews): operations ``("map", iova, gpa, size)``, ``("unmap", iova, size)``
     and ``("dma", iova)`` (an IOTLB miss at ``iova``; caches are assumed cold for each).
 
-    ``Workload.dynamic(n, size)`` is the strict-mode DMA API pattern (map, one DMA, unmap per
-    buffer); ``Workload.static(n, size, dmas)`` maps once and reuses the buffers (DPDK-like).
+    ``DmaPattern.dynamic(n, size)`` is the strict-mode DMA API pattern (map, one DMA, unmap per
+    buffer); ``DmaPattern.static(n, size, dmas)`` maps once and reuses the buffers (DPDK-like).
     """
 
     ops: tuple[tuple, ...]
@@ -401,7 +402,7 @@ class Workload:
         *,
         iova_base: int = 0x4000_0000,
         gpa_base: int = 0x10_0000,
-    ) -> Workload:
+    ) -> DmaPattern:
         ops = []
         for i in range(buffers):
             iova, gpa = iova_base + i * size, gpa_base + i * size
@@ -417,14 +418,14 @@ class Workload:
         *,
         iova_base: int = 0x4000_0000,
         gpa_base: int = 0x10_0000,
-    ) -> Workload:
+    ) -> DmaPattern:
         ops: list[tuple] = [("map", iova_base, gpa_base, buffers * size)]
         ops += [("dma", iova_base + (k % buffers) * size) for k in range(dmas)]
         return cls(tuple(ops), f"static: {fmt_size(buffers * size)} mapped once, {dmas} DMAs")
 
 
-def _as_ops(workload: Workload | Iterable[Sequence]) -> tuple[tuple, ...]:
-    ops = workload.ops if isinstance(workload, Workload) else tuple(tuple(o) for o in workload)
+def _as_ops(workload: DmaPattern | Iterable[Sequence]) -> tuple[tuple, ...]:
+    ops = workload.ops if isinstance(workload, DmaPattern) else tuple(tuple(o) for o in workload)
     for o in ops:
         if not o or o[0] not in ("map", "unmap", "dma"):
             raise ValueError(
@@ -434,7 +435,7 @@ def _as_ops(workload: Workload | Iterable[Sequence]) -> tuple[tuple, ...]:
 
 
 def run_workload(
-    workload: Workload | Iterable[Sequence],
+    workload: DmaPattern | Iterable[Sequence],
     stage1_format: Any,
     stage2_format: Any,
     *,
@@ -480,7 +481,7 @@ def run_workload(
 
 
 def compare_costs(
-    workload: Workload | Iterable[Sequence],
+    workload: DmaPattern | Iterable[Sequence],
     stage1_format: Any = "x86-64-4level",
     stage2_format: Any = "vtd-ss-4level",
     **kwargs: Any,
@@ -501,6 +502,6 @@ def compare_costs(
         }
     )
     df.index.name = "cost"
-    df.attrs["workload"] = workload.name if isinstance(workload, Workload) else "workload"
+    df.attrs["workload"] = workload.name if isinstance(workload, DmaPattern) else "workload"
     df.attrs["formats"] = (str(stage1_format), str(stage2_format))
     return df

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from iommu_lab.errors import IommuError
 from iommu_lab.nesting import Nested, nested_walk_refs
-from iommu_lab.shadow import ShadowNesting, Workload, compare_costs, run_workload
+from iommu_lab.shadow import ShadowNesting, DmaPattern, compare_costs, run_workload
 
 MiB = 1 << 20
 
@@ -81,7 +81,7 @@ def test_unbacked_gpa_is_skipped_like_qemu_and_faults_on_dma():
 
 def test_compare_costs_puts_walk_time_against_map_time():
     df = compare_costs(
-        Workload.dynamic(8), "x86-64-4level", "vtd-ss-4level", backing="lazy", guest_ram=4 * MiB
+        DmaPattern.dynamic(8), "x86-64-4level", "vtd-ss-4level", backing="lazy", guest_ram=4 * MiB
     )
     hw, sw = df["hardware nesting"], df["software nesting (shadow)"]
     assert list(df.columns) == ["hardware nesting", "software nesting (shadow)"]
@@ -95,7 +95,7 @@ def test_compare_costs_puts_walk_time_against_map_time():
 
 def test_static_workload_amortises_the_shadow():
     hwc, swc = run_workload(
-        Workload.static(4, dmas=50), "arm-lpae-s1-4k-48bit", "arm-lpae-s2-4k-40bit"
+        DmaPattern.static(4, dmas=50), "arm-lpae-s1-4k-48bit", "arm-lpae-s2-4k-40bit"
     )
     assert hwc.iotlb_misses == swc.iotlb_misses == 50
     assert swc.vm_exits == hwc.vm_exits == 1

@@ -464,11 +464,11 @@ class NestingExplorer(W.VBox):
 
     # -- workload comparison ------------------------------------------------------------------
     def _on_compare(self, _: Any = None) -> None:
-        from ..shadow import Workload, compare_costs
+        from ..shadow import DmaPattern, compare_costs
 
         with reporting(self.error) as out:
             workload = (
-                Workload.dynamic() if self.workload_picker.value == "dynamic" else Workload.static()
+                DmaPattern.dynamic() if self.workload_picker.value == "dynamic" else DmaPattern.static()
             )
             df = compare_costs(workload, self.nested.stage1.fmt.name, self.nested.stage2.fmt.name)
         if not out.ok:
