@@ -216,3 +216,16 @@ def test_reference_figures_draw_what_they_drew(name):
     from test_render_walk import check_reference
 
     check_reference(name, REFERENCE_FIGURES[name](), REFERENCES)
+
+
+def test_a_large_stage1_leaf_puts_the_output_gpa_row_where_the_walk_translated_it():
+    from iommu_lab.nesting import Nested
+    from iommu_lab.render.nested import nested_walk_data
+
+    n = Nested.build("x86-64-4level", "vtd-ss-4level", guest_ram=16 << 20, backing="eager")
+    n.stage1.map(0x4000_0000, 0x20_0000, 0x20_0000)  # one 2 MiB stage-1 leaf: the walk ends at S1 L1
+    data = nested_walk_data(n.walk(0x4000_1234))
+    out_rows = [i for i, lab in enumerate(data.row_labels) if lab.startswith("output GPA")]
+    assert out_rows == [3] and "0x20_1234" in data.row_labels[3]
+    assert data.row_labels[4].startswith("(not needed")
+    assert all(c.row <= 3 for c in data.cells)

@@ -109,10 +109,16 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
     for c in cells:
         if c.stage == 2:
             s2_gpa.setdefault(c.row, nw.refs[c.seq - 1].gpa)
+    # A large stage-1 leaf ends the stage-1 walk early: the output GPA is then translated in an
+    # earlier row, and the rows below it are never reached.
+    output_rows = {c.row for c in cells if c.stage == 2 and "output GPA" in c.purpose}
+    output_row = min(output_rows) if output_rows else rows - 1
     for i in range(rows):
-        if i == rows - 1:
+        if i == output_row:
             gpa = nw.gpa if nw.gpa is not None else s2_gpa.get(i)
             row_labels.append("output GPA" + (f"\n{fmt_addr(gpa)}" if gpa is not None else ""))
+        elif i > output_row:
+            row_labels.append("(not needed:\nstage-1 leaf above)")
         elif i in s1_by_row:
             r = s1_by_row[i]
             row_labels.append(f"S1 L{r.level} table\nGPA {fmt_addr(r.table)}" if r.table is not None else f"S1 L{r.level}")
