@@ -119,6 +119,8 @@ def _cmd_import(args) -> None:
     path = Path(args.file)
     if not path.exists():
         raise UsageError(f"{args.file}: no such file or directory")
+    if path.is_file() and _import_debugfs(args, path):
+        return
     if path.is_dir():
         groups = read_iommu_groups(path)
         lines = []
@@ -158,8 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("platform", help="a catalogue name, e.g. power9-pseries")
     sp = add("layout", _cmd_layout, "the IOVA layout of a platform, a reserved_regions file or a scenario")
     sp.add_argument("subject", nargs="+", help="platform name, sysfs reserved_regions file, or scenario .toml (several: side by side)")
-    sp = add("import", _cmd_import, "read a sysfs reserved_regions file or a copied iommu_groups tree")
-    sp.add_argument("file", help="a reserved_regions file or an iommu_groups directory")
+    sp = add("import", _cmd_import, "read a sysfs reserved_regions file, a copied iommu_groups tree or a VT-d debugfs dump")
+    sp.add_argument("file", help="a reserved_regions file, an iommu_groups directory, or an Intel debugfs "
+                                 "domain_translation_struct / dmar_translation_struct file")
+    _add_issue7_commands(add)
     return p
 
 
@@ -173,3 +177,168 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"iommu-lab {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+# -- issue 7: walks, nesting, comparisons, scenarios, debugfs -------------------------------------
+def _u64_arg(text: str, what: str) -> int:
+    from .ranges import U64_MAX, parse_size
+
+    try:
+        v = parse_size(text)
+    except (ValueError, TypeError, IommuError):
+        raise UsageError(f"{what} {text!r} is not an address or size (e.g. 0x1000, 2M)") from None
+    if not 0 <= v <= U64_MAX:
+        raise UsageError(f"{what} {text!r} does not fit in 64 bits")
+    return v
+
+
+def _map_arg(text: str, *, prot: bool = True) -> tuple:
+    parts = text.split(":")
+    n = 4 if prot else 3
+    if not n - 1 <= len(parts) <= n:
+        form = "IOVA:PA:SIZE[:PROT]" if prot else "IOVA:GPA:SIZE"
+        raise UsageError(f"--map {text!r} is not {form} (e.g. 0x100000:0x40000000:2M" + (":rw)" if prot else ")"))
+    out = tuple(_u64_arg(x, "--map " + text + ":") for x in parts[:3])
+    return out + ((parts[3] if len(parts) == 4 else "rw"),)
+
+
+def _import_debugfs(args, path: Path) -> bool:
+    """Import an Intel debugfs dump if the file is one (detected by the header the kernel prints)."""
+    from .io.debugfs import detect_debugfs, parse_dmar_translation, parse_domain_translation
+    from .io.parse import ParseError
+
+    try:
+        data = path.read_bytes()[: (1 << 22) + 1]
+    except OSError as e:
+        raise ParseError(str(path), 0, "", f"a readable file ({e.strerror})") from None
+    kind = detect_debugfs(data)
+    if kind is None:
+        return False
+    from ._frames import addr_frame
+
+    if kind == "domain":
+        dumps = parse_domain_translation(data, source=str(path))
+        lines, cols = [], {"device": [], "pasid": [], "iova": [], "pa": [], "size": [], "perm": [], "level": []}
+        for d in dumps:
+            pt = d.pagetable
+            lines.append(f"device {d.device or '?'}" + (f" pasid {d.pasid:#x}" if d.pasid is not None else "")
+                         + f": {pt.fmt.name}, root {d.root:#x}, {len(d.rows)} leaf entries")
+            for iova, _raws in d.rows:
+                w = pt.walk(iova)
+                lines.append(f"    {iova:#018x} -> {w.pa:#x} ({w.page_size:#x}, {w.result.level})" if w.ok
+                             else f"    {iova:#018x} -> fault {w.fault}")
+                cols["device"].append(d.device or "")
+                cols["pasid"].append("" if d.pasid is None else f"{d.pasid:#x}")
+                cols["iova"].append(iova)
+                cols["pa"].append(w.pa if w.ok else None)
+                cols["size"].append(w.page_size if w.ok else None)
+                cols["perm"].append(str(w.perm) if w.ok else "")
+                cols["level"].append(w.result.level if w.ok else None)
+        _emit(args, text=lambda: "\n".join(lines), frame=lambda: addr_frame(cols, hex_columns=["iova", "pa", "size"]))
+        return True
+    rows = parse_dmar_translation(data, source=str(path))
+    decoded = [r.decoded() for r in rows]
+
+    def text() -> str:
+        out = []
+        for d in decoded:
+            pasid = "-" if d["pasid"] is None else f"{d['pasid']:#x}"
+            out.append(f"{d['iommu']} {d['bdf']} pasid {pasid}: did {d['did']}, aw {d['aw']}, "
+                       f"{d.get('tt') or d.get('pgtt')}, ss table {d['ss_table']:#x}")
+        return "\n".join(out) or "no present context entries"
+
+    def frame():
+        keys = sorted({k for d in decoded for k in d}, key=lambda k: list(decoded[0]).index(k) if k in decoded[0] else 99)
+        import pandas as pd
+
+        # Legacy and scalable rows have different fields; addresses are written as hex text so a
+        # field one mode lacks stays empty rather than a missing-value integer.
+        def cell(k, v):
+            if v is None:
+                return ""
+            return f"{v:#x}" if k.endswith("table") or k == "pasid_dir" else v
+
+        return pd.DataFrame({k: [cell(k, d.get(k)) for d in decoded] for k in keys})
+
+    _emit(args, text=text, frame=frame)
+    return True
+
+
+def _cmd_walk(args) -> None:
+    from . import render
+    from .pagetable import PageTable
+
+    try:
+        pt = PageTable(args.format)
+    except IommuError as e:
+        raise UsageError(str(e)) from None
+    for spec in args.map or ():
+        iova, pa, size, prot = _map_arg(spec)
+        pt.map(iova, pa, size, prot=prot)
+    w = pt.walk(_u64_arg(args.iova, "IOVA"), access=args.access)
+    _emit(args, text=lambda: render.walk_text(w), frame=w.to_dataframe,
+          figure=lambda f: render.walk(w, filename=f, style=args.style))
+
+
+def _cmd_nested(args) -> None:
+    from . import render
+    from .nesting import Nested
+
+    p = _get_platform(args.platform)
+    nested = Nested.for_platform(p, guest_ram=_u64_arg(args.ram, "--ram"), backing="eager")
+    for spec in args.map or ():
+        iova, gpa, size, _prot = _map_arg(spec, prot=False)
+        nested.map(iova, gpa, size)
+    nw = nested.walk(_u64_arg(args.iova, "IOVA"))
+    _emit(args, text=lambda: render.nested_walk_text(nw), figure=lambda f: render.nested_walk(nw, filename=f, style=args.style))
+
+
+def _cmd_compare(args) -> None:
+    from . import render
+    from .workload import Workload
+
+    plats = [_get_platform(n) for n in args.platform]
+    wl = Workload.pc_guest(args.ram)
+    _emit(args, text=lambda: render.compare_table(plats, wl).to_string(index=False),
+          frame=lambda: render.compare_table(plats, wl),
+          figure=lambda f: render.compare(plats, wl, filename=f, style=args.style))
+
+
+def _cmd_scenario(args) -> None:
+    from . import render
+    from .scenario import Scenario
+
+    sc = Scenario.load(args.file)
+    if args.diff:
+        from .scenario import diff
+
+        d = diff(sc, Scenario.load(args.diff))
+        _emit(args, text=lambda: str(d), frame=d.to_dataframe)
+        return
+    ioas = sc.replay()
+
+    def text() -> str:
+        parts = [render.layout_text(ioas)]
+        parts += [str(r) for r in sc.results]
+        return "\n\n".join(parts)
+
+    _emit(args, text=text, frame=ioas.to_dataframe, figure=lambda f: render.layout(ioas, filename=f, style=args.style))
+
+
+def _add_issue7_commands(add) -> None:
+    sp = add("walk", _cmd_walk, "map pages into a page table of a format and show the walk of one IOVA")
+    sp.add_argument("format", help="a page-table format, e.g. vtd-ss-4level, arm-lpae-s2-4k-40bit")
+    sp.add_argument("iova", help="the IOVA to walk, e.g. 0x200000")
+    sp.add_argument("--map", action="append", metavar="IOVA:PA:SIZE[:PROT]", help="a mapping (repeatable)")
+    sp.add_argument("--access", choices=("r", "w", "x"), default=None, help="check this access")
+    sp = add("nested", _cmd_nested, "a hardware nested (2-D) walk on a platform")
+    sp.add_argument("platform", help="a catalogue platform with hardware nesting, e.g. intel-vtd-48")
+    sp.add_argument("iova", help="the guest IOVA to walk")
+    sp.add_argument("--map", action="append", metavar="IOVA:GPA:SIZE", help="a stage-1 mapping (repeatable)")
+    sp.add_argument("--ram", default="4G", help="guest RAM size (default 4G)")
+    sp = add("compare", _cmd_compare, "one PC guest's DMA memory on several platforms: fit, table memory, walk cost")
+    sp.add_argument("platform", nargs="+", help="catalogue platform names")
+    sp.add_argument("--ram", default="16G", help="guest RAM (default 16G)")
+    sp = add("scenario", _cmd_scenario, "replay a scenario .toml and show its layout and walk results")
+    sp.add_argument("file", help="a scenario file (see data/scenarios/)")
+    sp.add_argument("--diff", metavar="OTHER", help="show how OTHER's resulting layout differs from FILE's")

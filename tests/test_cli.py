@@ -68,3 +68,117 @@ def test_import_of_malformed_file_exits_2_naming_file_and_line(tmp_path):
 def test_unknown_output_suffix_exits_2(tmp_path):
     r = run("info", "intel-vtd-48", "-o", str(tmp_path / "x.docx"))
     assert r.returncode == 2 and "unknown suffix" in r.stderr
+
+
+# -- issue 7: walk, nested, compare, scenario, debugfs import ------------------------------------
+DEBUGFS = ROOT / "data" / "debugfs"
+SCENARIOS = ROOT / "data" / "scenarios"
+
+
+def _one_line_failure(r, *needles):
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    for n in needles:
+        assert n in r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["walk", "nested", "compare", "scenario"])
+def test_new_commands_have_help(cmd):
+    r = run(cmd, "--help")
+    assert r.returncode == 0 and "usage: iommu-lab " + cmd in r.stdout
+
+
+def test_walk_prints_each_entry_and_the_translation():
+    r = run("walk", "vtd-ss-4level", "--map", "0x200000:0x40000000:2M", "0x201000")
+    assert r.returncode == 0
+    assert "SL-PDE" in r.stdout and "PA 0x4000_1000" in r.stdout
+
+
+def test_walk_writes_an_svg_figure(tmp_path):
+    out = tmp_path / "w.svg"
+    r = run("walk", "vtd-ss-4level", "--map", "0x1000:0x2000:4K:r", "0x1000", "-o", str(out))
+    assert r.returncode == 0 and out.read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("walk", "vtd-ss-9level", "0x1000"), "vtd-ss-9level"),
+    (("walk", "vtd-ss-4level", "--map", "0x1000:zz:4K", "0x1000"), "'zz'"),
+    (("walk", "vtd-ss-4level", "--map", "0x1000", "0x1000"), "IOVA:PA:SIZE"),
+    (("walk", "vtd-ss-4level", "--map", "0x1001:0x2000:4K", "0x1000"), "walk: error:"),
+])
+def test_walk_bad_input_exits_2_in_one_line(args, needle):
+    _one_line_failure(run(*args), needle)
+
+
+def test_nested_shows_the_two_dimensional_grid():
+    r = run("nested", "intel-vtd-48", "--map", "0x1000:0x2000:4K", "0x1000")
+    assert r.returncode == 0 and "S2#1" in r.stdout and "HPA" in r.stdout
+
+
+def test_nested_on_a_platform_without_nesting_exits_2_saying_why():
+    _one_line_failure(run("nested", "power9-pseries", "0x1000"), "EOPNOTSUPP", "no nesting")
+
+
+def test_compare_writes_csv_rows_per_platform_and_policy(tmp_path):
+    out = tmp_path / "c.csv"
+    r = run("compare", "intel-vtd-48", "power9-pseries", "--ram", "16G", "-o", str(out))
+    assert r.returncode == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("platform,policy") and len(lines) == 5
+
+
+def test_compare_of_unknown_platform_exits_2():
+    _one_line_failure(run("compare", "intel-vtd-48", "sparc-iommu"), "sparc-iommu")
+
+
+def test_scenario_replays_to_layout_and_walks():
+    r = run("scenario", str(SCENARIOS / "vtd-nic.toml"))
+    assert r.returncode == 0 and "nic0" in r.stdout and "op 3: walk 0x10_0000" in r.stdout
+
+
+def test_scenario_csv_and_layout_of_a_scenario(tmp_path):
+    out = tmp_path / "areas.csv"
+    assert run("scenario", str(SCENARIOS / "vtd-nic.toml"), "-o", str(out)).returncode == 0
+    assert "0x100000" in out.read_text()
+    r = run("layout", str(SCENARIOS / "vtd-nic.toml"))
+    assert r.returncode == 0 and "mapped" in r.stdout
+
+
+def test_bad_scenario_exits_2_naming_file_op_and_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[ops]]\nop = "map"\nlength = "lots"\n')
+    _one_line_failure(run("scenario", str(bad)), str(bad), "ops[0].length")
+
+
+def test_import_detects_a_domain_translation_dump_and_lists_its_walks():
+    r = run("import", str(DEBUGFS / "domain_translation_struct"))
+    assert r.returncode == 0
+    assert "device 0000:00:02.0: vtd-ss-4level, root 0x10000000" in r.stdout and "0x200000000" in r.stdout
+
+
+def test_import_detects_dmar_translation_struct_and_writes_csv(tmp_path):
+    out = tmp_path / "ctx.csv"
+    r = run("import", str(DEBUGFS / "dmar_translation_struct"), "-o", str(out))
+    assert r.returncode == 0 and "00:1f.3" in out.read_text()
+
+
+def test_import_of_a_corrupt_dump_exits_2_naming_file_and_line(tmp_path):
+    bad = tmp_path / "dts"
+    bad.write_text((DEBUGFS / "domain_translation_struct").read_text().replace("0x0000000010002003", "0x00000000100020zz", 1))
+    _one_line_failure(run("import", str(bad)), f"{bad}:3:")
+
+
+def test_scenario_diff_lists_what_changed_between_two_scenarios(tmp_path):
+    r = run("scenario", str(SCENARIOS / "vtd-nic.toml"), "--diff", str(SCENARIOS / "vtd-nic-unmapped.toml"))
+    assert r.returncode == 0
+    assert "- area       [0x40_0000, 0x40_0fff] r-" in r.stdout and "+ reserved" in r.stdout
+    out = tmp_path / "d.csv"
+    assert run("scenario", str(SCENARIOS / "vtd-nic.toml"), "--diff", str(SCENARIOS / "vtd-nic-unmapped.toml"), "-o", str(out)).returncode == 0
+    assert out.read_text().splitlines()[0] == "what,change,start,last,detail"
+
+
+def test_nested_and_compare_write_figures(tmp_path):
+    for args, name in ((("nested", "intel-vtd-48", "--map", "0x1000:0x2000:4K", "0x1000"), "n.svg"),
+                       (("compare", "intel-vtd-48", "arm-smmuv3-48", "--ram", "4G"), "c.svg")):
+        out = tmp_path / name
+        r = run(*args, "-o", str(out))
+        assert r.returncode == 0 and out.read_text().lstrip().startswith("<?xml")

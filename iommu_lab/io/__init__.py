@@ -3,6 +3,8 @@
 Errors are ``ParseError`` (a ``ValueError``) naming the file, the line and the expected form.
 """
 
+from .debugfs import (ContextRow, DomainDump, detect_debugfs, format_domain_translation, parse_dmar_translation,
+                      parse_domain_translation, read_dmar_translation, read_domain_translation)
 from .parse import ParseError
 from .sysfs import IommuGroup, merge_regions, parse_reserved_regions, read_host, read_iommu_groups, read_reserved_regions
 
@@ -14,4 +16,12 @@ __all__ = [
     "read_reserved_regions",
     "read_iommu_groups",
     "read_host",
+    "DomainDump",
+    "ContextRow",
+    "parse_domain_translation",
+    "read_domain_translation",
+    "parse_dmar_translation",
+    "read_dmar_translation",
+    "format_domain_translation",
+    "detect_debugfs",
 ]
