@@ -31,6 +31,7 @@ _LAZY_MODULES = {
     "nesting": ".nesting",
     "pasid": ".pasid",
     "shadow": ".shadow",
+    "scenario": ".scenario",
 }
 _LAZY_NAMES: dict[str, tuple[str, str]] = {
     "PageTable": (".pagetable", "PageTable"),
@@ -53,6 +54,9 @@ _LAZY_NAMES: dict[str, tuple[str, str]] = {
     "SmmuCdTable": (".pasid", "SmmuCdTable"),
     "AmdGcr3Table": (".pasid", "AmdGcr3Table"),
     "guest_lookup": (".guest", "lookup"),
+    "Workload": (".workload", "Workload"),
+    "DmaPattern": (".shadow", "DmaPattern"),
+    "Scenario": (".scenario", "Scenario"),
 }
 
 
