@@ -715,3 +715,18 @@ def test_reference_figures_draw_what_they_drew(name):
     if _versions() != REFERENCE_VERSIONS:
         pytest.skip(f"exact SVG hash recorded with {REFERENCE_VERSIONS}, running {_versions()}")
     assert svg == ref_svg
+
+
+def test_with_a_page_table_domain_mapped_areas_are_drawn_by_page_size():
+    import iommu_lab as il
+    from iommu_lab.render.layout import layout_data
+
+    ioas = il.IOAS.from_platform(il.platforms.get("intel-vtd-48"))
+    ioas.map(4 * MiB + 0x3000)  # 2 x 2 MiB + 3 x 4 KiB, as iommu_pgsize splits it
+    (track,) = layout_data(ioas).tracks
+    mapped = {b.category: b for b in track.bands if b.lane == "mapped" and b.category != "free"}
+    assert set(mapped) == {style.pgsize_category(0x1000), style.pgsize_category(2 * MiB)}
+    two_m = mapped[style.pgsize_category(2 * MiB)]
+    assert len(two_m) == 1 and int(two_m.lasts[0]) - int(two_m.starts[0]) + 1 == 4 * MiB  # touching leaves merge
+    four_k = mapped[style.pgsize_category(0x1000)]
+    assert int(four_k.lasts[0]) - int(four_k.starts[0]) + 1 == 0x3000

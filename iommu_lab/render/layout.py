@@ -225,7 +225,11 @@ def _ioas_track(ioas: Any, *, area_category, max_clusters: int) -> Track:
     clusters: list[IovaRange] = []
     if areas:
         starts, lasts = _area_arrays(areas)
-        if area_category is None:
+        domains = list(getattr(ioas, "domains", ()) or ())
+        if area_category is None and domains and hasattr(domains[0], "mappings"):
+            # With a page-table domain, draw what the hardware holds: the leaves, by page size.
+            bands.extend(_leaf_bands(domains[0].mappings()))
+        elif area_category is None:
             bands.append(Band("mapped", "mapped", starts, lasts))
         else:
             keys = np.array([area_category(a) for a in areas], dtype=object)
@@ -243,6 +247,27 @@ def _ioas_track(ioas: Any, *, area_category, max_clusters: int) -> Track:
         clusters=clusters,
         area_count=len(areas),
     )
+
+
+def _leaf_bands(leaves: list) -> list[Band]:
+    """One band per page size from a domain's leaves, touching leaves of one size merged."""
+    if not leaves:
+        return []
+    iova = np.array([m.iova for m in leaves], dtype=np.uint64)
+    size = np.array([m.size for m in leaves], dtype=np.uint64)
+    last = iova + (size - np.uint64(1))
+    bands = []
+    for sz in np.unique(size):
+        m = size == sz
+        st, la = iova[m], last[m]
+        # a new run starts where a leaf does not begin right after the previous one
+        brk = np.ones(st.size, dtype=bool)
+        brk[1:] = st[1:] != la[:-1] + np.uint64(1)
+        first = np.nonzero(brk)[0]
+        run_last = np.r_[first[1:] - 1, st.size - 1]
+        key = _style.pgsize_category(int(sz))
+        bands.append(Band(key, "mapped", st[first], la[run_last]))
+    return bands
 
 
 def _ioas_title(ioas: Any) -> str:
