@@ -45,7 +45,7 @@ test: $(VENV)/.installed-test chromium
 ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lab: $(VENV)/.installed-notebook
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT) 00-start-here.ipynb
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT) notebooks/00-start-here.ipynb
 
 bench: $(VENV)/.installed-test
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

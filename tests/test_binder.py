@@ -60,9 +60,11 @@ def test_fresh_environment_from_binder_runs_every_notebook(tmp_path):
 
     run("-m", "pip", "install", "--quiet", "-r", "binder/requirements.txt")
     # The project must come from a real (non-editable) install: prove the import resolves there.
+    # Run from outside the checkout, so the import cannot pick up the source tree.
     where = run(
         "-c",
         "import iommu_lab, iommu_lab._paths as p; print(iommu_lab.__file__); print(p.data_dir())",
+        cwd=tmp_path,
     ).stdout
     module_file, data = where.splitlines()
     assert module_file.startswith(str(env_dir)) and data.startswith(str(env_dir)), where

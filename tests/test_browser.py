@@ -174,7 +174,8 @@ def test_typing_an_iova_into_the_walk_explorer_changes_the_walk(browser, lab):
         view = page.locator(".il-walk-view").last
         view.wait_for(timeout=30_000)
         before = view.inner_text()
-        figure = page.locator(".il-walk-figure img").last
+        # ipywidgets.Image puts its CSS class on the <img> element itself.
+        figure = page.locator("img.il-walk-figure").last
         figure_before = figure.get_attribute("src")
         box = page.locator(".il-walk-iova input").last
         box.scroll_into_view_if_needed()
