@@ -298,10 +298,27 @@ def _cmd_compare(args) -> None:
     from .workload import Workload
 
     plats = [_get_platform(n) for n in args.platform]
-    wl = Workload.pc_guest(args.ram)
+    if args.workload:
+        wl = _scenario_workload(args.workload)
+    else:
+        wl = Workload.pc_guest(args.ram)
     _emit(args, text=lambda: render.compare_table(plats, wl).to_string(index=False),
           frame=lambda: render.compare_table(plats, wl),
           figure=lambda f: render.compare(plats, wl, filename=f, style=args.style))
+
+
+def _scenario_workload(path: str):
+    """The DMA-visible memory a scenario maps: the IOVA ranges of the areas its replay leaves."""
+    from .scenario import Scenario
+    from .workload import Workload
+
+    if not Path(path).exists():
+        raise UsageError(f"{path}: no such scenario file")
+    sc = Scenario.load(path)
+    areas = sc.replay().areas
+    if not areas:
+        raise UsageError(f"{path}: the scenario maps nothing, so there is no workload to compare")
+    return Workload([(a.iova, a.length) for a in areas], name=getattr(sc, "title", None) or Path(path).stem)
 
 
 def _cmd_scenario(args) -> None:
@@ -338,7 +355,9 @@ def _add_issue7_commands(add) -> None:
     sp.add_argument("--ram", default="4G", help="guest RAM size (default 4G)")
     sp = add("compare", _cmd_compare, "one PC guest's DMA memory on several platforms: fit, table memory, walk cost")
     sp.add_argument("platform", nargs="+", help="catalogue platform names")
-    sp.add_argument("--ram", default="16G", help="guest RAM (default 16G)")
+    which = sp.add_mutually_exclusive_group()
+    which.add_argument("--ram", default="16G", help="a PC guest of this much RAM (default 16G)")
+    which.add_argument("--workload", metavar="SCENARIO", help="the areas a scenario .toml maps, instead of a PC guest")
     sp = add("scenario", _cmd_scenario, "replay a scenario .toml and show its layout and walk results")
     sp.add_argument("file", help="a scenario file (see data/scenarios/)")
     sp.add_argument("--diff", metavar="OTHER", help="show how OTHER's resulting layout differs from FILE's")

@@ -182,3 +182,21 @@ def test_nested_and_compare_write_figures(tmp_path):
         out = tmp_path / name
         r = run(*args, "-o", str(out))
         assert r.returncode == 0 and out.read_text().lstrip().startswith("<?xml")
+
+
+def test_compare_takes_its_workload_from_a_scenario_file(tmp_path):
+    out = tmp_path / "cmp.csv"
+    r = run("compare", "intel-vtd-48", "power9-pseries", "--workload", str(ROOT / "data" / "scenarios" / "vtd-nic.toml"), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "intel-vtd-48" in text and "power9-pseries" in text
+    # the scenario maps 2 MiB + 4 KiB: that is the workload's size on every row
+    import csv
+
+    rows = list(csv.DictReader(text.splitlines()))
+    assert {int(row["bytes_total"], 0) for row in rows} == {2 * 1024 * 1024 + 4096}
+
+
+def test_compare_with_a_missing_scenario_exits_2():
+    r = run("compare", "intel-vtd-48", "--workload", "no-such.toml")
+    assert r.returncode == 2 and "no-such.toml" in r.stderr and r.stderr.count("\n") == 1
