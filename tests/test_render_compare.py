@@ -146,22 +146,6 @@ def test_workload_plot_shortcut_and_input_checks(guest, frame):
     assert w.guest_ram == (IovaRange(0, 2 * GiB - 1), IovaRange(4 * GiB, 5 * GiB - 1))
 
 
-def test_svg_is_byte_identical_across_processes(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    code = ("import sys; from iommu_lab.render.gallery import ENTRIES; import iommu_lab.render.style as s;"
-            "s.save(ENTRIES['compare-8g-guest']('dark'), sys.argv[1])")
-    outs = []
-    for i in range(2):
-        p = tmp_path / f"p{i}.svg"
-        subprocess.run([sys.executable, "-c", code, str(p)], check=True,
-                       env={**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": str(i + 1)})
-        outs.append(p.read_bytes())
-    assert outs[0] == outs[1]
-
-
 def test_an_axes_placed_by_hand_is_split_into_four_insets(guest, frame):
     fig = Figure(figsize=(14, 10))
     ax = fig.add_axes((0.05, 0.05, 0.9, 0.9))
@@ -206,7 +190,7 @@ REFERENCES: dict[str, tuple[str, str]] = {
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_FIGURES))
 def test_reference_figures_draw_what_they_drew(name):
-    from test_render_walk import check_reference
+    from figcheck import check_reference
 
     check_reference(name, REFERENCE_FIGURES[name](), REFERENCES)
 

@@ -138,22 +138,6 @@ def test_nested_walk_text_prints_the_grid_with_numbers(lazy):
     assert "15s1!" in fault and "guest's fault" in fault
 
 
-def test_svg_is_byte_identical_across_processes(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    code = ("import sys; from iommu_lab.render.gallery import ENTRIES; import iommu_lab.render.style as s;"
-            "s.save(ENTRIES['nested-4x4']('dark'), sys.argv[1])")
-    outs = []
-    for i in range(2):
-        p = tmp_path / f"p{i}.svg"
-        subprocess.run([sys.executable, "-c", code, str(p)], check=True,
-                       env={**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": str(i + 1)})
-        outs.append(p.read_bytes())
-    assert outs[0] == outs[1]
-
-
 # -- image regression: drawn-data fingerprint + thumbnail (see test_render_walk.check_reference) --
 def _entries():
     from iommu_lab.render.gallery import ENTRIES
@@ -213,7 +197,7 @@ REFERENCES: dict[str, tuple[str, str]] = {
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_FIGURES))
 def test_reference_figures_draw_what_they_drew(name):
-    from test_render_walk import check_reference
+    from figcheck import check_reference
 
     check_reference(name, REFERENCE_FIGURES[name](), REFERENCES)
 

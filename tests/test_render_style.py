@@ -120,10 +120,16 @@ def test_svg_is_byte_identical_across_two_builds(tmp_path):
     assert b"<dc:date>" not in a.read_bytes()
 
 
-def test_svg_is_byte_identical_across_processes(tmp_path):
+@pytest.mark.parametrize(
+    "entry,theme",
+    [("layout-seed-power", "light"), ("walk-vtd-fault", "light"), ("nested-4x4", "dark"),
+     ("pagetable-mixed", "dark"), ("compare-8g-guest", "dark")],
+)
+def test_svg_is_byte_identical_across_processes(tmp_path, entry, theme):
+    """Every renderer's SVG is the same bytes from two processes with different hash seeds."""
     code = (
-        "import sys; from iommu_lab.render.layout import layout; from iommu_lab.render.gallery import SEED_EXAMPLES;"
-        "layout(SEED_EXAMPLES[1], filename=sys.argv[1])"
+        "import sys; from iommu_lab.render.gallery import ENTRIES; import iommu_lab.render.style as s;"
+        f"s.save(ENTRIES[{entry!r}]({theme!r}), sys.argv[1])"
     )
     outs = []
     for i in range(2):

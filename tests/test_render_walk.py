@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 
 import pytest
 from matplotlib.colors import to_rgba
@@ -15,6 +12,8 @@ from iommu_lab import render
 from iommu_lab.pagetable import PageTable
 from iommu_lab.render import style
 from iommu_lab.render.walk import fmt_raw, walk_data
+
+from figcheck import check_reference
 
 
 @pytest.fixture()
@@ -157,18 +156,6 @@ def test_ax_and_filename_keywords(vtd, tmp_path):
     assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_svg_is_byte_identical_across_processes(tmp_path):
-    code = ("import sys; from iommu_lab.render.gallery import ENTRIES; import iommu_lab.render.style as s;"
-            "s.save(ENTRIES['walk-vtd-fault']('light'), sys.argv[1])")
-    outs = []
-    for i in range(2):
-        p = tmp_path / f"p{i}.svg"
-        subprocess.run([sys.executable, "-c", code, str(p)], check=True,
-                       env={**os.environ, "MPLBACKEND": "Agg", "PYTHONHASHSEED": str(i + 1)})
-        outs.append(p.read_bytes())
-    assert outs[0] == outs[1]
-
-
 def test_walk_does_not_mutate_the_table(vtd):
     before = vtd.memory.snapshot()
     render.walk(vtd.walk(0x7F_1234_5678))
@@ -195,56 +182,6 @@ def test_gallery_has_walk_figures():
 
 
 # -- image regression (the approach of test_render_layout: drawn-data fingerprint + thumbnail) --
-def drawn_fingerprint(fig) -> str:
-    """Font-independent digest of everything the figure's axes draw: collections (vertices,
-    colours, hatches), patches (geometry, colours, hatches), texts (string, position), tick
-    labels and legends."""
-    import hashlib
-    import json
-
-    import numpy as np
-    from matplotlib.colors import to_hex
-
-    items = []
-    for ax in fig.axes:
-        for c in ax.collections:
-            verts = [np.round(p.vertices, 5).tolist() for p in c.get_paths()]
-            fc = [to_hex(x) for x in c.get_facecolor()] if len(c.get_facecolor()) else []
-            arr = c.get_array()
-            items.append(("coll", c.get_gid(), fc[:1] if arr is not None else fc, c.get_hatch() or "", verts,
-                          None if arr is None else np.round(np.asarray(arr, dtype=float), 6).tolist()))
-        for p in ax.patches:
-            ext = np.round(p.get_path().transformed(p.get_patch_transform()).vertices, 5).tolist() \
-                if p.get_gid() and not p.get_gid().endswith("arrow") else []
-            items.append(("patch", p.get_gid(), to_hex(p.get_facecolor()), p.get_hatch() or "", ext))
-        for t in ax.texts:
-            x, y = t.get_position()
-            items.append(("text", t.get_gid(), t.get_text(), round(float(x), 5), round(float(y), 5)))
-        items.append(("ticks", [t.get_text() for t in ax.get_xticklabels()], [t.get_text() for t in ax.get_yticklabels()]))
-        if ax.get_legend():
-            items.append(("legend", [t.get_text() for t in ax.get_legend().get_texts()]))
-    return hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()
-
-
-def check_reference(name: str, fig, references: dict) -> None:
-    """Compare with the stored (fingerprint, thumbnail); print the line to paste when missing
-    or when IOMMU_LAB_UPDATE_REFS is set (as test_render_layout does)."""
-    import numpy as np
-
-    from test_render_layout import THUMB_TOLERANCE, thumb_hex, thumbnail
-
-    fp, th = drawn_fingerprint(fig), thumbnail(fig)
-    if os.environ.get("IOMMU_LAB_UPDATE_REFS") or name not in references:
-        print(f'\n    "{name}": ("{fp}", "{thumb_hex(th)}"),')
-        if name not in references:
-            pytest.fail(f"no reference for {name!r}; paste the printed line into the references")
-    ref_fp, ref_thumb = references[name]
-    assert fp == ref_fp, "the drawn data changed (shapes, colours, hatches, texts, ticks or legend)"
-    ref = np.frombuffer(bytes.fromhex(ref_thumb), dtype=np.uint8).reshape(16, 64) / 255
-    diff = float(np.abs(ref - th).mean())
-    assert diff <= THUMB_TOLERANCE, f"thumbnail differs by {diff * 255:.1f}/255 on average"
-
-
 REFERENCE_FIGURES = {
     "walk-vtd-4k-light": lambda: __import__("iommu_lab.render.gallery", fromlist=["x"]).ENTRIES["walk-vtd-4k"]("light"),
     "walk-vtd-fault-dark": lambda: __import__("iommu_lab.render.gallery", fromlist=["x"]).ENTRIES["walk-vtd-fault"]("dark"),
