@@ -298,6 +298,22 @@ class NestedFault:
     #: Stage 2 translated fine but to a host address outside host RAM (a bad stage-2 leaf).
     output_beyond_host: bool = False
 
+    @classmethod
+    def from_walk(cls, stage: Stage, walk: Any, family: str, site: FaultSite, iova: int,
+                  address: int, **extra: Any) -> NestedFault:
+        """The fault of a failed single-stage ``walk``: kind, level, the bad entry's host address
+        and bits, and the walker's explanation all come from the walk; ``extra`` sets the rest
+        (or overrides, e.g. ``entry_address=None``)."""
+        wf = walk.fault
+        last = walk.steps[-1] if walk.steps else None
+        fields = dict(
+            entry_address=last.read_address if last else None,
+            raw=last.raw if last else None,
+            detail=wf.message,
+        )
+        fields.update(extra)
+        return cls(stage, _kind_of(wf, family), site, wf.level, iova, address, **fields)
+
     @property
     def owner(self) -> FaultOwner:
         """Stage-1 faults are the guest's; stage-2 faults are the host's; a bad PASID-structure
@@ -1273,14 +1289,9 @@ class Nested:
                 if not w2.ok:
                     return result(
                         gpa=iova,
-                        fault=NestedFault(
-                            Stage.STAGE2,
-                            _kind_of(w2.fault, f2.family),
-                            FaultSite.INPUT,
-                            w2.fault.level,
-                            iova,
-                            iova,
-                            detail=w2.fault.message,
+                        fault=NestedFault.from_walk(
+                            Stage.STAGE2, w2, f2.family, FaultSite.INPUT, iova, iova,
+                            entry_address=None, raw=None,
                         ),
                     )
                 return result(gpa=iova, out=w2.pa, s2ps=w2.page_size)
@@ -1332,21 +1343,10 @@ class Nested:
                     f"stage-2 walk of the S1 {f1.level_name(wf.level)} table (GPA {fmt_addr(gpa)})",
                     gpa,
                 )
-                f2fault = w2.fault
                 return result(
-                    fault=NestedFault(
-                        Stage.STAGE2,
-                        _kind_of(f2fault, f2.family),
-                        FaultSite.S1_TABLE,
-                        f2fault.level,
-                        iova,
-                        gpa,
-                        w2.steps[-1].read_address if w2.steps else None,
-                        w2.steps[-1].raw if w2.steps else None,
-                        s1_level=wf.level,
-                        s1_top=wf.level == f1.top_level,
-                        write=False,
-                        detail=f2fault.message,
+                    fault=NestedFault.from_walk(
+                        Stage.STAGE2, w2, f2.family, FaultSite.S1_TABLE, iova, gpa,
+                        s1_level=wf.level, s1_top=wf.level == f1.top_level, write=False,
                     )
                 )
             if wf.reason.name == "TABLE_ADDRESS":
@@ -1377,40 +1377,19 @@ class Nested:
                         output_beyond_host=True,
                     )
                 )
-            last = w1.steps[-1] if w1.steps else None
             return result(
-                fault=NestedFault(
-                    Stage.STAGE1,
-                    _kind_of(wf, f1.family),
-                    FaultSite.INPUT,
-                    wf.level,
-                    iova,
-                    iova,
-                    last.read_address if last else None,
-                    last.raw if last else None,
-                    write=_is_write(access),
-                    detail=wf.message,
+                fault=NestedFault.from_walk(
+                    Stage.STAGE1, w1, f1.family, FaultSite.INPUT, iova, iova, write=_is_write(access)
                 )
             )
         gpa = w1.pa
         w2 = _walk(self.stage2, gpa, access=access)
         add_s2(w2, len(w1.steps), f"stage-2 walk of the output GPA {fmt_addr(gpa)}", gpa)
         if not w2.ok:
-            f2fault = w2.fault
-            last = w2.steps[-1] if w2.steps else None
             return result(
                 gpa=gpa,
-                fault=NestedFault(
-                    Stage.STAGE2,
-                    _kind_of(f2fault, f2.family),
-                    FaultSite.OUTPUT,
-                    f2fault.level,
-                    iova,
-                    gpa,
-                    last.read_address if last else None,
-                    last.raw if last else None,
-                    write=_is_write(access),
-                    detail=f2fault.message,
+                fault=NestedFault.from_walk(
+                    Stage.STAGE2, w2, f2.family, FaultSite.OUTPUT, iova, gpa, write=_is_write(access)
                 ),
                 s1ps=w1.page_size,
             )
@@ -1444,14 +1423,9 @@ class Nested:
             ]
             if not w2.ok:
                 raise _p.StructureFetchFault(
-                    NestedFault(
-                        Stage.STAGE2,
-                        _kind_of(w2.fault, _fmt(self.stage2).family),
-                        FaultSite.CONFIG,
-                        w2.fault.level,
-                        0,
-                        gpa,
-                        detail=w2.fault.message,
+                    NestedFault.from_walk(
+                        Stage.STAGE2, w2, _fmt(self.stage2).family, FaultSite.CONFIG, 0, gpa,
+                        entry_address=None, raw=None,
                     ),
                     s2refs,
                 )
