@@ -649,9 +649,12 @@ class PageTable:
         """Walk one IOVA (see ``walk.walk``); ``access="r"|"w"|"x"`` checks permissions."""
         return _walk(self.fmt, self.memory, self.root, iova, access=access, table_hook=table_hook)
 
-    def translate(self, iovas, access=None, *, details: bool = False):
-        """Vectorised translation of a uint64 array: ``(pa, fault_mask)`` (see ``walk.translate``)."""
-        return _translate(self.fmt, self.memory, self.root, iovas, access=access, details=details)
+    def translate(self, iovas, access=None, *, details: bool = False, paths: bool = False):
+        """Vectorised translation of a uint64 array: ``(pa, fault_mask)`` (see ``walk.translate``;
+        ``paths=True`` returns a ``TranslatedBatch`` with each walk's leaf level and entries)."""
+        return _translate(
+            self.fmt, self.memory, self.root, iovas, access=access, details=details, paths=paths
+        )
 
     def iova_to_phys(self, iova) -> int:
         """``iommu_iova_to_phys``: the physical address, or 0 when unmapped."""

@@ -57,6 +57,7 @@ from .memory import PhysicalMemory
 __all__ = [
     "FaultReason",
     "TableFetchError",
+    "TranslatedBatch",
     "Translation",
     "Walk",
     "WalkFault",
@@ -424,6 +425,7 @@ def translate(
     access=None,
     table_hook_vec: Callable[[np.ndarray, int], tuple] | None = None,
     details: bool = False,
+    paths: bool = False,
 ):
     """Translate many IOVAs at once, level by level, with no per-IOVA Python loop.
 
@@ -431,14 +433,22 @@ def translate(
     With ``details=True`` also returns ``(size, fault_level)`` arrays (size 0 and level -1
     where not applicable). Each level is one gather from ``memory`` and the same codec rules
     ``walk`` uses.
+
+    With ``paths=True`` the result is a :class:`TranslatedBatch` instead, which adds what a
+    cache model needs of every walk: the level of the leaf and the address of the entry read
+    at each level (``entry_address[level, i]``, in the walk's own address space: GPAs for a
+    stage-1 table in guest memory), the vectorised counterpart of ``WalkStep.entry_address``.
     """
     iv = _as_iova_array(iovas)
     n = iv.shape[0]
     need = int(_access(access))
     pa = np.zeros(n, dtype=_U64)
     fault = np.ones(n, dtype=bool)
+    details = details or paths
     size_out = np.zeros(n, dtype=_U64) if details else None
     flevel = np.full(n, -1, dtype=np.int8) if details else None
+    leaf_level = np.full(n, -1, dtype=np.int8) if paths else None
+    entry_addr = np.zeros((fmt.top_level + 1, n), dtype=_U64) if paths else None
     if fmt.sign_extend:
         top = iv >> _U64(fmt.va_bits - 1)
         ok = (top == 0) | (top == _U64((1 << (65 - fmt.va_bits)) - 1))
@@ -459,6 +469,8 @@ def translate(
         eaddr &= _U64((1 << fmt.bits(level)) - 1)
         eaddr <<= _U64(3)
         eaddr += table
+        if paths:
+            entry_addr[level, slice(None) if sel is None else sel] = eaddr
         if table_hook_vec is not None:
             eaddr, hook_ok = table_hook_vec(eaddr, level)
         if table_hook_vec is None and isinstance(memory, PhysicalMemory):
@@ -500,6 +512,8 @@ def translate(
                 fault[dest] = False
             else:
                 fault[dest] = ~good
+            if paths:
+                leaf_level[dest] = level
             if details:
                 size_out[dest] = mask + _U64(1)
                 if good is not None:
@@ -524,6 +538,31 @@ def translate(
         if need:
             tp = codec.table_perm(fmt, tr, level)
             allowed = tp if allowed is None else (allowed & tp)
+    if paths:
+        return TranslatedBatch(iv, pa, fault, size_out, flevel, leaf_level, entry_addr)
     if details:
         return pa, fault, size_out, flevel
     return pa, fault
+
+
+@dataclass(frozen=True)
+class TranslatedBatch:
+    """Everything :func:`translate` learnt about a batch of IOVAs (``paths=True``).
+
+    ``size`` is the leaf size (0 where the walk found none), ``fault_level`` the level whose
+    entry stopped the walk (-1: no fault, or an input-range fault before any read),
+    ``leaf_level`` the level of the leaf entry (-1 when none was read), ``entry_address`` a
+    ``(top_level + 1, n)`` array of the entry read at each level (0 where that level was not
+    read). A walk reads the levels from the top down to ``leaf_level`` (or ``fault_level``).
+    """
+
+    iova: np.ndarray
+    pa: np.ndarray
+    fault: np.ndarray
+    size: np.ndarray
+    fault_level: np.ndarray
+    leaf_level: np.ndarray
+    entry_address: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.iova.shape[0])
