@@ -32,6 +32,10 @@ _LAZY_MODULES = {
     "pasid": ".pasid",
     "shadow": ".shadow",
     "scenario": ".scenario",
+    "trace": ".trace",
+    "caches": ".caches",
+    "trace_replay": ".trace_replay",
+    "whatif": ".whatif",
 }
 _LAZY_NAMES: dict[str, tuple[str, str]] = {
     "PageTable": (".pagetable", "PageTable"),
@@ -57,6 +61,14 @@ _LAZY_NAMES: dict[str, tuple[str, str]] = {
     "Workload": (".workload", "Workload"),
     "DmaPattern": (".shadow", "DmaPattern"),
     "Scenario": (".scenario", "Scenario"),
+    "Trace": (".trace", "Trace"),
+    "Caches": (".caches", "Caches"),
+    "CacheConfig": (".caches", "CacheConfig"),
+    "FlushPolicy": (".trace_replay", "FlushPolicy"),
+    "FlushQueue": (".trace_replay", "FlushQueue"),
+    "replay": (".trace_replay", "replay"),
+    "what_if": (".whatif", "what_if"),
+    "nesting_modes": (".whatif", "nesting_modes"),
 }
 
 
