@@ -342,6 +342,31 @@ def _cmd_scenario(args) -> None:
     _emit(args, text=text, frame=ioas.to_dataframe, figure=lambda f: render.layout(ioas, filename=f, style=args.style))
 
 
+def _cmd_replay(args) -> None:
+    from .trace import Trace
+    from .whatif import what_if
+
+    path = Path(args.trace)
+    if not path.exists():
+        raise UsageError(f"{path}: no such trace file (a .csv or .parquet in the iommu_lab.trace schema; see data/traces/)")
+    trace = Trace.read(path)
+    w = what_if(
+        trace,
+        platforms=args.platform or ["intel-vtd-48"],
+        pgsizes=args.pgsizes or None,
+        nested=args.nested,
+        policy=args.policy or ["strict"],
+        progress=False,
+    )
+    cols = [c for c in w.frame.columns if c not in ("note",)] + (["note"] if w.frame["note"].ne("").any() else [])
+    _emit(
+        args,
+        text=lambda: w.question + "\n" + w.frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"),
+        frame=lambda: w.frame,
+        figure=lambda f: w.plot(filename=f, style=args.style),
+    )
+
+
 def _add_issue7_commands(add) -> None:
     sp = add("walk", _cmd_walk, "map pages into a page table of a format and show the walk of one IOVA")
     sp.add_argument("format", help="a page-table format, e.g. vtd-ss-4level, arm-lpae-s2-4k-40bit")
@@ -358,6 +383,12 @@ def _add_issue7_commands(add) -> None:
     which = sp.add_mutually_exclusive_group()
     which.add_argument("--ram", default="16G", help="a PC guest of this much RAM (default 16G)")
     which.add_argument("--workload", metavar="SCENARIO", help="the areas a scenario .toml maps, instead of a PC guest")
+    sp = add("replay", _cmd_replay, "replay a DMA trace file through each platform's IOTLB and walk caches")
+    sp.add_argument("trace", help="a trace .csv or .parquet (columns t, op, device, pasid, iova, length, pa, stage)")
+    sp.add_argument("--platform", nargs="+", help="catalogue platforms (default intel-vtd-48)")
+    sp.add_argument("--pgsizes", nargs="+", metavar="SIZES", help="page-size policies, e.g. 4K 4K+2M (default: the platform's)")
+    sp.add_argument("--policy", nargs="+", choices=("strict", "lazy"), help="flush policies to compare (default strict)")
+    sp.add_argument("--nested", action="store_true", help="replay through the platform's hardware-nested pair")
     sp = add("scenario", _cmd_scenario, "replay a scenario .toml and show its layout and walk results")
     sp.add_argument("file", help="a scenario file (see data/scenarios/)")
     sp.add_argument("--diff", metavar="OTHER", help="show how OTHER's resulting layout differs from FILE's")

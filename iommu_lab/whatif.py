@@ -119,6 +119,8 @@ _COLUMNS = [
     "faults",
     "invalidations",
     "flushes",
+    "stale_hits",
+    "reused_before_flush",
     "traps",
     "table_bytes",
     "note",
@@ -132,7 +134,7 @@ def _row(
     row.update(platform=platform, pgsizes=policy, mode=mode, flush=flush, format=fmt, note=note, table_bytes=table_bytes)
     if r is not None:
         s = r.summary
-        for k in ("accesses", "iotlb_hit_rate", "walks", "refs", "refs_per_access", "refs_per_walk", "faults", "invalidations", "flushes", "traps"):
+        for k in ("accesses", "iotlb_hit_rate", "walks", "refs", "refs_per_access", "refs_per_walk", "faults", "invalidations", "flushes", "stale_hits", "reused_before_flush", "traps"):
             row[k] = s[k]
     return row
 

@@ -200,3 +200,27 @@ def test_compare_takes_its_workload_from_a_scenario_file(tmp_path):
 def test_compare_with_a_missing_scenario_exits_2():
     r = run("compare", "intel-vtd-48", "--workload", "no-such.toml")
     assert r.returncode == 2 and "no-such.toml" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_replay_compares_flush_policies_on_a_trace_file(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "replay.csv"
+    r = run("replay", "data/traces/nvme_sg_small.csv", "--platform", "intel-vtd-48", "arm-smmuv3-48",
+            "--policy", "strict", "lazy", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    f = pd.read_csv(out)
+    assert len(f) == 4 and set(f["flush"]) == {"strict", "lazy"}
+    strict = f[f["flush"] == "strict"]
+    lazy = f[f["flush"] == "lazy"]
+    assert (strict["invalidations"] > 0).all() and (lazy["invalidations"] == 0).all()
+    assert (lazy["flushes"] >= 1).all()
+
+
+def test_replay_of_a_missing_or_malformed_trace_exits_2(tmp_path):
+    r = run("replay", "no-such-trace.csv")
+    assert r.returncode == 2 and "no such trace file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t,op,device,pasid,iova,length,pa,stage\n0,jump,d,,0x1000,8,0,1\n")
+    r = run("replay", str(bad))
+    assert r.returncode == 2 and "'jump'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
