@@ -1020,7 +1020,7 @@ class IOAS:
         if self.semantics.is_real_type1 or src.semantics.is_real_type1:
             raise UnsupportedError("IOMMU_IOAS_COPY exists only on iommufd IOASes, not on a real VFIO type1 container")
         if length >= U64_MAX or src_iova >= U64_MAX or (iova is not None and iova >= U64_MAX):
-            raise IommuError("EOVERFLOW", f"copy length/src_iova/dst_iova >= ULONG_MAX (rule 6.1)")
+            raise IommuError("EOVERFLOW", "copy length/src_iova/dst_iova >= ULONG_MAX (rule 6.1)")
         if not prot & Prot.RW:
             raise IommuError("EINVAL", "copy with neither READABLE nor WRITEABLE (rule 6.1)")
         if length == 0:

@@ -388,7 +388,7 @@ class Platform:
         return layout(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        from ._html import esc, table_html
+        from ._html import table_html
 
         rows = [(k, fmt_addr(s), fmt_addr(last), fmt_size(z), t) for k, s, last, z, t in self._rows()]
         return table_html(

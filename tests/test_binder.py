@@ -7,7 +7,6 @@ same into a new virtual environment (no Docker here), then executes the notebook
 
 import re
 import subprocess
-import sys
 import tomllib
 import venv
 from pathlib import Path

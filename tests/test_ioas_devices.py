@@ -243,7 +243,7 @@ def test_attach_of_a_device_with_a_format_creates_a_domain_that_each_map_fills()
 
 def test_attach_fills_the_new_domain_with_existing_areas_and_detach_drops_it():
     ioas = IOAS()
-    area = ioas.map(0x2000, 0x10000, user_va=0x4000_0000)
+    ioas.map(0x2000, 0x10000, user_va=0x4000_0000)
     ioas.attach(vtd())
     assert ioas.domain("nic0").walk(0x11000).ok
     ioas.detach("nic0")

@@ -17,7 +17,7 @@ from iommu_lab.errors import IommuError
 from iommu_lab.nesting import Nested
 from iommu_lab.pagetable.table import PageTable
 from iommu_lab.trace import Trace
-from iommu_lab.trace_replay import FlushPolicy, FlushQueue, replay, split_accesses
+from iommu_lab.trace_replay import FlushQueue, replay, split_accesses
 
 K4, M2 = 0x1000, 0x20_0000
 BASE = 0x1_0000_0000

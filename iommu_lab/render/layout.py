@@ -77,7 +77,7 @@ class Track:
     @property
     def lanes(self) -> tuple[str, ...]:
         present = {b.lane for b in self.bands}
-        return tuple(l for l in LANE_ORDER if l in present)
+        return tuple(lane for lane in LANE_ORDER if lane in present)
 
     def bands_of(self, category: str) -> list[Band]:
         return [b for b in self.bands if b.category == category]

@@ -116,8 +116,8 @@ def _rows(data: LayoutData, t_index: int) -> list[tuple[int, int, str, str, str]
         if band.category == "mapped" or band.category.startswith("mapped-"):
             continue
         owners = band.owners or (None,) * len(band)
-        for s, l, o in zip(band.starts.tolist(), band.lasts.tolist(), owners):
-            rows.append((int(s), int(l), KIND_TEXT.get(band.category, band.category), o or "-", band.category))
+        for s, last, o in zip(band.starts.tolist(), band.lasts.tolist(), owners):
+            rows.append((int(s), int(last), KIND_TEXT.get(band.category, band.category), o or "-", band.category))
     mapped = [b for b in t.bands if b.category == "mapped" or b.category.startswith("mapped-")]
     if mapped:
         starts = np.concatenate([b.starts for b in mapped])
@@ -168,7 +168,7 @@ def layout_text(x: Any, width: int = 100, **kw) -> str:
                 if band.lane != lane:
                     continue
                 ch = LANE_CHARS.get(band.category, "#")
-                items.extend((int(s), int(l), ch) for s, l in _merged(axis, band, bar_n))
+                items.extend((int(s), int(last), ch) for s, last in _merged(axis, band, bar_n))
             lines.append(f"{LANE_LABELS[lane]:<{label_w}}|{_bar(axis, counts, items, True)}|")
         rows = []
         for start, last, kind, owner, _cat in _rows(data, ti):
@@ -260,11 +260,11 @@ def nested_walk_text(nw: Any, cell: int = 7) -> str:
     from .nested import nested_walk_data
 
     d = nested_walk_data(nw)
-    lab_w = max(len(l.replace("\n", " ")) for l in d.row_labels) + 1
+    lab_w = max(len(label.replace("\n", " ")) for label in d.row_labels) + 1
     lines = [d.title, ""]
     if d.pasid_cells:
         lines.append("PASID structures: " + " ".join(f"[{c.seq} {c.label}]" for c in d.pasid_cells))
-    heads = [l.split("\n")[0].replace("S2 step ", "S2#").replace("S1 entry", "S1") for l in d.col_labels]
+    heads = [label.split("\n")[0].replace("S2 step ", "S2#").replace("S1 entry", "S1") for label in d.col_labels]
     lines.append(" " * lab_w + "".join(f"{h:^{cell}}" for h in heads))
     by_pos = {(c.row, c.col): c for c in d.cells}
     for r in range(d.rows):
@@ -283,4 +283,4 @@ def nested_walk_text(nw: Any, cell: int = 7) -> str:
     if d.fault_text:
         lines.append(d.fault_text)
         lines.extend(d.fault_records)
-    return "\n".join(l.rstrip() for l in lines) + "\n"
+    return "\n".join(line.rstrip() for line in lines) + "\n"
