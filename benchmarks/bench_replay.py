@@ -28,7 +28,8 @@ import numpy as np
 from iommu_lab import trace as T
 from iommu_lab.caches import Caches
 from iommu_lab.pagetable.table import PageTable
-from iommu_lab.trace_replay import _SingleStage, replay, split_accesses
+from iommu_lab.nesting import Nested
+from iommu_lab.trace_replay import _NestedStages, _SingleStage, replay, split_accesses
 
 TARGET = 1_000_000  # accesses per second
 
@@ -45,20 +46,27 @@ def best(fn, repeat=3):
 def front_end(trace, table) -> int:
     """Split, translate and find the runs: what ``engine='fast'`` does before its loop."""
     acc = split_accesses(trace.frame)
-    w = _SingleStage(table).batch(acc.iova, acc.write, acc.pasid)
+    stages = _NestedStages(table) if isinstance(table, Nested) else _SingleStage(table)
+    w = stages.batch(acc.iova, acc.write, acc.pasid)
     page = acc.iova >> np.uint64(12)
     same = np.zeros(len(acc), dtype=bool)
     same[1:] = (page[1:] == page[:-1]) & (acc.pasid[1:] == acc.pasid[:-1]) & ~w.fault[:-1]
     return len(acc)
 
 
-def built_table(trace, pgsizes: int) -> PageTable:
-    """A table holding the trace's maps (a what-if's domain), built once outside the timing."""
-    pt = PageTable("vtd-ss-4level", pgsize_bitmap=pgsizes)
+def built_table(trace, pgsizes: int, nested: bool = False):
+    """A table holding the trace's maps (a what-if's domain), built once outside the timing;
+    ``nested``: a VT-d guest stage 1 over stage 2 backing 1 GiB of guest RAM with 1 GiB pages."""
+    if nested:
+        n = Nested.for_platform("intel-vtd-48", guest_base=0, guest_ram=1 << 30, backing="eager")
+        n.stage1.pgsize_bitmap = pgsizes
+        pt = n.stage1
+    else:
+        n = pt = PageTable("vtd-ss-4level", pgsize_bitmap=pgsizes)
     f = trace.frame
     for r in f[f["op"] == "map"].itertuples():
         pt.map(int(r.iova), int(r.pa), int(r.length))
-    return pt
+    return n
 
 
 def dma_only(trace):
@@ -81,12 +89,14 @@ def main() -> None:
         ("NIC RX ring (page_pool)", T.nic_rx_ring(n // 3), 0x40201000),
         ("random 64 MiB, 4K pages", T.random_working_set(n), 0x1000),
         ("random 64 MiB, 2M pages", T.random_working_set(n), 0x40201000),
+        ("nested: random 16M, 4K", T.random_working_set(n // 4, working_set=16 << 20, pa=1 << 24), 0x1000),
+        ("nested: streaming, 4K", T.streaming(n // 4 * 256, chunk=256, pa=1 << 24), 0x1000),
     ]
     head = f"{'trace':<28} {'accesses':>9} {'front end/s':>12} {'x target':>8} {'fast/s':>10} {'x target':>8} {'step/s':>9} {'fast/step':>9} {'hit rate':>8}"
     print(head)
     print("-" * len(head))
     for label, tr, pgsizes in cases:
-        table = built_table(tr, pgsizes)
+        table = built_table(tr, pgsizes, nested=label.startswith("nested"))
         dma = dma_only(tr)
         t_front, count = best(lambda: front_end(dma, table))
         t_fast, r = best(lambda: replay(dma, table, caches, progress=False))

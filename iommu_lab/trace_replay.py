@@ -817,20 +817,30 @@ class _FastRun:
 
     def _loop_nested(self, a, todo, w, iova, pasid) -> None:
         st, c, out = self.state, self.c, self.out
-        top1, top2 = self.tgt.fmt.top_level, self.tgt.fmt2.top_level
+        top1 = self.tgt.fmt.top_level
         tags = _tags(pasid)
         lookup, fill = st.iotlb.lookup, st.iotlb.fill
         psc_lookup = st.psc.lookup if st.psc.caches else None
         psc_fill = st.psc.fill
-        s2 = _Stage2Cost(st, top2, c)
+        cost = _Stage2Cost(st, self.tgt.fmt2.top_level, c).cost
         hit, refs, s2refs, lg2o = out.hit, out.refs, out.s2_refs, out.lg2
-        gpa, s2f, s2lg, s2lv, s2fl = w.gpa, w.s2_fault, w.s2_lg2, w.s2_leaf, w.s2_flevel
-        for k, i in zip(todo.tolist(), (todo + a).tolist()):
-            p = int(pasid[k])
-            va = int(iova[k])
+        # per stage-1 level row (and the output row last), per access: the GPA and its stage 2
+        gpa, s2f, s2lg, s2lv, s2fl = (
+            [row[todo].tolist() for row in arr]
+            for arr in (w.gpa, w.s2_fault, w.s2_lg2, w.s2_leaf, w.s2_flevel)
+        )
+        for k, i, va, p, f, lg, lv, fl in zip(
+            range(todo.shape[0]),
+            (todo + a).tolist(),
+            iova[todo].tolist(),
+            pasid[todo].tolist(),
+            w.fault[todo].tolist(),
+            w.lg2[todo].tolist(),
+            w.leaf[todo].tolist(),
+            w.flevel[todo].tolist(),
+        ):
             tag = tags[p]
             got = lookup(tag, va)
-            f = bool(w.fault[k])
             if got is not None:
                 c.hits += 1
                 lg2o[i] = got
@@ -839,7 +849,6 @@ class _FastRun:
                 continue
             hit[i] = False
             c.walks += 1
-            lv, fl = int(w.leaf[k]), int(w.flevel[k])
             stop = lv if lv >= 0 else fl
             if stop < 0:
                 c.faults += 1
@@ -852,28 +861,25 @@ class _FastRun:
             r1 = r2 = 0
             ok = True
             for level in range(start, stop - 1, -1):
-                got2 = s2.cost(int(gpa[level, k]), bool(s2f[level, k]), int(s2lg[level, k]), int(s2lv[level, k]), int(s2fl[level, k]))
-                r2 += got2[0]
-                if not got2[1]:
-                    ok = False
+                n2, ok = cost(gpa[level][k], s2f[level][k], s2lg[level][k], s2lv[level][k], s2fl[level][k])
+                r2 += n2
+                if not ok:
                     break
                 r1 += 1  # the stage-1 entry itself
             if ok and lv >= 0:
-                got2 = s2.cost(int(gpa[-1, k]), bool(s2f[-1, k]), int(s2lg[-1, k]), int(s2lv[-1, k]), int(s2fl[-1, k]))
-                r2 += got2[0]
+                r2 += cost(gpa[-1][k], s2f[-1][k], s2lg[-1][k], s2lv[-1][k], s2fl[-1][k])[0]
             refs[i] = r1 + r2
             s2refs[i] = r2
             c.refs += r1 + r2
             c.s1_refs += r1
             c.s2_refs += r2
-            last_read = stop if ok else None
-            if start > stop and last_read is not None:
+            if ok and start > stop:
                 psc_fill(tag, va, range(stop + 1, start + 1))
             if f:
                 c.faults += 1
             else:
-                fill(tag, va, int(w.lg2[k]))
-                lg2o[i] = int(w.lg2[k])
+                fill(tag, va, lg)
+                lg2o[i] = lg
 
 
 def _tags(pasid: np.ndarray) -> dict[int, tuple[int, int]]:
