@@ -123,7 +123,8 @@ def test_svg_is_byte_identical_across_two_builds(tmp_path):
 @pytest.mark.parametrize(
     "entry,theme",
     [("layout-seed-power", "light"), ("walk-vtd-fault", "light"), ("nested-4x4", "dark"),
-     ("pagetable-mixed", "dark"), ("compare-8g-guest", "dark")],
+     ("pagetable-mixed", "dark"), ("compare-8g-guest", "dark"),
+     ("replay-nic-nvme-lazy", "dark"), ("whatif-working-set", "light")],
 )
 def test_svg_is_byte_identical_across_processes(tmp_path, entry, theme):
     """Every renderer's SVG is the same bytes from two processes with different hash seeds."""

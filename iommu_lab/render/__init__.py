@@ -22,5 +22,6 @@ from .nested import nested_walk
 from .pagetable import pagetable
 from .text import nested_walk_text, walk_text
 from .walk import walk
+from .replay import replay
 
-__all__ += ["walk", "walk_text", "nested_walk", "nested_walk_text", "pagetable", "compare", "compare_table"]
+__all__ += ["walk", "walk_text", "nested_walk", "nested_walk_text", "pagetable", "compare", "compare_table", "replay"]

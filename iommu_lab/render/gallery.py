@@ -201,3 +201,38 @@ def _register_issue5() -> None:
 
 
 _register_issue5()
+
+
+def example_replay(policy: str = "lazy"):
+    """A NIC (per-packet DMA API) and an NVMe queue sharing a VT-d domain, replayed."""
+    from ..caches import Caches
+    from ..pagetable import PageTable
+    from ..trace import Trace, nic_rx_ring, storage_sg
+    from ..trace_replay import replay as run
+
+    tr = Trace.merge(
+        nic_rx_ring(300, gbps=25, recycle=False, seed=1),
+        storage_sg(30, segments=(1, 4), seed=2),
+        name="NIC RX + NVMe",
+    )
+    domain = PageTable("vtd-ss-4level", pgsize_bitmap=0x1000)
+    return run(tr, domain, Caches.for_platform("intel-vtd-48"), policy=policy, progress=False)
+
+
+def example_whatif():
+    """A random working set on two platforms, 4 KiB pages against 2 MiB pages."""
+    from ..trace import random_working_set
+    from ..whatif import what_if
+
+    tr = random_working_set(2000, working_set=8 << 20, size=256, seed=3)
+    return what_if(tr, platforms=["intel-vtd-48", "power9-pseries"], pgsizes=["4K", "4K+2M"], progress=False)
+
+
+def _register_issue8() -> None:
+    from .replay import replay
+
+    add("replay-nic-nvme-lazy", lambda style: replay(example_replay(), style=style))
+    add("whatif-working-set", lambda style: replay(example_whatif(), style=style))
+
+
+_register_issue8()

@@ -10,6 +10,7 @@ explorer               what it lets you poke at
 ``WalkExplorer``       a page table: pick a format, map, walk an IOVA level by level
 ``NestingExplorer``    stage 1 over stage 2: the 2-D walk reference by reference, costs
 ``PlatformExplorer``   several platforms: GET_INFO side by side, layouts on one axis
+``ReplayExplorer``     a DMA trace: platform, page sizes, flush policy, IOTLB size
 =====================  ==================================================================
 
 The explorers hold no IOMMU logic: they parse inputs, call model methods, show a refused
@@ -21,13 +22,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["LayoutExplorer", "NestingExplorer", "PlatformExplorer", "WalkExplorer"]
+__all__ = ["LayoutExplorer", "NestingExplorer", "PlatformExplorer", "ReplayExplorer", "WalkExplorer"]
 
 _HOMES = {
     "LayoutExplorer": ".layout",
     "WalkExplorer": ".walk",
     "NestingExplorer": ".nesting",
     "PlatformExplorer": ".platforms",
+    "ReplayExplorer": ".replay",
     "AddressInput": ".common",
     "ErrorView": ".common",
     "FigureView": ".common",
