@@ -817,6 +817,19 @@ def _check_int(name: str, value: object, lo: int, hi: int = U64_MAX, *, multiple
     return value
 
 
+#: Entries per deferred-flush queue (drivers/iommu/dma-iommu.c ``IOVA_DEFAULT_FQ_SIZE``).
+IOVA_FQ_SIZE = 256
+
+
+def _check_policy(value: object) -> int | None:
+    """``"strict"`` -> None (IOVAs reused at once), ``"lazy"`` -> the flush queue's size."""
+    if value == "strict":
+        return None
+    if value == "lazy":
+        return IOVA_FQ_SIZE
+    raise _param_error("policy", value, "is not a flush policy", "'strict' or 'lazy'")
+
+
 def _check_rate(name: str, value: object) -> float:
     if (
         isinstance(value, bool)
@@ -941,7 +954,10 @@ class _IovaAllocator:
 
     next_free: int
     granule: int = GRANULE
+    #: lazy invalidation: freed IOVAs wait in a flush queue of this many entries (None: strict)
+    flush_queue: int | None = None
     _stacks: dict[int, list[int]] = field(default_factory=dict)
+    _queued: list[tuple[int, int]] = field(default_factory=list)
 
     def _pages(self, size: int) -> int:
         pages = -(-size // self.granule)
@@ -960,7 +976,23 @@ class _IovaAllocator:
         return start
 
     def free(self, iova: int, size: int) -> None:
-        self._stacks.setdefault(self._pages(size), []).append(iova)
+        """Give a range back: at once (strict), or through the flush queue (lazy).
+
+        Lazy mode follows ``queue_iova``: a range is queued, and when the queue is full the
+        domain is flushed and every queued range goes back to the allocator
+        (``fq_flush_iotlb`` then ``fq_ring_free``), so an IOVA is never handed out again
+        before the flush that invalidates its old translation. The 10 ms timer flush is not
+        modelled here: under the line-rate traffic these generators make, the queue fills
+        first; a slower trace just allocates fresh IOVAs meanwhile.
+        """
+        if self.flush_queue is None:
+            self._stacks.setdefault(self._pages(size), []).append(iova)
+            return
+        if len(self._queued) >= self.flush_queue:
+            for q_iova, q_size in self._queued:
+                self._stacks.setdefault(self._pages(q_size), []).append(q_iova)
+            self._queued.clear()
+        self._queued.append((iova, size))
 
 
 def _page_pool(rng: np.random.Generator, pool: int) -> np.ndarray:
@@ -995,6 +1027,7 @@ def nic_rx_ring(
     pa: int = 0x4000_0000,
     recycle: bool = True,
     budget: int = NAPI_POLL_WEIGHT,
+    policy: str = "strict",
     device: str = "nic0",
     pasid: int | None = None,
     seed: int = 0,
@@ -1027,8 +1060,12 @@ def nic_rx_ring(
     gbps : line rate in Gbit/s.
     base, pa : IOVA and PA of the descriptor ring (4 KiB aligned).
     budget : packets per NAPI poll between refills (recycle=False).
+    policy : "strict" or "lazy" (recycle=False): with "lazy" a freed IOVA is handed out again
+        only after the flush queue (256 entries, ``IOVA_DEFAULT_FQ_SIZE``) has been flushed, as
+        under ``iommu.strict=0``; replay such a trace with ``policy="lazy"``.
     """
     packets = _check_int("packets", packets, 0, 1 << 40)
+    fq = _check_policy(policy)
     ring = _check_int("ring", ring, 1, 1 << 24)
     buffer = _check_int("buffer", buffer, 1, 1 << 32)
     lo, hi = _check_span("packet", packet, 1, 1 << 32)
@@ -1082,6 +1119,7 @@ def nic_rx_ring(
         rng=rng,
         device=device,
         pasid=pasid,
+        flush_queue=fq,
     )
 
 
@@ -1097,12 +1135,13 @@ def _rx_rows(t_start, t_done, desc, data_iova, size) -> dict[str, np.ndarray]:
 
 
 def _rx_streaming(
-    t_start, t_done, desc, size, *, ring, buffer, base, pa, desc_area, batch, rng, device, pasid
+    t_start, t_done, desc, size, *, ring, buffer, base, pa, desc_area, batch, rng, device, pasid,
+    flush_queue=None,
 ) -> Trace:
     """nic_rx_ring(recycle=False): per-poll unmap + remap of the used buffers (see its doc)."""
     n = len(t_start)
     buf_len = _round_up(buffer, GRANULE)
-    alloc = _IovaAllocator(next_free=base + desc_area)
+    alloc = _IovaAllocator(next_free=base + desc_area, flush_queue=flush_queue)
     slot_iova = np.array([alloc.alloc(buf_len) for _ in range(ring)], dtype=np.uint64)
     pool = 4 * ring  # live buffers span < ring + batch <= 2 * ring consecutive allocations
     pages = _page_pool(rng, pool)
@@ -1175,6 +1214,7 @@ def storage_sg(
     iops: float = 500_000,
     base: int = 0x2_0000_0000,
     pa: int = 0x8000_0000,
+    policy: str = "strict",
     device: str = "nvme0",
     pasid: int | None = None,
     seed: int = 0,
@@ -1213,8 +1253,11 @@ def storage_sg(
     segment : bytes per segment, a positive multiple of the 4 KiB granule.
     iops : request rate per second.
     base, pa : IOVA and PA of the queues (4 KiB aligned); data IOVAs follow the static area.
+    policy : "strict" or "lazy": with "lazy" a freed IOVA range is reused only after the flush
+        queue has been flushed (see :func:`nic_rx_ring`).
     """
     requests = _check_int("requests", requests, 0, 1 << 40)
+    fq = _check_policy(policy)
     queue_depth = _check_int("queue_depth", queue_depth, 1, 1 << 16)
     seg_lo, seg_hi = _check_span("segments", segments, 1, GRANULE // NVME_SGL_DESC_BYTES)
     segment = _check_int("segment", segment, GRANULE, 1 << 32, multiple=GRANULE)
@@ -1239,7 +1282,7 @@ def storage_sg(
     disk_read = rng.random(n) < read_fraction
     data_len = nseg * segment
 
-    alloc = _IovaAllocator(next_free=base + static)
+    alloc = _IovaAllocator(next_free=base + static, flush_queue=fq)
     lens = data_len.tolist()
     start = np.empty(n, np.uint64)
     starts: list[int] = []

@@ -70,7 +70,6 @@ _U64 = np.uint64
 #: PCIe: no request crosses a 4 KiB boundary, so translations are requested per 4 KiB piece.
 REQUEST_BOUNDARY = 4096
 _NO_PASID = -1
-_DOMAIN = 0  # the one domain (DID / VMID) a replay target owns
 _STAGE2 = ("stage-2", 0)  # tag of stage-2 entries: shared by every PASID of the VM
 #: Show a progress bar by default when a trace has at least this many accesses.
 PROGRESS_THRESHOLD = 200_000
@@ -134,16 +133,23 @@ class Accesses:
     length: np.ndarray
     pasid: np.ndarray
     write: np.ndarray
+    domain: np.ndarray  # the domain (DID) each access's device is attached to
+
+    @property
+    def tag(self) -> np.ndarray:
+        """One integer per (domain, PASID): the IOTLB tag, packed for vectorised comparison."""
+        return (self.domain << 21) | (self.pasid & 0x1FFFFF)
 
     def __len__(self) -> int:
         return int(self.row.shape[0])
 
 
-def split_accesses(frame: pd.DataFrame) -> Accesses:
+def split_accesses(frame: pd.DataFrame, *, domains: str = "per-device") -> Accesses:
     """Split every read/write row of a trace frame at 4 KiB boundaries (vectorised).
 
     A row ``[iova, iova + length)`` becomes one access per 4 KiB page it touches; the first
     starts at ``iova``, the others at their page's base (PCIe §2.2.7, see the module docs).
+    ``domains="per-device"`` gives each device its own domain id, ``"shared"`` puts all in 0.
     """
     op = frame["op"].to_numpy()
     dma = (op == "read") | (op == "write")
@@ -169,7 +175,15 @@ def split_accesses(frame: pd.DataFrame) -> Accesses:
         length=a_end - a_iova + _U64(1),
         pasid=pasid[rep],
         write=(op[rows] == "write")[rep],
+        domain=_domain_of_rows(frame, domains)[rows][rep],
     )
+
+
+def _domain_of_rows(frame: pd.DataFrame, domains: str) -> np.ndarray:
+    """Domain id of each trace row: its device's position among the trace's devices, or 0."""
+    if domains == "shared":
+        return np.zeros(len(frame), dtype=np.int64)
+    return frame["device"].cat.codes.to_numpy().astype(np.int64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,7 +326,7 @@ class _NestedStages:
         s2_lg2 = np.zeros((rows, n), dtype=np.int64)
         s2_leaf = np.full((rows, n), -1, dtype=np.int64)
         s2_flevel = np.full((rows, n), -1, dtype=np.int64)
-        for p in _tags(pasid):
+        for p in (pd.unique(pasid).tolist() if pasid.size else []):
             root = self._root(int(p))
             for is_write in (False, True):
                 sel = np.nonzero((pasid == p) & (write == is_write))[0]
@@ -455,29 +469,29 @@ class _CacheState:
             for lvl, c in sorted(self.s2psc.caches.items()):
                 yield "S2 PSC", lvl, c
 
-    def invalidate_range(self, iova: int, length: int, tables_freed: bool, c: _Counters) -> None:
-        """A strict unmap's range invalidation of the domain (every PASID tag of it)."""
-        last = iova + length
-        in_dom = lambda tag: tag[0] == _DOMAIN  # noqa: E731
+    def invalidate_range(self, domain: int, iova: int, length: int, tables_freed: bool, c: _Counters) -> None:
+        """A strict unmap's range invalidation of one domain (every PASID tag of it)."""
         n = 0
         for tag in {k[0] for k in self.iotlb.cache.keys()}:
-            if in_dom(tag):
+            if tag[0] == domain:
                 n += self.iotlb.invalidate_range(tag, iova, length)
         c.iotlb_invalidated += n
         if tables_freed:
             for tag in {k[0] for k in self._psc_keys()}:
-                if in_dom(tag):
-                    c.psc_invalidated += self.psc.invalidate_range(tag, iova, last - iova)
+                if tag[0] == domain:
+                    c.psc_invalidated += self.psc.invalidate_range(tag, iova, length)
         c.invalidations += 1
 
     def _psc_keys(self):
         for cache in self.psc.caches.values():
             yield from cache.keys()
 
-    def flush_domain(self, c: _Counters) -> None:
-        """``flush_iotlb_all``: every IOTLB and stage-1 walk-cache entry of the domain."""
-        c.iotlb_invalidated += self.iotlb.invalidate_where(lambda tag: tag[0] == _DOMAIN)
-        c.psc_invalidated += self.psc.invalidate_where(lambda tag: tag[0] == _DOMAIN)
+    def flush_domain(self, c: _Counters, domain: int | None = None) -> None:
+        """``flush_iotlb_all``: every IOTLB and stage-1 walk-cache entry of ``domain`` (None:
+        of every domain, as a stage-2 change needs)."""
+        keep = (lambda tag: True) if domain is None else (lambda tag: tag[0] == domain)
+        c.iotlb_invalidated += self.iotlb.invalidate_where(keep)
+        c.psc_invalidated += self.psc.invalidate_where(keep)
         c.flushes += 1
 
     def stage2_changed(self, gpa: int, length: int, tables_freed: bool, c: _Counters) -> None:
@@ -561,6 +575,7 @@ def replay(
     progress: bool | None = None,
     seed: int = 0,
     in_place: bool = False,
+    domains: str = "per-device",
 ) -> Replay:
     """Replay ``trace`` against ``target`` through ``caches``; the model passed is never changed.
 
@@ -571,6 +586,11 @@ def replay(
     stays as it was; ``in_place=True`` applies them to the model itself instead (to inspect the
     table the trace built). ``progress=None`` shows a ``tqdm.auto`` bar on traces of at least
     ``PROGRESS_THRESHOLD`` accesses.
+
+    ``domains="per-device"`` (Linux's default: each device's group gets its own DMA domain)
+    tags each device's IOTLB and walk-cache entries with its own domain id and gives it its own
+    flush queue; the devices still share the one table passed, so give them disjoint IOVAs.
+    ``"shared"`` attaches every device to one domain.
     """
     from .trace import Trace
 
@@ -588,7 +608,9 @@ def replay(
         caches = _default_caches(target, tgt)
     elif not isinstance(caches, Caches):
         raise TypeError(f"caches must be an iommu_lab.caches.Caches, got {type(caches).__name__}")
-    acc = split_accesses(frame)
+    if domains not in ("per-device", "shared"):
+        raise ValueError(f"domains={domains!r} is not one of 'per-device', 'shared'")
+    acc = split_accesses(frame, domains=domains)
     state = _CacheState(caches, tgt, seed)
     c = _Counters(accesses=len(acc))
     out = _Outcomes(len(acc))
@@ -598,7 +620,7 @@ def replay(
     run = runner(tgt, state, c, out, acc, bar)
     traps0 = tgt.traps()
     try:
-        _drive(frame, ops, acc, tgt, state, c, policy, fq, run, out)
+        _drive(frame, ops, acc, tgt, state, c, policy, fq, run, out, domains)
     finally:
         if bar is not None:
             bar.close()
@@ -660,8 +682,13 @@ class _Outcomes:
         self.lg2 = np.zeros(self.n, dtype=np.int8)
 
 
-def _drive(frame, ops, acc, tgt, state, c, policy, fq, run, out) -> None:
-    """Walk the trace in order: stretches of DMA between map/unmap rows, and the rows themselves."""
+def _drive(frame, ops, acc, tgt, state, c, policy, fq, run, out, domains) -> None:
+    """Walk the trace in order: stretches of DMA between map/unmap rows, and the rows themselves.
+
+    Each domain has its own flush queue and timer (the queue lives in the domain's DMA cookie,
+    ``iommu_dma_cookie``), so in ``"per-device"`` mode one device's flushes never drop another
+    device's entries.
+    """
     event_rows = np.nonzero((ops == "map") | (ops == "unmap"))[0]
     # position in the access stream where each event happens (accesses of earlier rows first)
     at = np.searchsorted(acc.row, event_rows, side="left")
@@ -670,37 +697,43 @@ def _drive(frame, ops, acc, tgt, state, c, policy, fq, run, out) -> None:
     pa = frame["pa"].to_numpy(dtype=_U64)
     stage = frame["stage"].to_numpy()
     t = frame["t"].to_numpy(dtype=np.int64)
-    queue: list[tuple[int, int]] = []
-    deadline: list[int | None] = [None]
+    row_domain = _domain_of_rows(frame, domains)
+    names = list(frame["device"].cat.categories) if domains == "per-device" else ["all devices"]
+    queues: dict[int, list[tuple[int, int]]] = {}
+    deadlines: dict[int, int] = {}
     pos = 0
 
-    def flush_queue(when: int, why: str) -> None:
+    def flush_queue(domain: int, when: int, why: str) -> None:
         before = c.iotlb_invalidated
-        state.flush_domain(c)
+        state.flush_domain(c, domain)
         if tgt.nested:
             c.traps += 1  # the guest's flush is trapped and forwarded (IOMMU_HWPT_INVALIDATE)
-        out.events.append((when, "flush", 0, 0, len(queue), c.iotlb_invalidated - before, why))
-        queue.clear()
-        deadline[0] = None
+        queued = queues.pop(domain, [])
+        deadlines.pop(domain, None)
+        out.events.append((when, "flush", 0, 0, len(queued), c.iotlb_invalidated - before, f"{why} ({names[domain]})"))
+
+    def next_timer() -> tuple[int, int] | None:
+        return min(((d, dom) for dom, d in deadlines.items()), default=None)
 
     def dma(upto: int) -> None:
-        """Run the accesses before position ``upto``, firing the flush timer where it falls."""
+        """Run the accesses before position ``upto``, firing flush timers where they fall."""
         nonlocal pos
         while pos < upto:
-            end = upto
-            if deadline[0] is not None:
-                end = pos + int(np.searchsorted(acc.t[pos:upto], deadline[0], side="left"))
+            end, timer = upto, next_timer()
+            if timer is not None:
+                end = pos + int(np.searchsorted(acc.t[pos:upto], timer[0], side="left"))
             if end > pos:
                 run(pos, end)
                 pos = end
             if pos < upto:  # the next access comes after the timer fired
-                flush_queue(deadline[0], "timer")
+                flush_queue(timer[1], timer[0], "timer")
 
     for k, r in enumerate(event_rows.tolist()):
         dma(int(at[k]))
-        if deadline[0] is not None and t[r] >= deadline[0]:
-            flush_queue(deadline[0], "timer")
+        while (timer := next_timer()) is not None and t[r] >= timer[0]:
+            flush_queue(timer[1], timer[0], "timer")
         op, va, ln, st = str(ops[r]), int(iova[r]), int(length[r]), int(stage[r])
+        dom = int(row_domain[r])
         before = c.iotlb_invalidated
         try:
             s2_changed, freed = tgt.apply(op, va, ln, int(pa[r]), st)
@@ -709,6 +742,7 @@ def _drive(frame, ops, acc, tgt, state, c, policy, fq, run, out) -> None:
                 getattr(e, "errno_name", "EINVAL"),
                 f"trace row {r} ({op} iova {fmt_addr(va)} length {fmt_size(ln)} stage {st}) failed: {e}",
             ) from e
+        queue = queues.setdefault(dom, [])
         if op == "map":
             c.maps += 1
             if queue and any(q < va + ln and va < q + qn for q, qn in queue):
@@ -718,19 +752,19 @@ def _drive(frame, ops, acc, tgt, state, c, policy, fq, run, out) -> None:
             if s2_changed:
                 state.stage2_changed(va, ln, freed, c)
             elif policy is FlushPolicy.STRICT:
-                state.invalidate_range(va, ln, freed, c)
+                state.invalidate_range(dom, va, ln, freed, c)
                 if tgt.nested:
                     c.traps += 1  # the guest's invalidation is trapped and forwarded
             else:
                 if len(queue) >= fq.size:
-                    flush_queue(int(t[r]), "queue full")
+                    flush_queue(dom, int(t[r]), "queue full")
+                    queue = queues.setdefault(dom, [])
                 queue.append((va, ln))
-                if deadline[0] is None:
-                    deadline[0] = int(t[r]) + fq.timeout_ns
-        out.events.append((int(t[r]), op, va, ln, len(queue), c.iotlb_invalidated - before, f"stage {st}"))
+                deadlines.setdefault(dom, int(t[r]) + fq.timeout_ns)
+        out.events.append((int(t[r]), op, va, ln, len(queue), c.iotlb_invalidated - before, f"stage {st} ({names[dom]})"))
     dma(len(acc))
-    if deadline[0] is not None:  # the timer still fires after the last row
-        flush_queue(deadline[0], "timer")
+    while (timer := next_timer()) is not None:  # timers still fire after the last row
+        flush_queue(timer[1], timer[0], "timer")
 
 
 class _FastRun:
@@ -738,10 +772,12 @@ class _FastRun:
 
     def __init__(self, tgt, state: _CacheState, c: _Counters, out: _Outcomes, acc: Accesses, bar) -> None:
         self.tgt, self.state, self.c, self.out, self.acc, self.bar = tgt, state, c, out, acc, bar
+        self.code = acc.tag
 
     def __call__(self, a: int, b: int) -> None:
         acc = self.acc
         iova, write, pasid = acc.iova[a:b], acc.write[a:b], acc.pasid[a:b]
+        code = self.code[a:b]
         w = self.tgt.batch(iova, write, pasid)
         out = self.out
         out.fault[a:b] = w.fault
@@ -750,7 +786,7 @@ class _FastRun:
         page = iova >> _U64(12)
         same = np.zeros(b - a, dtype=bool)
         if self.state.caches.iotlb.entries > 0 and b - a > 1:
-            same[1:] = (page[1:] == page[:-1]) & (pasid[1:] == pasid[:-1]) & ~w.fault[:-1]
+            same[1:] = (page[1:] == page[:-1]) & (code[1:] == code[:-1]) & ~w.fault[:-1]
         todo = np.nonzero(~same)[0]
         collapsed = np.nonzero(same)[0]
         if collapsed.size:
@@ -758,19 +794,19 @@ class _FastRun:
             self.c.hits += int(collapsed.size)
             self.c.stale_hits += int(w.fault[collapsed].sum())
         if self.tgt.nested:
-            self._loop_nested(a, todo, w, iova, pasid)
+            self._loop_nested(a, todo, w, iova, code)
         else:
-            self._loop_single(a, todo, w, iova, pasid)
+            self._loop_single(a, todo, w, iova, code)
         if collapsed.size:  # a run shares its first access's entry size
             first = np.maximum.accumulate(np.where(same, 0, np.arange(b - a)))
             out.lg2[a + collapsed] = out.lg2[a + first[collapsed]]
         if self.bar is not None:
             self.bar.update(b - a)
 
-    def _loop_single(self, a, todo, w, iova, pasid) -> None:
+    def _loop_single(self, a, todo, w, iova, code) -> None:
         st, c, out = self.state, self.c, self.out
         top = self.tgt.fmt.top_level
-        tags = _tags(pasid)
+        tags = _tags(code)
         lookup, fill = st.iotlb.lookup, st.iotlb.fill
         psc_lookup = st.psc.lookup if st.psc.caches else None
         psc_fill = st.psc.fill
@@ -778,7 +814,7 @@ class _FastRun:
         for i, va, p, f, lg, lv, fl in zip(
             (todo + a).tolist(),
             iova[todo].tolist(),
-            pasid[todo].tolist(),
+            code[todo].tolist(),
             w.fault[todo].tolist(),
             w.lg2[todo].tolist(),
             w.leaf[todo].tolist(),
@@ -815,10 +851,10 @@ class _FastRun:
                 fill(tag, va, lg)
                 lg2o[i] = lg
 
-    def _loop_nested(self, a, todo, w, iova, pasid) -> None:
+    def _loop_nested(self, a, todo, w, iova, code) -> None:
         st, c, out = self.state, self.c, self.out
         top1 = self.tgt.fmt.top_level
-        tags = _tags(pasid)
+        tags = _tags(code)
         lookup, fill = st.iotlb.lookup, st.iotlb.fill
         psc_lookup = st.psc.lookup if st.psc.caches else None
         psc_fill = st.psc.fill
@@ -833,7 +869,7 @@ class _FastRun:
             range(todo.shape[0]),
             (todo + a).tolist(),
             iova[todo].tolist(),
-            pasid[todo].tolist(),
+            code[todo].tolist(),
             w.fault[todo].tolist(),
             w.lg2[todo].tolist(),
             w.leaf[todo].tolist(),
@@ -882,13 +918,13 @@ class _FastRun:
                 lg2o[i] = lg
 
 
-def _tags(pasid: np.ndarray) -> dict[int, tuple[int, int]]:
-    """The IOTLB tag of each PASID present: ``(domain, pasid)``."""
-    if pasid.size and (pasid == pasid[0]).all():
-        present = [int(pasid[0])]
+def _tags(code: np.ndarray) -> dict[int, tuple[int, int]]:
+    """The IOTLB tag ``(domain, pasid)`` of each packed tag present (see ``Accesses.tag``)."""
+    if code.size and (code == code[0]).all():
+        present = [int(code[0])]
     else:
-        present = pd.unique(pasid).tolist()
-    return {p: (_DOMAIN, p) for p in present}
+        present = pd.unique(code).tolist()
+    return {c: (c >> 21, -1 if c & 0x1FFFFF == 0x1FFFFF else c & 0x1FFFFF) for c in present}
 
 
 class _Stage2Cost:
@@ -925,7 +961,7 @@ class _StepRun(_FastRun):
         acc, st, c, out, tgt = self.acc, self.state, self.c, self.out, self.tgt
         for i in range(a, b):
             va, p, wr = int(acc.iova[i]), int(acc.pasid[i]), bool(acc.write[i])
-            tag = (_DOMAIN, p)
+            tag = (int(acc.domain[i]), p)
             walked = tgt.walk_one(va, wr, p)
             f, lg, lv, fl = walked[:4]
             out.fault[i] = f
