@@ -793,78 +793,23 @@ class _FastRun:
             self.c.collapsed += int(collapsed.size)
             self.c.hits += int(collapsed.size)
             self.c.stale_hits += int(w.fault[collapsed].sum())
-        if self.tgt.nested:
-            self._loop_nested(a, todo, w, iova, code)
-        else:
-            self._loop_single(a, todo, w, iova, code)
+        self._loop(a, todo, w, iova, code)
         if collapsed.size:  # a run shares its first access's entry size
             first = np.maximum.accumulate(np.where(same, 0, np.arange(b - a)))
             out.lg2[a + collapsed] = out.lg2[a + first[collapsed]]
         if self.bar is not None:
             self.bar.update(b - a)
 
-    def _loop_single(self, a, todo, w, iova, code) -> None:
+    def _loop(self, a, todo, w, iova, code) -> None:
+        """The sequential part: IOTLB, then on a miss the walk below the deepest PSC hit."""
         st, c, out = self.state, self.c, self.out
         top = self.tgt.fmt.top_level
         tags = _tags(code)
         lookup, fill = st.iotlb.lookup, st.iotlb.fill
         psc_lookup = st.psc.lookup if st.psc.caches else None
         psc_fill = st.psc.fill
-        hit, refs, lg2o = out.hit, out.refs, out.lg2
-        for i, va, p, f, lg, lv, fl in zip(
-            (todo + a).tolist(),
-            iova[todo].tolist(),
-            code[todo].tolist(),
-            w.fault[todo].tolist(),
-            w.lg2[todo].tolist(),
-            w.leaf[todo].tolist(),
-            w.flevel[todo].tolist(),
-        ):
-            tag = tags[p]
-            got = lookup(tag, va)
-            if got is not None:
-                c.hits += 1
-                lg2o[i] = got
-                if f:
-                    c.stale_hits += 1
-                continue
-            hit[i] = False
-            c.walks += 1
-            stop = fl if f else lv
-            if stop < 0:  # refused before any read (input range, unbound PASID)
-                c.faults += 1
-                continue
-            h = psc_lookup(tag, va) if psc_lookup is not None else None
-            if h is not None and h <= stop:
-                c.stale_psc += 1  # a cached pointer below the leaf: stale, walk from the top
-                h = None
-            start = top if h is None else h - 1
-            r = start - stop + 1
-            refs[i] = r
-            c.refs += r
-            c.s1_refs += r
-            if start > stop:
-                psc_fill(tag, va, range(stop + 1, start + 1))
-            if f:
-                c.faults += 1
-            else:
-                fill(tag, va, lg)
-                lg2o[i] = lg
-
-    def _loop_nested(self, a, todo, w, iova, code) -> None:
-        st, c, out = self.state, self.c, self.out
-        top1 = self.tgt.fmt.top_level
-        tags = _tags(code)
-        lookup, fill = st.iotlb.lookup, st.iotlb.fill
-        psc_lookup = st.psc.lookup if st.psc.caches else None
-        psc_fill = st.psc.fill
-        cost = _Stage2Cost(st, self.tgt.fmt2.top_level, c).cost
+        walk_refs = self._nested_walk_refs(w, todo) if self.tgt.nested else None
         hit, refs, s2refs, lg2o = out.hit, out.refs, out.s2_refs, out.lg2
-        # per stage-1 level row (and the output row last), per access: the GPA and its stage 2
-        gpa, s2f, s2lg, s2lv, s2fl = (
-            [row[todo].tolist() for row in arr]
-            for arr in (w.gpa, w.s2_fault, w.s2_lg2, w.s2_leaf, w.s2_flevel)
-        )
         for k, i, va, p, f, lg, lv, fl in zip(
             range(todo.shape[0]),
             (todo + a).tolist(),
@@ -886,26 +831,20 @@ class _FastRun:
             hit[i] = False
             c.walks += 1
             stop = lv if lv >= 0 else fl
-            if stop < 0:
+            if stop < 0:  # refused before any read (input range, unbound PASID)
                 c.faults += 1
                 continue
             h = psc_lookup(tag, va) if psc_lookup is not None else None
             if h is not None and h <= stop:
-                c.stale_psc += 1
+                c.stale_psc += 1  # a cached pointer below the leaf: stale, walk from the top
                 h = None
-            start = top1 if h is None else h - 1
-            r1 = r2 = 0
-            ok = True
-            for level in range(start, stop - 1, -1):
-                n2, ok = cost(gpa[level][k], s2f[level][k], s2lg[level][k], s2lv[level][k], s2fl[level][k])
-                r2 += n2
-                if not ok:
-                    break
-                r1 += 1  # the stage-1 entry itself
-            if ok and lv >= 0:
-                r2 += cost(gpa[-1][k], s2f[-1][k], s2lg[-1][k], s2lv[-1][k], s2fl[-1][k])[0]
+            start = top if h is None else h - 1
+            if walk_refs is None:
+                r1, r2, ok = start - stop + 1, 0, True
+            else:
+                r1, r2, ok = walk_refs(k, start, stop, lv >= 0)
+                s2refs[i] = r2
             refs[i] = r1 + r2
-            s2refs[i] = r2
             c.refs += r1 + r2
             c.s1_refs += r1
             c.s2_refs += r2
@@ -916,6 +855,31 @@ class _FastRun:
             else:
                 fill(tag, va, lg)
                 lg2o[i] = lg
+
+    def _nested_walk_refs(self, w: _Walked, todo: np.ndarray):
+        """``walk_refs(k, start, stop, has_output) -> (stage-1 refs, stage-2 refs, ok)`` for the
+        k-th access of ``todo``: each stage-1 entry read from ``start`` down to ``stop`` costs
+        one reference plus the stage-2 translation of its GPA; then the output GPA's."""
+        cost = _Stage2Cost(self.state, self.tgt.fmt2.top_level, self.c).cost
+        # per stage-1 level row (and the output row last), per access: the GPA and its stage 2
+        gpa, s2f, s2lg, s2lv, s2fl = (
+            [row[todo].tolist() for row in arr]
+            for arr in (w.gpa, w.s2_fault, w.s2_lg2, w.s2_leaf, w.s2_flevel)
+        )
+
+        def walk_refs(k: int, start: int, stop: int, has_output: bool) -> tuple[int, int, bool]:
+            r1 = r2 = 0
+            for level in range(start, stop - 1, -1):
+                n2, ok = cost(gpa[level][k], s2f[level][k], s2lg[level][k], s2lv[level][k], s2fl[level][k])
+                r2 += n2
+                if not ok:
+                    return r1, r2, False
+                r1 += 1  # the stage-1 entry itself
+            if has_output:
+                r2 += cost(gpa[-1][k], s2f[-1][k], s2lg[-1][k], s2lv[-1][k], s2fl[-1][k])[0]
+            return r1, r2, True
+
+        return walk_refs
 
 
 def _tags(code: np.ndarray) -> dict[int, tuple[int, int]]:
