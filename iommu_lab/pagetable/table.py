@@ -131,6 +131,20 @@ class Mapping:
         return self.iova + self.size - 1
 
 
+@dataclass(frozen=True)
+class Leaves:
+    """Every leaf of a table as parallel arrays, in IOVA order (see :meth:`PageTable.leaves`)."""
+
+    iova: np.ndarray  #: uint64 first IOVA of each leaf
+    pa: np.ndarray  #: uint64 output address
+    size: np.ndarray  #: uint64 bytes
+    perm: np.ndarray  #: uint8 ``Perm`` bits
+    level: np.ndarray  #: int8 table level of the leaf entry
+
+    def __len__(self) -> int:
+        return int(self.iova.shape[0])
+
+
 # ============================================================================ PageTable
 class PageTable:
     """An I/O page table of format ``fmt`` whose tables live in ``memory``.
@@ -700,26 +714,55 @@ class PageTable:
         f = self.fmt
         return sum(f.table_bytes(level) for _t, level, _v, _r, _k in self._traverse())
 
-    def mappings(self) -> list[Mapping]:
-        """Every leaf, in IOVA order, decoded from the tables (not from a side record)."""
+    def leaves(self) -> Leaves:
+        """Every leaf as arrays, in IOVA order, decoded from the tables (vectorised per table).
+
+        The array form of :meth:`mappings` for large tables: a renderer drawing a million 4 KiB
+        leaves needs their addresses and sizes, not a million objects.
+        """
         f, codec = self.fmt, self.fmt.codec
-        out = []
-        for table, level, tva, raw, kinds in self._traverse():
+        parts: list[tuple[np.ndarray, ...]] = []
+        for _table, level, tva, raw, kinds in self._traverse():
             li = np.nonzero(kinds == EntryKind.LEAF)[0]
             if not li.size:
                 continue
             lraw = raw[li]
-            lg2 = codec.leaf_lg2(f, lraw, level)
-            base = codec.leaf_base(f, lraw, level, lg2)
-            perm = codec.leaf_perm(f, lraw, level)
+            raw_lg2 = codec.leaf_lg2(f, lraw, level)
+            lg2 = np.asarray(raw_lg2, dtype=np.int64)
             sh = f.shift(level)
-            for j, l2, b, p in zip(li.tolist(), lg2.tolist(), base.tolist(), perm.tolist()):
-                rep = 1 << (l2 - sh)
-                if j % rep:
-                    continue
-                out.append(Mapping(self._iova(tva + (j << sh)), int(b), 1 << l2, Perm(p), level))
-        out.sort(key=lambda m: m.iova)
-        return out
+            keep = (li & ((1 << (lg2 - sh)) - 1)) == 0  # replicated slots (AMD NL=7) count once
+            li, lraw, lg2 = li[keep], lraw[keep], lg2[keep]
+            base = codec.leaf_base(f, lraw, level, raw_lg2[keep])
+            perm = codec.leaf_perm(f, lraw, level)
+            off = _U64(tva) + (li.astype(_U64) << _U64(sh))
+            parts.append((off, base, lg2, perm, np.full(li.size, level, dtype=np.int8)))
+        if not parts:
+            z = np.zeros(0, dtype=_U64)
+            return Leaves(z, z, z, np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int8))
+        off, base, lg2, perm, lvl = (np.concatenate(c) for c in zip(*parts))
+        iova = self._iova_array(off)
+        order = np.argsort(iova, kind="stable")
+        size = _U64(1) << lg2.astype(_U64)
+        return Leaves(iova[order], base.astype(_U64)[order], size[order], perm.astype(np.uint8)[order], lvl[order])
+
+    def _iova_array(self, off: np.ndarray) -> np.ndarray:
+        """``_iova`` over an array of table offsets."""
+        f = self.fmt
+        if f.sign_extend:
+            high = (off >> _U64(f.va_bits - 1)) & _U64(1)
+            ext = _U64(~((1 << f.va_bits) - 1) & U64_MAX)
+            return np.where(high == _U64(1), off | ext, off)
+        return off + _U64(f.va_base)
+
+    def mappings(self) -> list[Mapping]:
+        """Every leaf, in IOVA order, decoded from the tables (not from a side record)."""
+        lv = self.leaves()
+        return [
+            Mapping(i, p, sz, Perm(pm), lev)
+            for i, p, sz, pm, lev in zip(
+                lv.iova.tolist(), lv.pa.tolist(), lv.size.tolist(), lv.perm.tolist(), lv.level.tolist()
+            )
+        ]
 
     def to_dataframe(self, what: str = "tables"):
         """``what="tables"``: one row per table page; ``"mappings"``: one row per leaf."""

@@ -228,7 +228,7 @@ def _ioas_track(ioas: Any, *, area_category, max_clusters: int) -> Track:
         domains = list(getattr(ioas, "domains", ()) or ())
         if area_category is None and domains and hasattr(domains[0], "mappings"):
             # With a page-table domain, draw what the hardware holds: the leaves, by page size.
-            bands.extend(_leaf_bands(domains[0].mappings()))
+            bands.extend(_leaf_bands(domains[0].leaves()))
         elif area_category is None:
             bands.append(Band("mapped", "mapped", starts, lasts))
         else:
@@ -249,12 +249,12 @@ def _ioas_track(ioas: Any, *, area_category, max_clusters: int) -> Track:
     )
 
 
-def _leaf_bands(leaves: list) -> list[Band]:
-    """One band per page size from a domain's leaves, touching leaves of one size merged."""
-    if not leaves:
+def _leaf_bands(leaves: Any) -> list[Band]:
+    """One band per page size from a domain's leaves (``PageTable.leaves()``), touching leaves
+    of one size merged."""
+    if not len(leaves):
         return []
-    iova = np.array([m.iova for m in leaves], dtype=np.uint64)
-    size = np.array([m.size for m in leaves], dtype=np.uint64)
+    iova, size = leaves.iova, leaves.size
     last = iova + (size - np.uint64(1))
     bands = []
     for sz in np.unique(size):
