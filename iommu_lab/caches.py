@@ -48,6 +48,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping
 
+from ._enums import member_of
 from .errors import IommuError
 
 __all__ = [
@@ -79,15 +80,15 @@ class Replacement(enum.Enum):
 
     @classmethod
     def parse(cls, value: Replacement | str) -> Replacement:
-        """A member from itself or its name (``"lru"``, ``"FIFO"``); ValueError otherwise."""
-        if isinstance(value, Replacement):
-            return value
-        if isinstance(value, str):
-            for r in cls:
-                if r.value == value.strip().lower():
-                    return r
-        allowed = ", ".join(repr(r.value) for r in cls)
-        raise ValueError(f"replacement={value!r} is not a replacement policy; allowed: {allowed} (or a Replacement member)")
+        """A member from itself or its name (``"lru"``, ``"FIFO"``); ValueError otherwise,
+        naming the ``replacement=`` argument as ``CacheConfig`` takes it."""
+        try:
+            return member_of(cls, value, "replacement policy")
+        except ValueError:
+            allowed = ", ".join(repr(r.value) for r in cls)
+            raise ValueError(
+                f"replacement={value!r} is not a replacement policy; allowed: {allowed} (or a Replacement member)"
+            ) from None
 
 
 def _is_int(value: Any) -> bool:

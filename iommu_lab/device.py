@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Iterable, Union
 
+from ._enums import member_of
 from .ranges import IovaRange, RangeSet, check_u64, fmt_addr
 
 __all__ = ["ResvType", "ReservedRegion", "Device", "pgsizes_list", "check_pgsizes"]
@@ -41,18 +42,8 @@ class ResvType(enum.Enum):
 
     @classmethod
     def parse(cls, value: Union[str, "ResvType"]) -> "ResvType":
-        if isinstance(value, ResvType):
-            return value
-        if not isinstance(value, str):
-            raise TypeError(f"reserved-region type must be a string such as 'msi', got {type(value).__name__} {value!r}")
-        key = value.strip().lower().replace("_", "-")
-        for t in cls:
-            if t.value == key:
-                return t
-        raise ValueError(
-            f"unknown reserved-region type {value!r}; Linux types are "
-            + ", ".join(repr(t.value) for t in cls)
-        )
+        """A type from its Linux name (``"msi"``, ``"sw_msi"`` or ``"sw-msi"``)."""
+        return member_of(cls, value, "reserved-region type", underscores=True, non_text=TypeError)
 
 
 @dataclass(frozen=True, slots=True)

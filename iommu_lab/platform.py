@@ -31,6 +31,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
+from ._enums import member_of
 from .device import Device, ReservedRegion, ResvType, pgsizes_list
 from .errors import IommuError
 from .ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_address, parse_size
@@ -81,13 +82,7 @@ class IommuFamily(enum.Enum):
 
     @classmethod
     def parse(cls, value: str | IommuFamily) -> IommuFamily:
-        if isinstance(value, IommuFamily):
-            return value
-        if isinstance(value, str):
-            for f in cls:
-                if f.value.lower() == value.strip().lower():
-                    return f
-        raise ValueError(f"unknown IOMMU family {value!r}; families are " + ", ".join(repr(f.value) for f in cls))
+        return member_of(cls, value, "IOMMU family")
 
 
 class NestingSupport(enum.Enum):
@@ -104,13 +99,7 @@ class NestingSupport(enum.Enum):
 
     @classmethod
     def parse(cls, value: str | NestingSupport) -> NestingSupport:
-        if isinstance(value, NestingSupport):
-            return value
-        if isinstance(value, str):
-            for n in cls:
-                if n.value == value.strip().lower():
-                    return n
-        raise ValueError(f"unknown nesting support {value!r}; allowed: " + ", ".join(repr(n.value) for n in cls))
+        return member_of(cls, value, "nesting support")
 
 
 class Stage1Binding(enum.Enum):

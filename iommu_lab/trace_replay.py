@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._enums import member_of
 from .caches import Caches, Iotlb, PagingStructureCache
 from .errors import IommuError
 from .ranges import fmt_addr, fmt_size
@@ -596,8 +597,8 @@ def replay(
 
     if not isinstance(trace, Trace):
         raise TypeError(f"trace must be an iommu_lab.trace.Trace, got {type(trace).__name__}")
-    policy = _enum(FlushPolicy, policy, "policy")
-    engine = _enum(Engine, engine, "engine")
+    policy = member_of(FlushPolicy, policy, "flush policy", non_text=TypeError)
+    engine = member_of(Engine, engine, "replay engine", non_text=TypeError)
     fq = flush_queue if flush_queue is not None else FlushQueue()
     frame = trace.frame
     ops = frame["op"].to_numpy()
@@ -638,14 +639,6 @@ def _copy_model(target: Any) -> Any:
             if p is not None:
                 memo[id(p)] = p
     return copy.deepcopy(target, memo)
-
-
-def _enum(cls, value, what):
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in cls)
-        raise ValueError(f"{what}={value!r} is not one of {allowed}") from None
 
 
 def _default_caches(original: Any, tgt: Any) -> Caches:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
+from ._enums import member_of
 from .area import PAGE_SIZE, Area, Pages, Prot
 from .errors import IommuError
 from .ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
@@ -52,14 +53,7 @@ class Semantics(enum.Enum):
 
     @classmethod
     def parse(cls, value: "str | Semantics") -> "Semantics":
-        if isinstance(value, Semantics):
-            return value
-        if not isinstance(value, str):
-            raise TypeError(f"semantics must be one of {[s.value for s in cls]}, got {type(value).__name__} {value!r}")
-        for s in cls:
-            if s.value == value.strip().lower():
-                return s
-        raise ValueError(f"unknown semantics {value!r}; choose one of {', '.join(repr(s.value) for s in cls)}")
+        return member_of(cls, value, "semantics", non_text=TypeError)
 
     @property
     def is_real_type1(self) -> bool:

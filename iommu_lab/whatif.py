@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._enums import member_of
 from .caches import Caches
 from .errors import IommuError
 from .ranges import fmt_size, parse_size
@@ -228,7 +229,10 @@ def what_if(
             "own maps to fill it (trace generators emit them; or add map rows for the ranges the DMA uses)"
         )
     policies = [PgsizePolicy.parse(p) for p in (pgsizes if pgsizes is not None else [None])]
-    flushes = [FlushPolicy(x) for x in ([policy] if isinstance(policy, (str, FlushPolicy)) else policy)]
+    flushes = [
+        member_of(FlushPolicy, x, "flush policy", non_text=TypeError)
+        for x in ([policy] if isinstance(policy, (str, FlushPolicy)) else policy)
+    ]
     plats = _platforms(platforms)
     rows: list[dict] = []
     runs: dict[int, Replay] = {}
@@ -321,6 +325,6 @@ def nesting_modes(
     ):
         r, tb = _run_keep_table(trace, target, c, policy, progress)
         runs[len(rows)] = r
-        rows.append(_row(p.name, "platform", mode, fmt_name, r, tb, FlushPolicy(policy).value))
+        rows.append(_row(p.name, "platform", mode, fmt_name, r, tb, r.policy.value))
     q = f"{trace.name or 'trace'} on {p.name}: native vs nested vs shadowed"
     return WhatIf(q, pd.DataFrame(rows, columns=_COLUMNS), runs)

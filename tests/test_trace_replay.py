@@ -323,7 +323,7 @@ def test_a_failing_map_row_names_the_row_and_changes_nothing():
 
 def test_bad_arguments_say_what_is_allowed():
     tr = trace_of(MAP16)
-    with pytest.raises(ValueError, match="policy='eager' is not one of 'strict', 'lazy'"):
+    with pytest.raises(ValueError, match="unknown flush policy 'eager'; allowed: 'strict', 'lazy'"):
         replay(tr, PageTable("vtd-ss-4level"), iotlb_only(2), policy="eager")
     with pytest.raises(TypeError, match="cannot replay a trace against dict"):
         replay(tr, {}, iotlb_only(2))
