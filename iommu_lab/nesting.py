@@ -1664,62 +1664,68 @@ class NestedIotlb:
       mistake the rulebook's checklist (§7, item 9) warns about.
 
     Each entry is cached per access type (``"r"``/``"w"``) so a hit never widens a permission.
+    The entries live in the trace replay's :class:`iommu_lab.caches.Iotlb` (fully associative,
+    ``entries`` slots); to measure hit rates over a whole DMA trace, with capacities and walk
+    caches, use :func:`iommu_lab.trace_replay.replay` on the pair.
     """
 
-    def __init__(self, nested: Nested) -> None:
+    def __init__(self, nested: Nested, entries: int = 1 << 20) -> None:
+        from .caches import CacheConfig, Iotlb
+
         self.nested = nested
-        self._entries: dict[
-            tuple, tuple[int, int]
-        ] = {}  # (pasid, access, base, size) -> (hpa base, gpa base)
+        # the IOTLB model of trace replays, tagged by (PASID, access); large enough by default
+        # that only invalidations remove entries
+        self._iotlb = Iotlb(CacheConfig(entries), name="combined IOTLB")
+        self._base: dict[tuple, tuple[int, int]] = {}  # (tag, lg2, page) -> (hpa, gpa) bases
         self.stats = IotlbStats()
 
     def __len__(self) -> int:
-        return len(self._entries)
-
-    def _find(self, iova: int, access: str, pasid: int | None):
-        for (tag, acc, base, size), (hpa, _gpa) in self._entries.items():
-            if tag == pasid and acc == access and base <= iova < base + size:
-                return hpa + (iova - base)
-        return None
+        return len(self._iotlb)
 
     def translate(self, iova: int, *, access: str = "r", pasid: int | None = None) -> int:
         """The HPA for ``iova``: from the IOTLB on a hit, else by a cold 2-D walk that fills it."""
-        hit = self._find(iova, access, pasid)
-        if hit is not None:
+        tag = (pasid, access)
+        lg2 = self._iotlb.lookup(tag, iova)
+        if lg2 is not None:
             self.stats.hits += 1
-            return hit
+            return self._base[(tag, lg2, iova >> lg2)][0] + (iova & ((1 << lg2) - 1))
         self.stats.misses += 1
         w = self.nested.walk(iova, access=access, pasid=pasid)
         self.stats.walk_refs += w.n_refs
         if w.fault is not None:
             raise IommuError("EFAULT", str(w.fault))
         size = w.page_size or 0x1000
-        base = iova - iova % size
-        self._entries[(pasid, access, base, size)] = (
-            w.output - (iova - base),
-            w.gpa - (iova - base),
-        )
+        lg2 = size.bit_length() - 1
+        off = iova & (size - 1)
+        victim = self._iotlb.fill(tag, iova, lg2)
+        if victim is not None:
+            self._base.pop(victim, None)
+        self._base[(tag, lg2, iova >> lg2)] = (w.output - off, w.gpa - off)
         return int(w.output)
 
     def invalidate_stage1(self, iova: int, size: int, *, pasid: int | None = None) -> int:
         """Drop the combined entries overlapping ``[iova, iova + size)`` for ``pasid``."""
-        drop = [
-            k for k in self._entries if k[0] == pasid and k[2] < iova + size and iova < k[2] + k[3]
-        ]
-        for k in drop:
-            del self._entries[k]
-        self.stats.flushed_entries += len(drop)
-        return len(drop)
+        n = 0
+        for access in {k[0][1] for k in self._iotlb.cache.keys() if k[0][0] == pasid}:
+            n += self._iotlb.invalidate_range((pasid, access), iova, size)
+        self._forget_dropped()
+        self.stats.flushed_entries += n
+        return n
 
     def invalidate_stage2(self, gpa: int, size: int, *, naive: bool = False) -> int:
         """A stage-2 change: drop every combined entry (``naive=True``: none of them, since no
         combined entry is indexed by the GPA range — which leaves stale translations)."""
         if naive:
             return 0
-        n = len(self._entries)
-        self._entries.clear()
+        n = self._iotlb.flush()
+        self._base.clear()
         self.stats.flushed_entries += n
         return n
+
+    def _forget_dropped(self) -> None:
+        live = set(self._iotlb.cache.keys())
+        for key in [k for k in self._base if k not in live]:
+            del self._base[key]
 
     def __repr__(self) -> str:
         s = self.stats
