@@ -424,3 +424,12 @@ def test_generators_with_lazy_iova_reuse_never_reuse_before_the_flush():
     strict_made = T.nic_rx_ring(1200, recycle=False, seed=1)
     r = replay(strict_made, PageTable("vtd-ss-4level"), Caches.for_platform("intel-vtd-48"), policy="lazy")
     assert r.summary["reused_before_flush"] > 0  # strict-mode reuse, replayed lazily: flagged
+
+
+def test_progress_bar_on_request_and_on_long_traces_only(capsys):
+    tr = trace_of(MAP16, *[("read", page(i % 16), 8) for i in range(300)])
+    replay(tr, PageTable("vtd-ss-4level"), iotlb_only(4), progress=True)
+    err = capsys.readouterr().err
+    assert "/300" in err and "replay native" in err  # tqdm.auto: a text bar outside notebooks
+    replay(tr, PageTable("vtd-ss-4level"), iotlb_only(4))  # short traces: no bar by default
+    assert capsys.readouterr().err == ""
