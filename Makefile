@@ -51,7 +51,7 @@ bench: $(VENV)/.installed-test
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 gallery: $(VENV)/.installed-test
-	$(PY) -m iommu_lab.render.gallery out/gallery
+	$(PY) -m iommu_lab.gallery out/gallery
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache out

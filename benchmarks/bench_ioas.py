@@ -28,7 +28,7 @@ import time
 
 from intervaltree import Interval, IntervalTree
 
-from iommu_lab.ioas import IOAS
+from iommu_lab.iommufd.ioas import IOAS
 
 PAGE = 0x1000
 BASE = 0x1_0000_0000

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from iommu_lab.nesting import Nested
-from iommu_lab.shadow import DmaPattern, compare_costs
+from iommu_lab.nesting.nested import Nested
+from iommu_lab.nesting.shadow import DmaPattern, compare_costs
 
 MiB = 1 << 20
 PAIRS = ("intel-vtd-48", "intel-vtd-57", "arm-smmuv3-48", "amd-v1")

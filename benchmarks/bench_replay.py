@@ -25,11 +25,11 @@ import time
 
 import numpy as np
 
-from iommu_lab import trace as T
-from iommu_lab.caches import Caches
+from iommu_lab.dma import trace as T
+from iommu_lab.dma.caches import Caches
 from iommu_lab.pagetable.table import PageTable
-from iommu_lab.nesting import Nested
-from iommu_lab.trace_replay import _NestedStages, _SingleStage, replay, split_accesses
+from iommu_lab.nesting.nested import Nested
+from iommu_lab.dma.replay import _NestedStages, _SingleStage, replay, split_accesses
 
 TARGET = 1_000_000  # accesses per second
 
@@ -70,7 +70,7 @@ def built_table(trace, pgsizes: int, nested: bool = False):
 
 
 def dma_only(trace):
-    from iommu_lab.trace import Trace
+    from iommu_lab.dma.trace import Trace
 
     f = trace.frame
     return Trace.from_frame(f[f["op"].isin(["read", "write"])].reset_index(drop=True), name=trace.name)

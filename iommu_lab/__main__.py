@@ -1,5 +1,5 @@
 """``python -m iommu_lab`` is the ``iommu-lab`` command."""
 
-from .cli import main
+from iommu_lab.cli import main
 
 raise SystemExit(main())

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import IommuError
+from iommu_lab.core.errors import IommuError
 
 __all__ = ["main", "build_parser"]
 
@@ -60,14 +60,14 @@ def _emit(args, *, text: Callable[[], str], frame: Callable[[], object] | None =
 
 # -- sub-commands -------------------------------------------------------------------------
 def _cmd_platforms(args) -> None:
-    from .platform import platforms
+    from iommu_lab.hardware.platform import platforms
 
     _emit(args, text=lambda: "\n".join(f"{n:20s} {platforms.get(n).title}" for n in platforms.names()),
           frame=platforms.to_dataframe)
 
 
 def _get_platform(name: str):
-    from .platform import platforms
+    from iommu_lab.hardware.platform import platforms
 
     try:
         return platforms.get(name)
@@ -82,17 +82,17 @@ def _cmd_info(args) -> None:
 
 def _load_layout_subject(spec: str):
     """A platform name, a sysfs reserved_regions file, or a scenario file."""
-    from .ioas import IOAS
+    from iommu_lab.iommufd.ioas import IOAS
 
     path = Path(spec)
     if path.exists():
         if path.suffix == ".toml":
-            from .scenario import Scenario
+            from iommu_lab.io.scenario import Scenario
 
             return Scenario.load(path).replay()
-        from .io import read_reserved_regions
+        from iommu_lab.io import read_reserved_regions
 
-        from .device import Device
+        from iommu_lab.hardware.device import Device
 
         ioas = IOAS()
         ioas.attach(Device(path.name, reserved=read_reserved_regions(path)))
@@ -101,7 +101,7 @@ def _load_layout_subject(spec: str):
 
 
 def _cmd_layout(args) -> None:
-    from . import render
+    from iommu_lab import render
 
     subjects = [_load_layout_subject(s) for s in args.subject]
     subject = subjects[0] if len(subjects) == 1 else subjects
@@ -114,7 +114,7 @@ def _cmd_layout(args) -> None:
 
 
 def _cmd_import(args) -> None:
-    from .io import read_iommu_groups, read_reserved_regions
+    from iommu_lab.io import read_iommu_groups, read_reserved_regions
 
     path = Path(args.file)
     if not path.exists():
@@ -132,7 +132,7 @@ def _cmd_import(args) -> None:
     regions = read_reserved_regions(path)
 
     def frame():
-        from ._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         return addr_frame({"start": [r.start for r in regions], "last": [r.last for r in regions],
                            "type": [r.type.value for r in regions]}, hex_columns=["start", "last"])
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- issue 7: walks, nesting, comparisons, scenarios, debugfs -------------------------------------
 def _u64_arg(text: str, what: str) -> int:
-    from .ranges import U64_MAX, parse_size
+    from iommu_lab.core.ranges import U64_MAX, parse_size
 
     try:
         v = parse_size(text)
@@ -204,8 +204,8 @@ def _map_arg(text: str, *, prot: bool = True) -> tuple:
 
 def _import_debugfs(args, path: Path) -> bool:
     """Import an Intel debugfs dump if the file is one (detected by the header the kernel prints)."""
-    from .io.debugfs import detect_debugfs, parse_dmar_translation, parse_domain_translation
-    from .io.parse import ParseError
+    from iommu_lab.io.debugfs import detect_debugfs, parse_dmar_translation, parse_domain_translation
+    from iommu_lab.io.parse import ParseError
 
     try:
         data = path.read_bytes()[: (1 << 22) + 1]
@@ -214,7 +214,7 @@ def _import_debugfs(args, path: Path) -> bool:
     kind = detect_debugfs(data)
     if kind is None:
         return False
-    from ._frames import addr_frame
+    from iommu_lab.core.frames import addr_frame
 
     if kind == "domain":
         dumps = parse_domain_translation(data, source=str(path))
@@ -265,8 +265,8 @@ def _import_debugfs(args, path: Path) -> bool:
 
 
 def _cmd_walk(args) -> None:
-    from . import render
-    from .pagetable import PageTable
+    from iommu_lab import render
+    from iommu_lab.pagetable import PageTable
 
     try:
         pt = PageTable(args.format)
@@ -281,8 +281,8 @@ def _cmd_walk(args) -> None:
 
 
 def _cmd_nested(args) -> None:
-    from . import render
-    from .nesting import Nested
+    from iommu_lab import render
+    from iommu_lab.nesting.nested import Nested
 
     p = _get_platform(args.platform)
     nested = Nested.for_platform(p, guest_ram=_u64_arg(args.ram, "--ram"), backing="eager")
@@ -294,8 +294,8 @@ def _cmd_nested(args) -> None:
 
 
 def _cmd_compare(args) -> None:
-    from . import render
-    from .workload import Workload
+    from iommu_lab import render
+    from iommu_lab.review.workload import Workload
 
     plats = [_get_platform(n) for n in args.platform]
     if args.workload:
@@ -309,8 +309,8 @@ def _cmd_compare(args) -> None:
 
 def _scenario_workload(path: str):
     """The DMA-visible memory a scenario maps: the IOVA ranges of the areas its replay leaves."""
-    from .scenario import Scenario
-    from .workload import Workload
+    from iommu_lab.io.scenario import Scenario
+    from iommu_lab.review.workload import Workload
 
     if not Path(path).exists():
         raise UsageError(f"{path}: no such scenario file")
@@ -322,12 +322,12 @@ def _scenario_workload(path: str):
 
 
 def _cmd_scenario(args) -> None:
-    from . import render
-    from .scenario import Scenario
+    from iommu_lab import render
+    from iommu_lab.io.scenario import Scenario
 
     sc = Scenario.load(args.file)
     if args.diff:
-        from .scenario import diff
+        from iommu_lab.io.scenario import diff
 
         d = diff(sc, Scenario.load(args.diff))
         _emit(args, text=lambda: str(d), frame=d.to_dataframe)
@@ -343,8 +343,8 @@ def _cmd_scenario(args) -> None:
 
 
 def _cmd_replay(args) -> None:
-    from .trace import Trace
-    from .whatif import what_if
+    from iommu_lab.dma.trace import Trace
+    from iommu_lab.dma.whatif import what_if
 
     path = Path(args.trace)
     if not path.exists():

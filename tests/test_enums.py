@@ -2,12 +2,12 @@
 
 import pytest
 
-from iommu_lab._enums import member_of
-from iommu_lab.caches import Replacement
-from iommu_lab.device import ResvType
-from iommu_lab.platform import IommuFamily, NestingSupport
-from iommu_lab.trace_replay import FlushPolicy
-from iommu_lab.type1 import Semantics
+from iommu_lab.core.enums import member_of
+from iommu_lab.dma.caches import Replacement
+from iommu_lab.hardware.device import ResvType
+from iommu_lab.hardware.platform import IommuFamily, NestingSupport
+from iommu_lab.dma.replay import FlushPolicy
+from iommu_lab.iommufd.type1 import Semantics
 
 
 @pytest.mark.parametrize("cls", [IommuFamily, NestingSupport, Replacement, ResvType, Semantics, FlushPolicy])

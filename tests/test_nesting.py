@@ -2,17 +2,9 @@
 
 import pytest
 
-from iommu_lab.errors import IommuError
-from iommu_lab.nesting import (
-    FaultOwner,
-    FaultSite,
-    GuestMemory,
-    Nested,
-    NestingCapability,
-    Stage,
-    nested_walk_refs,
-)
-from iommu_lab.pagetable import formats
+from iommu_lab.core.errors import IommuError
+from iommu_lab.nesting.nested import FaultOwner, FaultSite, GuestMemory, Nested, NestingCapability, Stage, nested_walk_refs
+from iommu_lab.hardware import formats
 from iommu_lab.pagetable.memory import PhysicalMemory
 from iommu_lab.pagetable.table import PageTable
 
@@ -404,7 +396,7 @@ def test_stage2_leaf_pointing_outside_host_ram_is_the_hosts_fault(vtd):
 
 
 def _cached_pair():
-    from iommu_lab.nesting import NestedIotlb
+    from iommu_lab.nesting.nested import NestedIotlb
 
     n = small_page_pair("x86-64-4level", "vtd-ss-4level")
     map_data(n, 0x4000_0000, 0x8000)

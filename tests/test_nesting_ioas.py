@@ -2,10 +2,10 @@
 
 import pytest
 
-from iommu_lab.errors import IommuError
-from iommu_lab.ioas import IOAS
-from iommu_lab.nesting import NestingCapability, NestParent, Stage
-from iommu_lab.platform import platforms
+from iommu_lab.core.errors import IommuError
+from iommu_lab.iommufd.ioas import IOAS
+from iommu_lab.nesting.nested import NestingCapability, NestParent, Stage
+from iommu_lab.hardware.platform import platforms
 
 MiB = 1 << 20
 

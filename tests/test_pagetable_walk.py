@@ -6,20 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iommu_lab.errors import IommuError
-from iommu_lab.pagetable import (
-    FaultReason,
-    PageTable,
-    PhysicalMemory,
-    TableFetchError,
-    UnmapPolicy,
-    formats,
-    pgsize_runs,
-    pgsize_split,
-    translate,
-    walk,
-)
-from iommu_lab.ranges import KiB
+from iommu_lab.core.errors import IommuError
+from iommu_lab.pagetable import FaultReason, PageTable, PhysicalMemory, TableFetchError, UnmapPolicy, pgsize_runs, pgsize_split, translate, walk
+from iommu_lab.hardware import formats
+from iommu_lab.core.ranges import KiB
 
 FORMATS = [
     "vtd-ss-3level",

@@ -2,9 +2,9 @@
 
 import pytest
 
-from iommu_lab.errors import IommuError
-from iommu_lab.nesting import FaultOwner, FaultSite, Nested, Stage, nested_walk_refs
-from iommu_lab.pasid import VTD_PASID_ENTRY, Binding, Pgtt
+from iommu_lab.core.errors import IommuError
+from iommu_lab.nesting.nested import FaultOwner, FaultSite, Nested, Stage, nested_walk_refs
+from iommu_lab.nesting.pasid import VTD_PASID_ENTRY, Binding, Pgtt
 
 MiB = 1 << 20
 

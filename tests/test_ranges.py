@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import iommu_lab as il
-from iommu_lab.ranges import U64_MAX, IovaRange, RangeSet, parse_size
+from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, parse_size
 
 
 # -- the seed's three examples, exactly ------------------------------------------------

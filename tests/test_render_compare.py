@@ -8,12 +8,12 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from iommu_lab import render
-from iommu_lab.nesting import nested_walk_refs
+from iommu_lab.nesting.nested import nested_walk_refs
 from iommu_lab.pagetable import PageTable
-from iommu_lab.platform import platforms
-from iommu_lab.ranges import GiB, IovaRange, MiB
+from iommu_lab.hardware.platform import platforms
+from iommu_lab.core.ranges import GiB, IovaRange, MiB
 from iommu_lab.render.compare import compare_table
-from iommu_lab.workload import Workload, table_tree
+from iommu_lab.review.workload import Workload, table_tree
 
 PLATFORMS = ["intel-vtd-48", "amd-v2", "power9-pseries", "riscv-sv39", "virtio-iommu-q35"]
 
@@ -82,7 +82,7 @@ def pd_na():
 
 
 def test_tce_windows_cost_their_flat_table_and_virtio_has_none(frame):
-    from iommu_lab.pagetable import formats
+    from iommu_lab.hardware import formats
 
     r = row(frame, "power9-pseries", "largest")
     # Only the 1 GiB window at 0 is used; with 64 KiB TCEs it is 16384 entries of 8 bytes.
@@ -155,7 +155,7 @@ def test_an_axes_placed_by_hand_is_split_into_four_insets(guest, frame):
 
 # -- image regression: drawn-data fingerprint + thumbnail (see test_render_walk.check_reference) --
 def _entries():
-    from iommu_lab.render.gallery import ENTRIES
+    from iommu_lab.gallery import ENTRIES
 
     return ENTRIES
 

@@ -33,11 +33,11 @@ from matplotlib.colors import to_hex, to_rgba
 from matplotlib.figure import Figure
 
 from iommu_lab import render
-from iommu_lab.device import ResvType
-from iommu_lab.ranges import GiB, IovaRange, MiB, RangeSet, TiB, U64_MAX
+from iommu_lab.hardware.device import ResvType
+from iommu_lab.core.ranges import GiB, IovaRange, MiB, RangeSet, TiB, U64_MAX
 from iommu_lab.render import style
 from iommu_lab.render.axis import SegmentedAxis, cluster_ranges, fmt_approx, fmt_span, region_width
-from iommu_lab.render.gallery import ENTRIES, SEED_EXAMPLES
+from iommu_lab.gallery import ENTRIES, SEED_EXAMPLES
 from iommu_lab.render.layout import layout_data, rect_count
 
 EX_45BIT, EX_POWER, EX_64BIT = SEED_EXAMPLES
@@ -515,7 +515,7 @@ def test_text_layout_refuses_a_width_too_narrow_to_read():
 
 # -- gallery --------------------------------------------------------------------------------
 def test_gallery_has_the_seed_examples_and_writes_light_and_dark(tmp_path):
-    from iommu_lab.render import gallery
+    from iommu_lab import gallery
 
     assert {"layout-seed-45bit", "layout-seed-power", "layout-seed-64bit-reserved", "layout-seed-all"} <= set(ENTRIES)
     written = gallery.write(tmp_path, names=["layout-seed-power"], formats=(".svg",))

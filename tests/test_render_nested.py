@@ -8,9 +8,9 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from iommu_lab import render
-from iommu_lab.nesting import Nested, Stage
+from iommu_lab.nesting.nested import Nested, Stage
 from iommu_lab.render import style
-from iommu_lab.render.gallery import example_nested
+from iommu_lab.gallery import example_nested
 from iommu_lab.render.nested import nested_walk_data
 
 
@@ -140,7 +140,7 @@ def test_nested_walk_text_prints_the_grid_with_numbers(lazy):
 
 # -- image regression: drawn-data fingerprint + thumbnail (see test_render_walk.check_reference) --
 def _entries():
-    from iommu_lab.render.gallery import ENTRIES
+    from iommu_lab.gallery import ENTRIES
 
     return ENTRIES
 
@@ -203,7 +203,7 @@ def test_reference_figures_draw_what_they_drew(name):
 
 
 def test_a_large_stage1_leaf_puts_the_output_gpa_row_where_the_walk_translated_it():
-    from iommu_lab.nesting import Nested
+    from iommu_lab.nesting.nested import Nested
     from iommu_lab.render.nested import nested_walk_data
 
     n = Nested.build("x86-64-4level", "vtd-ss-4level", guest_ram=16 << 20, backing="eager")

@@ -12,9 +12,9 @@ from matplotlib.figure import Figure
 
 from iommu_lab import render
 from iommu_lab.pagetable import PageTable
-from iommu_lab.render.gallery import example_big_pagetable, example_pagetable
+from iommu_lab.gallery import example_big_pagetable, example_pagetable
 from iommu_lab.render.pagetable import human_bytes, pagetable_data
-from iommu_lab.workload import table_tree
+from iommu_lab.review.workload import table_tree
 
 
 def test_table_tree_matches_the_models_own_census():
@@ -145,7 +145,7 @@ def test_an_empty_table_draws_its_root():
 
 # -- image regression: drawn-data fingerprint + thumbnail (see test_render_walk.check_reference) --
 def _entries():
-    from iommu_lab.render.gallery import ENTRIES
+    from iommu_lab.gallery import ENTRIES
 
     return ENTRIES
 

@@ -14,7 +14,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from iommu_lab.render import style
-from iommu_lab.render.gallery import SEED_EXAMPLES
+from iommu_lab.gallery import SEED_EXAMPLES
 from iommu_lab.render.layout import layout
 
 
@@ -84,7 +84,7 @@ def test_palette_is_okabe_ito_plus_petroff_plus_theme_greys():
 
 
 def test_reservation_category_by_owner_kind_then_linux_type():
-    from iommu_lab.device import ResvType
+    from iommu_lab.hardware.device import ResvType
 
     assert style.reservation_category("aperture", None) == "resv-aperture"
     assert style.reservation_category("user", None) == "resv-user"
@@ -129,7 +129,7 @@ def test_svg_is_byte_identical_across_two_builds(tmp_path):
 def test_svg_is_byte_identical_across_processes(tmp_path, entry, theme):
     """Every renderer's SVG is the same bytes from two processes with different hash seeds."""
     code = (
-        "import sys; from iommu_lab.render.gallery import ENTRIES; import iommu_lab.render.style as s;"
+        "import sys; from iommu_lab.gallery import ENTRIES; import iommu_lab.render.style as s;"
         f"s.save(ENTRIES[{entry!r}]({theme!r}), sys.argv[1])"
     )
     outs = []
@@ -177,7 +177,7 @@ def test_save_does_not_change_global_rcparams(tmp_path):
 
 def test_renderers_never_import_pyplot():
     code = (
-        "import sys, io; from iommu_lab import render; from iommu_lab.render.gallery import SEED_EXAMPLES;"
+        "import sys, io; from iommu_lab import render; from iommu_lab.gallery import SEED_EXAMPLES;"
         "render.layout(SEED_EXAMPLES[1]).savefig(io.BytesIO(), format='png');"
         "print('matplotlib.pyplot' in sys.modules)"
     )
@@ -188,7 +188,7 @@ def test_renderers_never_import_pyplot():
 
 def test_returned_figures_display_as_png_without_pyplot_or_ipython():
     from iommu_lab import render
-    from iommu_lab.ranges import RangeSet
+    from iommu_lab.core.ranges import RangeSet
 
     fig = render.layout(RangeSet.bits(45))
     png = fig._repr_png_()

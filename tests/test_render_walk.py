@@ -173,7 +173,7 @@ def test_walk_text_lists_the_same_rows_and_the_fault(vtd):
 
 
 def test_gallery_has_walk_figures():
-    from iommu_lab.render.gallery import ENTRIES
+    from iommu_lab.gallery import ENTRIES
 
     fig = ENTRIES["walk-vtd-4k"]("dark")
     buf = io.BytesIO()
@@ -183,8 +183,8 @@ def test_gallery_has_walk_figures():
 
 # -- image regression (the approach of test_render_layout: drawn-data fingerprint + thumbnail) --
 REFERENCE_FIGURES = {
-    "walk-vtd-4k-light": lambda: __import__("iommu_lab.render.gallery", fromlist=["x"]).ENTRIES["walk-vtd-4k"]("light"),
-    "walk-vtd-fault-dark": lambda: __import__("iommu_lab.render.gallery", fromlist=["x"]).ENTRIES["walk-vtd-fault"]("dark"),
+    "walk-vtd-4k-light": lambda: __import__("iommu_lab.gallery", fromlist=["x"]).ENTRIES["walk-vtd-4k"]("light"),
+    "walk-vtd-fault-dark": lambda: __import__("iommu_lab.gallery", fromlist=["x"]).ENTRIES["walk-vtd-fault"]("dark"),
 }
 REFERENCES: dict[str, tuple[str, str]] = {
     "walk-vtd-4k-light": (

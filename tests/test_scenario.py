@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import iommu_lab as il
-from iommu_lab.scenario import Scenario, ScenarioError, diff
+from iommu_lab.io.scenario import Scenario, ScenarioError, diff
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "scenarios"
 

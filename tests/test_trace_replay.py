@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iommu_lab.caches import CacheConfig, Caches
-from iommu_lab.errors import IommuError
-from iommu_lab.nesting import Nested
+from iommu_lab.dma.caches import CacheConfig, Caches
+from iommu_lab.core.errors import IommuError
+from iommu_lab.nesting.nested import Nested
 from iommu_lab.pagetable.table import PageTable
-from iommu_lab.trace import Trace
-from iommu_lab.trace_replay import FlushQueue, replay, split_accesses
+from iommu_lab.dma.trace import Trace
+from iommu_lab.dma.replay import FlushQueue, replay, split_accesses
 
 K4, M2 = 0x1000, 0x20_0000
 BASE = 0x1_0000_0000
@@ -333,7 +333,7 @@ def test_bad_arguments_say_what_is_allowed():
 
 def test_ioas_and_shadow_targets():
     import iommu_lab as il
-    from iommu_lab.shadow import ShadowNesting
+    from iommu_lab.nesting.shadow import ShadowNesting
 
     p = il.platforms.get("intel-vtd-48")
     ioas = il.IOAS()
@@ -413,7 +413,7 @@ def test_lazy_queues_fill_per_domain():
 
 
 def test_generators_with_lazy_iova_reuse_never_reuse_before_the_flush():
-    from iommu_lab import trace as T
+    from iommu_lab.dma import trace as T
 
     tr = T.Trace.merge(
         T.nic_rx_ring(1200, recycle=False, policy="lazy", seed=1),

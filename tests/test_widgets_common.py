@@ -12,8 +12,8 @@ pytest.importorskip("ipywidgets")
 
 from matplotlib.figure import Figure
 
-from iommu_lab.errors import IommuError
-from iommu_lab.ranges import RangeSet
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import RangeSet
 from iommu_lab.widgets.common import AddressInput, ErrorView, FigureView, frame_html, reporting
 
 
@@ -127,7 +127,7 @@ def test_figure_view_shows_png_bytes_and_counts_renders():
 
 
 def test_frame_html_shows_hex_columns_in_hex_and_escapes_text():
-    from iommu_lab._frames import addr_frame
+    from iommu_lab.core.frames import addr_frame
 
     df = addr_frame({"iova": [0x1000, 2**64 - 4096], "prot": ["<rw>", "r"]}, hex_columns=["iova"])
     out = frame_html(df, "areas")

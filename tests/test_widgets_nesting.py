@@ -8,7 +8,7 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("iommu_lab.shadow", reason="iommu_lab.shadow has not landed yet")
 
 from iommu_lab import widgets
-from iommu_lab.nesting import Nested, nested_walk_refs
+from iommu_lab.nesting.nested import Nested, nested_walk_refs
 
 
 @pytest.fixture

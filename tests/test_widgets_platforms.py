@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from iommu_lab import widgets
-from iommu_lab.platform import platforms
+from iommu_lab.hardware.platform import platforms
 
 
 def test_platform_explorer_builds_with_no_arguments_and_shows_a_figure_and_table():

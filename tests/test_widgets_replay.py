@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from iommu_lab import trace as T
+from iommu_lab.dma import trace as T
 from iommu_lab import widgets
-from iommu_lab.caches import Caches
+from iommu_lab.dma.caches import Caches
 
 
 @pytest.fixture(scope="module")

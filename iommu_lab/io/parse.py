@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..ranges import U64_MAX
+from iommu_lab.core.ranges import U64_MAX
 
 __all__ = ["ParseError", "Field", "read_fields", "hex_u64"]
 

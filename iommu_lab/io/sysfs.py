@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Union
 
-from ..device import Device, ReservedRegion, ResvType
-from ..errors import IommuError
-from ..ranges import IovaRange, RangeSet
-from .parse import Field, ParseError, hex_u64, read_fields
+from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import IovaRange, RangeSet
+from iommu_lab.io.parse import Field, ParseError, hex_u64, read_fields
 
 __all__ = [
     "parse_reserved_regions",

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import IommuError
-from ..ranges import GiB, MiB, fmt_addr, fmt_size
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import GiB, MiB, fmt_addr, fmt_size
 
 __all__ = ["FRAME_SIZE", "HostMemory", "PhysicalMemory"]
 

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import IommuError
-from ..ranges import U64_MAX, IovaRange, check_u64, fmt_addr, fmt_size
-from . import formats as _formats
-from .codecs import EntryKind, Perm, parse_perm
-from .formats import Format, UnmapPolicy
-from .memory import FRAME_SIZE, HostMemory, PhysicalMemory
-from .walk import Walk
-from .walk import translate as _translate
-from .walk import walk as _walk
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import U64_MAX, IovaRange, check_u64, fmt_addr, fmt_size
+from iommu_lab.hardware import formats as _formats
+from iommu_lab.hardware.codecs import EntryKind, Perm, parse_perm
+from iommu_lab.hardware.formats import Format, UnmapPolicy
+from iommu_lab.pagetable.memory import FRAME_SIZE, HostMemory, PhysicalMemory
+from iommu_lab.pagetable.walk import Walk
+from iommu_lab.pagetable.walk import translate as _translate
+from iommu_lab.pagetable.walk import walk as _walk
 
 __all__ = ["Mapping", "PageTable", "TablePage", "iommu_pgsize", "pgsize_runs", "pgsize_split"]
 
@@ -766,7 +766,7 @@ class PageTable:
 
     def to_dataframe(self, what: str = "tables"):
         """``what="tables"``: one row per table page; ``"mappings"``: one row per leaf."""
-        from .._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         if what == "tables":
             rows = self.tables
@@ -808,12 +808,12 @@ class PageTable:
         A shortcut only: the renderer is imported on call, so this model module never imports
         the rendering layer.
         """
-        from ..render import pagetable
+        from iommu_lab.render import pagetable
 
         return pagetable(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        from .._html import table_html
+        from iommu_lab.render.html import table_html
 
         rows = [
             (t.level, t.name, f"{t.address:#x}", f"{t.iova:#x}", t.used, t.entries)

@@ -49,10 +49,10 @@ from typing import Any
 
 import numpy as np
 
-from ..ranges import check_u64, fmt_addr, fmt_size
-from .codecs import EntryKind, Perm, parse_perm
-from .formats import DecodedEntry, Format
-from .memory import PhysicalMemory
+from iommu_lab.core.ranges import check_u64, fmt_addr, fmt_size
+from iommu_lab.hardware.codecs import EntryKind, Perm, parse_perm
+from iommu_lab.hardware.formats import DecodedEntry, Format
+from iommu_lab.pagetable.memory import PhysicalMemory
 
 __all__ = [
     "FaultReason",
@@ -179,7 +179,7 @@ class Walk:
         return len(self.steps)
 
     def to_dataframe(self):
-        from .._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         cols: dict[str, list] = {
             k: []
@@ -241,12 +241,12 @@ class Walk:
         A shortcut only: the renderer is imported on call, so this model module never imports
         the rendering layer.
         """
-        from ..render import walk
+        from iommu_lab.render import walk
 
         return walk(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        from .._html import table_html
+        from iommu_lab.render.html import table_html
 
         rows = [
             (

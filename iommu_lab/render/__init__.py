@@ -10,18 +10,18 @@ Figure renderers so far: ``layout`` (IOVA layout on a segmented 64-bit axis). ``
 
 from __future__ import annotations
 
-from .layout import layout
-from .style import save
-from .text import layout_text
+from iommu_lab.render.layout import layout
+from iommu_lab.render.style import save
+from iommu_lab.render.text import layout_text
 
 __all__ = ["layout", "layout_text", "save"]
 
 # Issue 5, the remaining renderers: walks, nested walks, page-table trees, platform comparisons.
-from .compare import compare, compare_table
-from .nested import nested_walk
-from .pagetable import pagetable
-from .text import nested_walk_text, walk_text
-from .walk import walk
-from .replay import replay
+from iommu_lab.render.compare import compare, compare_table
+from iommu_lab.render.nested import nested_walk
+from iommu_lab.render.pagetable import pagetable
+from iommu_lab.render.text import nested_walk_text, walk_text
+from iommu_lab.render.walk import walk
+from iommu_lab.render.replay import replay
 
 __all__ += ["walk", "walk_text", "nested_walk", "nested_walk_text", "pagetable", "compare", "compare_table", "replay"]

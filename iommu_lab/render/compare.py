@@ -22,10 +22,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..ranges import fmt_size
-from ..workload import POLICIES, Workload
-from . import style as _style
-from .pagetable import human_bytes, pgsize_category
+from iommu_lab.core.ranges import fmt_size
+from iommu_lab.review.workload import POLICIES, Workload
+from iommu_lab.render import style as _style
+from iommu_lab.render.pagetable import human_bytes, pgsize_category
 
 __all__ = ["compare", "compare_table", "size_label"]
 
@@ -44,7 +44,7 @@ def size_label(size: int) -> str:
 
 def _platform(p: Any):
     if isinstance(p, str):
-        from ..platform import platforms
+        from iommu_lab.hardware.platform import platforms
 
         return platforms.get(p)
     return p

@@ -29,9 +29,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..ranges import IovaRange, RangeSet
-from . import style as _style
-from .axis import SegmentedAxis, cluster_ranges
+from iommu_lab.core.ranges import IovaRange, RangeSet
+from iommu_lab.render import style as _style
+from iommu_lab.render.axis import SegmentedAxis, cluster_ranges
 
 __all__ = ["layout", "Band", "Track", "LayoutData", "layout_data", "track_of", "rect_count"]
 

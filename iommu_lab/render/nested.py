@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ranges import fmt_addr, fmt_size
-from . import style as _style
+from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.render import style as _style
 
 __all__ = ["nested_walk", "nested_walk_data", "NestedData", "GridCell"]
 
@@ -85,7 +85,7 @@ class NestedData:
 
 def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
     """What ``nested_walk(nw)`` draws, as plain data (no matplotlib)."""
-    from ..nesting import nested_walk_refs
+    from iommu_lab.nesting.nested import nested_walk_refs
 
     n, m = nw.n, nw.m
     grid_refs = [(k, r) for k, r in enumerate(nw.refs, start=1) if r.row >= 0]

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from . import style as _style
+from iommu_lab.render import style as _style
 
 __all__ = ["replay", "replay_data", "whatif_data", "sizes_label", "pct"]
 
@@ -267,8 +267,8 @@ def replay(x: Any, *, ax=None, filename: str | os.PathLike | None = None, style:
     -------
     matplotlib.figure.Figure
     """
-    from ..trace_replay import Replay
-    from ..whatif import WhatIf
+    from iommu_lab.dma.replay import Replay
+    from iommu_lab.dma.whatif import WhatIf
 
     th = _style.theme(style)
     if isinstance(x, Replay):

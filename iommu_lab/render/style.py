@@ -186,7 +186,7 @@ _PGSIZE_SLOT = {12: 0, 21: 1, 30: 2, 16: 3, 14: 4, 25: 5, 29: 6, 24: 7}
 def pgsize_category(size: int) -> str:
     """Category key for pages (leaves, mapped areas) of ``size`` bytes: one look per page size
     in every figure, registered on first use."""
-    from ..ranges import fmt_size
+    from iommu_lab.core.ranges import fmt_size
 
     key = f"leaf-{size:#x}"
     if key not in CATEGORIES:

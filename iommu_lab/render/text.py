@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..ranges import fmt_addr
-from .axis import SegmentedAxis, fmt_approx, fmt_span
-from .layout import LANE_LABELS, Band, LayoutData, layout_data
+from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.render.axis import SegmentedAxis, fmt_approx, fmt_span
+from iommu_lab.render.layout import LANE_LABELS, Band, LayoutData, layout_data
 
 __all__ = ["layout_text", "walk_text", "nested_walk_text", "KIND_TEXT", "LANE_CHARS"]
 
@@ -220,7 +220,7 @@ def walk_text(w: Any, width: int = 100) -> str:
     IOVA bits (each level's index bits under its name, the page offset), then per entry read
     the level, table, index, raw entry and its decoded fields, and the translation or the fault.
     """
-    from .walk import walk_data
+    from iommu_lab.render.walk import walk_data
 
     d = walk_data(w)
     lines = [d.title, ""]
@@ -257,7 +257,7 @@ def nested_walk_text(nw: Any, cell: int = 7) -> str:
 
     Reads the same ``NestedData`` the figure draws (``render.nested.nested_walk_data``).
     """
-    from .nested import nested_walk_data
+    from iommu_lab.render.nested import nested_walk_data
 
     d = nested_walk_data(nw)
     lab_w = max(len(label.replace("\n", " ")) for label in d.row_labels) + 1

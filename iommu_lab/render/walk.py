@@ -22,8 +22,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ranges import fmt_addr, fmt_size
-from . import style as _style
+from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.render import style as _style
 
 __all__ = ["walk", "walk_data", "WalkData", "WalkRow", "BitField", "level_category", "fmt_raw"]
 

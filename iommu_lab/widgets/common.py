@@ -22,9 +22,9 @@ from typing import Any
 import ipywidgets as W
 import traitlets
 
-from .._html import CSS, esc, table_html
-from ..errors import IommuError
-from ..ranges import RangeSet, fmt_addr, fmt_size, parse_address, parse_size
+from iommu_lab.render.html import CSS, esc, table_html
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import RangeSet, fmt_addr, fmt_size, parse_address, parse_size
 
 __all__ = [
     "PNG_DPI",
@@ -359,7 +359,7 @@ def find_renderer(name: str) -> Any:
     import importlib
     import types
 
-    from .. import render
+    from iommu_lab import render
 
     fn = getattr(render, name, None)
     if isinstance(fn, types.ModuleType):  # the sub-module, imported but not re-exported

@@ -6,20 +6,11 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import render
-from .._html import esc
-from ..platform import platforms as _catalogue
-from ..ranges import fmt_addr, fmt_size
-from .common import (
-    AddressInput,
-    ErrorView,
-    FigureView,
-    action_button,
-    close_tree,
-    frame_html,
-    reporting,
-    rows_html,
-)
+from iommu_lab import render
+from iommu_lab.render.html import esc
+from iommu_lab.hardware.platform import platforms as _catalogue
+from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.widgets.common import AddressInput, ErrorView, FigureView, action_button, close_tree, frame_html, reporting, rows_html
 
 __all__ = ["LayoutExplorer"]
 
@@ -28,13 +19,13 @@ DEFAULT_PLATFORM = "intel-vtd-48"
 
 def _ioas_class():
     # The model layer is imported when an explorer is built, not when this module is.
-    from ..ioas import IOAS
+    from iommu_lab.iommufd.ioas import IOAS
 
     return IOAS
 
 
 def _semantics_names() -> list[str]:
-    from ..ioas import Semantics
+    from iommu_lab.iommufd.ioas import Semantics
 
     return [s.value for s in Semantics]
 

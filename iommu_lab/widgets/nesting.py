@@ -6,18 +6,9 @@ from typing import Any
 
 import ipywidgets as W
 
-from .._html import CSS, esc, table_html
-from ..ranges import fmt_addr
-from .common import (
-    AddressInput,
-    ErrorView,
-    FigureView,
-    action_button,
-    close_tree,
-    find_renderer,
-    not_replayed,
-    reporting,
-)
+from iommu_lab.render.html import CSS, esc, table_html
+from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.widgets.common import AddressInput, ErrorView, FigureView, action_button, close_tree, find_renderer, not_replayed, reporting
 
 __all__ = ["DEFAULT_STAGE1", "DEFAULT_STAGE2", "DEMO_MAPPINGS", "NestingExplorer"]
 
@@ -34,8 +25,8 @@ _NO_PLATFORM = "(formats below)"
 
 
 def _models():
-    from ..nesting import Nested
-    from ..pagetable import formats
+    from iommu_lab.nesting.nested import Nested
+    from iommu_lab.hardware import formats
 
     return Nested, formats
 
@@ -178,7 +169,7 @@ class NestingExplorer(W.VBox):
 
     def __init__(self, nested: Any = None, *, iova: str = DEFAULT_IOVA, **kwargs: Any) -> None:
         Nested, formats = _models()
-        from ..platform import platforms
+        from iommu_lab.hardware.platform import platforms
 
         self._log: list[tuple[int, int, int, str]] = []
         if nested is None:
@@ -406,7 +397,7 @@ class NestingExplorer(W.VBox):
         self.figure_view.layout.display = None
 
     def _summary_html(self, nw: Any) -> str:
-        from ..nesting import nested_walk_refs
+        from iommu_lab.nesting.nested import nested_walk_refs
 
         c = nw.counts
         if nw.ok:
@@ -464,7 +455,7 @@ class NestingExplorer(W.VBox):
 
     # -- workload comparison ------------------------------------------------------------------
     def _on_compare(self, _: Any = None) -> None:
-        from ..shadow import DmaPattern, compare_costs
+        from iommu_lab.nesting.shadow import DmaPattern, compare_costs
 
         with reporting(self.error) as out:
             workload = (

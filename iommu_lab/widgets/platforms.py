@@ -7,18 +7,10 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import render
-from ..platform import platforms as _catalogue
-from ..ranges import fmt_size
-from .common import (
-    AddressInput,
-    ErrorView,
-    FigureView,
-    action_button,
-    close_tree,
-    reporting,
-    rows_html,
-)
+from iommu_lab import render
+from iommu_lab.hardware.platform import platforms as _catalogue
+from iommu_lab.core.ranges import fmt_size
+from iommu_lab.widgets.common import AddressInput, ErrorView, FigureView, action_button, close_tree, reporting, rows_html
 
 __all__ = ["PlatformExplorer"]
 
@@ -166,7 +158,7 @@ class PlatformExplorer(W.VBox):
             )
 
     def _on_compare(self, _: Any = None) -> None:
-        from ..workload import Workload
+        from iommu_lab.review.workload import Workload
 
         with reporting(self.error) as out:
             if not self.selected:

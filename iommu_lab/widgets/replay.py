@@ -11,9 +11,9 @@ from typing import Any
 
 import ipywidgets as W
 
-from .. import render
-from ..platform import platforms as _catalogue
-from .common import ErrorView, FigureView, close_tree, reporting, rows_html
+from iommu_lab import render
+from iommu_lab.hardware.platform import platforms as _catalogue
+from iommu_lab.widgets.common import ErrorView, FigureView, close_tree, reporting, rows_html
 
 __all__ = ["ReplayExplorer"]
 
@@ -107,7 +107,7 @@ class ReplayExplorer(W.VBox):
 
     def caches(self):
         """The platform's documented caches, with the IOTLB size the slider picked."""
-        from ..caches import Caches
+        from iommu_lab.dma.caches import Caches
 
         c = Caches.for_platform(self.platform_picker.value)
         entries = self.iotlb_picker.value
@@ -115,7 +115,7 @@ class ReplayExplorer(W.VBox):
 
     def refresh(self) -> None:
         """Replay the trace with the current choices and redraw."""
-        from ..whatif import what_if
+        from iommu_lab.dma.whatif import what_if
 
         pol = self.pgsize_picker.value
         with reporting(self.error) as out:

@@ -7,19 +7,9 @@ from typing import Any
 
 import ipywidgets as W
 
-from .._html import CSS, esc
-from ..ranges import fmt_addr, fmt_size
-from .common import (
-    AddressInput,
-    ErrorView,
-    FigureView,
-    action_button,
-    close_tree,
-    find_renderer,
-    frame_html,
-    not_replayed,
-    reporting,
-)
+from iommu_lab.render.html import CSS, esc
+from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.widgets.common import AddressInput, ErrorView, FigureView, action_button, close_tree, find_renderer, frame_html, not_replayed, reporting
 
 __all__ = ["DEFAULT_FORMAT", "DEFAULT_IOVA", "DEMO_MAPPINGS", "WalkExplorer"]
 
@@ -35,7 +25,8 @@ DEFAULT_IOVA = "0x1234"
 
 
 def _pagetable_api():
-    from ..pagetable import PageTable, formats
+    from iommu_lab.pagetable import PageTable
+    from iommu_lab.hardware import formats
 
     return PageTable, formats
 
@@ -46,7 +37,7 @@ def new_table(name: str) -> Any:
     ``PageTable``'s default memory is 64 GiB at 0x1000_0000, beyond a 32-bit-OAS format's reach;
     those get the same base with the memory cut to fit (a 32-bit OAS still leaves 3.75 GiB).
     """
-    from ..pagetable import PhysicalMemory
+    from iommu_lab.pagetable import PhysicalMemory
 
     PageTable, formats = _pagetable_api()
     fmt = formats.get(name)
@@ -100,7 +91,7 @@ def _iova_bits_html(fmt: Any, iova: int, level: int | None) -> str:
 
 def _entry_bits_html(fmt: Any, step: Any) -> str:
     """The raw entry as a datasheet draws it: bit ranges high to low, field names, values."""
-    from ..pagetable.codecs import EntryKind
+    from iommu_lab.hardware.codecs import EntryKind
 
     kind = EntryKind.TABLE if step.entry.kind == EntryKind.TABLE else EntryKind.LEAF
     table = fmt.fields(step.level, kind)

@@ -27,21 +27,10 @@ from functools import cache, cached_property
 
 import numpy as np
 
-from ..errors import IommuError
-from ..ranges import U64_MAX, IovaRange, RangeSet, fmt_addr, fmt_size
-from .codecs import (
-    AmdV1Codec,
-    ArmLpaeCodec,
-    Codec,
-    EntryKind,
-    Perm,
-    RiscvCodec,
-    TceCodec,
-    VtdSSCodec,
-    X86Codec,
-    parse_perm,
-)
-from .fields import FieldTable
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, fmt_addr, fmt_size
+from iommu_lab.hardware.codecs import AmdV1Codec, ArmLpaeCodec, Codec, EntryKind, Perm, RiscvCodec, TceCodec, VtdSSCodec, X86Codec, parse_perm
+from iommu_lab.core.bits import FieldTable
 
 __all__ = [
     "DecodedEntry",
@@ -424,7 +413,7 @@ class Format:
         return pd.DataFrame(rows)
 
     def _repr_html_(self) -> str:
-        from .._html import table_html
+        from iommu_lab.render.html import table_html
 
         df = self.to_dataframe()
         return table_html(

@@ -25,12 +25,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ._html import table_html
-from .errors import IommuError, UnsupportedError
-from .nesting import GuestMemory, Nested, _fmt, _memory, _walk
-from .pagetable.codecs import Perm
-from .pagetable.memory import PhysicalMemory
-from .ranges import fmt_addr, fmt_size
+from iommu_lab.render.html import table_html
+from iommu_lab.core.errors import IommuError, UnsupportedError
+from iommu_lab.nesting.nested import GuestMemory, Nested, _fmt, _memory, _walk
+from iommu_lab.hardware.codecs import Perm
+from iommu_lab.pagetable.memory import PhysicalMemory
+from iommu_lab.core.ranges import fmt_addr, fmt_size
 
 __all__ = [
     "CountingMemory",
@@ -149,7 +149,7 @@ class ShadowNesting:
     """
 
     def __init__(self, stage1: Any, stage2: Any, *, fmt: Any = None) -> None:
-        from .pagetable.table import PageTable
+        from iommu_lab.pagetable.table import PageTable
 
         if stage1 is not None and not isinstance(_memory(stage1), GuestMemory):
             raise IommuError(
@@ -185,9 +185,9 @@ class ShadowNesting:
     ) -> ShadowNesting:
         """Fresh host memory, a stage 2 mapping guest RAM and an empty guest table
         (``stage1_format=None`` for a virtio-iommu guest that keeps no table)."""
-        from .nesting import _host_memory_for
-        from .pagetable import formats as _formats
-        from .pagetable.table import PageTable
+        from iommu_lab.nesting.nested import _host_memory_for
+        from iommu_lab.hardware import formats as _formats
+        from iommu_lab.pagetable.table import PageTable
 
         host = _host_memory_for(_formats.get(stage2_format))
         s2 = PageTable(_formats.get(stage2_format), memory=host)
@@ -208,7 +208,7 @@ class ShadowNesting:
         platforms default to their own stage-1 and stage-2 formats. POWER has no second stage
         to shadow into and raises ``EOPNOTSUPP``.
         """
-        from .platform import NestingSupport, platforms
+        from iommu_lab.hardware.platform import NestingSupport, platforms
 
         p = platforms.get(platform) if isinstance(platform, str) else platform
         if p.nesting is NestingSupport.NONE:
@@ -318,7 +318,7 @@ class ShadowNesting:
             for liova, lgpa, lsize, lperm in self._guest_leaves(iova, iova + size):
                 self._compose(liova, lgpa, lsize, lperm)
         else:
-            from .pagetable.codecs import parse_perm
+            from iommu_lab.hardware.codecs import parse_perm
 
             self.costs.vm_exits += 1  # VIRTIO_IOMMU_T_MAP
             self._compose(iova, gpa, size, parse_perm(prot))

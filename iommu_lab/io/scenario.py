@@ -37,11 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from .device import Device, ReservedRegion
-from .errors import IommuError
-from .ioas import (IOAS, AllowOp, AttachOp, CopyOp, DetachOp, HugePagesOp, MapOp, ReserveOp, UnmapAllOp,
-                   UnmapOp)
-from .ranges import IovaRange, RangeSet, U64_MAX, fmt_addr, parse_size
+from iommu_lab.hardware.device import Device, ReservedRegion
+from iommu_lab.core.errors import IommuError
+from iommu_lab.iommufd.ioas import IOAS, AllowOp, AttachOp, CopyOp, DetachOp, HugePagesOp, MapOp, ReserveOp, UnmapAllOp, UnmapOp
+from iommu_lab.core.ranges import IovaRange, RangeSet, U64_MAX, fmt_addr, parse_size
 
 __all__ = ["Scenario", "ScenarioError", "WalkResult", "ScenarioDiff", "diff"]
 
@@ -186,7 +185,7 @@ class Scenario:
 
     # -- replay ------------------------------------------------------------------------------
     def _platform(self, name: str | None, where: str):
-        from .platform import platforms
+        from iommu_lab.hardware.platform import platforms
 
         try:
             return platforms.get(name)
@@ -361,7 +360,7 @@ def _toml(v: Any) -> str:
 
 def _device_dict(d: Device) -> dict:
     if d.platform is not None:
-        from .platform import platforms
+        from iommu_lab.hardware.platform import platforms
 
         try:
             if platforms.get(d.platform).device(d.name) == d:
@@ -405,7 +404,7 @@ class ScenarioDiff:
         return out
 
     def to_dataframe(self):
-        from ._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         rows = self.rows()
         return addr_frame({"what": [r[0] for r in rows], "change": [r[1] for r in rows], "start": [r[2] for r in rows],

@@ -20,8 +20,8 @@ from typing import Iterable, Iterator, Union
 
 from sortedcontainers import SortedList
 
-from .errors import IommuError
-from .ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
 
 __all__ = ["PAGE_SIZE", "HPAGE_SIZE", "Prot", "Pages", "Area", "AreaIndex", "align_up", "roundup_pow_of_two"]
 

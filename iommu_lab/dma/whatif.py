@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._enums import member_of
-from .caches import Caches
-from .errors import IommuError
-from .ranges import fmt_size, parse_size
-from .trace_replay import FlushPolicy, Replay, replay
+from iommu_lab.core.enums import member_of
+from iommu_lab.dma.caches import Caches
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import fmt_size, parse_size
+from iommu_lab.dma.replay import FlushPolicy, Replay, replay
 
 __all__ = ["PgsizePolicy", "WhatIf", "nesting_modes", "what_if"]
 
@@ -92,12 +92,12 @@ class WhatIf:
 
     def plot(self, **kwargs: Any):
         """``render.replay(self)``: the runs side by side."""
-        from .render.replay import replay as _render
+        from iommu_lab.render.replay import replay as _render
 
         return _render(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        from ._html import escape
+        from iommu_lab.render.html import escape
 
         return f"<p><b>{escape(self.question)}</b></p>" + self.frame.to_html(index=False)
 
@@ -141,7 +141,7 @@ def _row(
 
 
 def _platforms(platforms: Any) -> list:
-    from .platform import platforms as catalogue
+    from iommu_lab.hardware.platform import platforms as catalogue
 
     if platforms is None:
         return [p for p in catalogue.values() if "paging" in p.formats]
@@ -174,7 +174,7 @@ def place(trace: Any, usable: Any) -> tuple[Any, int]:
     fit) so large pages stay usable — and changes only where it sits. ``usable`` is a
     :class:`~iommu_lab.ranges.RangeSet`. Raises ``ENOSPC`` when no range can hold the trace.
     """
-    from .trace import Trace
+    from iommu_lab.dma.trace import Trace
 
     f = trace.frame
     rows = (f["stage"] == 1).to_numpy()
@@ -219,8 +219,8 @@ def what_if(
     permit are moved into a permitted range first (:func:`place`). A platform that cannot run a
     mode gets a row whose ``note`` says why, instead of stopping the comparison.
     """
-    from .nesting import Nested
-    from .pagetable.table import PageTable
+    from iommu_lab.nesting.nested import Nested
+    from iommu_lab.pagetable.table import PageTable
 
     f = trace.frame
     if not (f["op"] == "map").any():
@@ -303,10 +303,10 @@ def nesting_modes(
       format (:class:`~iommu_lab.shadow.ShadowNesting`): walks are native, but every guest map
       and unmap is a VM exit (``traps``).
     """
-    from .nesting import Nested
-    from .pagetable.table import PageTable
-    from .platform import platforms as catalogue
-    from .shadow import ShadowNesting
+    from iommu_lab.nesting.nested import Nested
+    from iommu_lab.pagetable.table import PageTable
+    from iommu_lab.hardware.platform import platforms as catalogue
+    from iommu_lab.nesting.shadow import ShadowNesting
 
     p = catalogue.get(platform) if isinstance(platform, str) else platform
     c = caches if caches is not None else Caches.for_platform(p)

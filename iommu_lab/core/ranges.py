@@ -460,7 +460,7 @@ class RangeSet:
     def to_dataframe(self):
         """One row per range: start, last, size (pandas ``UInt64``; size of the full space is 2^64
         and does not fit, so ``size`` is a Python-int ``object`` column only in that case)."""
-        from ._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         return addr_frame(
             {
@@ -476,12 +476,12 @@ class RangeSet:
         A shortcut only: the renderer is imported on call, so this model module never imports
         the rendering layer.
         """
-        from .render import layout
+        from iommu_lab.render import layout
 
         return layout(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        from ._html import table_html
+        from iommu_lab.render.html import table_html
 
         rows = [(fmt_addr(r.start), fmt_addr(r.last), fmt_size(r.size)) for r in self._ranges]
         return table_html(f"RangeSet: {len(self)} range(s), {fmt_size(self.size)}", ("start", "last", "size"), rows, text=str(self))

@@ -28,12 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Iterable, Sequence, Union
 
-from . import type1 as _t1
-from .area import HPAGE_SIZE, PAGE_SIZE, PROT_BY_INT, Area, AreaIndex, Pages, Prot, _fits, roundup_pow_of_two
-from .device import Device, ResvType
-from .errors import IommuError, UnsupportedError
-from .ranges import U64_MAX, IovaRange, RangeSet, fmt_addr, fmt_size
-from .type1 import DMA_ENTRY_LIMIT, Semantics
+from iommu_lab.iommufd import type1 as _t1
+from iommu_lab.iommufd.area import HPAGE_SIZE, PAGE_SIZE, PROT_BY_INT, Area, AreaIndex, Pages, Prot, _fits, roundup_pow_of_two
+from iommu_lab.hardware.device import Device, ResvType
+from iommu_lab.core.errors import IommuError, UnsupportedError
+from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, fmt_addr, fmt_size
+from iommu_lab.iommufd.type1 import DMA_ENTRY_LIMIT, Semantics
 
 __all__ = [
     "IOAS",
@@ -431,7 +431,7 @@ class IOAS:
         #: Successful operations, oldest first (plus the non-atomic failed unmap, rule 5.6).
         self.history: list[IoasOp] = []
         if permitted is not None or reserved is not None or pgsizes is not None:
-            from .device import ReservedRegion
+            from iommu_lab.hardware.device import ReservedRegion
 
             regions = []
             for r in reserved or ():
@@ -1180,7 +1180,8 @@ class IOAS:
         fmt = getattr(device, "format", None)
         if not self._page_tables or not fmt:
             return None
-        from .pagetable import PageTable, formats
+        from iommu_lab.pagetable import PageTable
+        from iommu_lab.hardware import formats
 
         f = formats.get(fmt)
         if not all(any(w in r for r in f.input_ranges) for w in device.windows):
@@ -1196,7 +1197,7 @@ class IOAS:
 
     def _host_memory(self) -> Any:
         if self._host is None:
-            from .pagetable import HostMemory
+            from iommu_lab.pagetable import HostMemory
 
             self._host = HostMemory()
         return self._host
@@ -1359,7 +1360,7 @@ class IOAS:
     def to_dataframe(self, what: str = "areas"):
         """A DataFrame (addresses as pandas ``UInt64``): ``what`` = ``"areas"`` (default),
         ``"reserved"``, ``"allowed"``, ``"iova_ranges"`` or ``"permitted"``."""
-        from ._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         if what == "areas":
             areas = self.areas
@@ -1421,12 +1422,12 @@ class IOAS:
         A shortcut only: the renderer is imported on call, so this model module never imports
         the rendering layer.
         """
-        from .render import layout
+        from iommu_lab.render import layout
 
         return layout(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        from ._html import esc, table_html
+        from iommu_lab.render.html import esc, table_html
 
         rows = [(fmt_addr(a.iova), fmt_addr(a.last), fmt_size(a.length), fmt_addr(a.user_va), a.prot.text) for a in self.areas]
         footer = "reserved: " + ("; ".join(str(r) for r in self.reserved) or "none")

@@ -48,8 +48,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping
 
-from ._enums import member_of
-from .errors import IommuError
+from iommu_lab.core.enums import member_of
+from iommu_lab.core.errors import IommuError
 
 __all__ = [
     "Replacement",
@@ -483,7 +483,7 @@ class Iotlb:
 
     def entries(self):
         """One row per cached entry: ``tag``, ``iova`` (page base), ``size`` (bytes), ``lg2``."""
-        from ._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         keys = self.cache.keys()
         return addr_frame(
@@ -759,7 +759,7 @@ class Caches:
         laid over its family's table. A string that names no platform is tried as a family
         (see :meth:`for_family`); ``ENOENT`` lists both kinds of name otherwise.
         """
-        from .platform import IommuFamily, platforms
+        from iommu_lab.hardware.platform import IommuFamily, platforms
 
         if isinstance(platform, IommuFamily):
             return cls.for_family(platform)
@@ -786,7 +786,7 @@ class Caches:
         (``"VT-d"``, ``"smmuv3"``), or a page-table format family that belongs to exactly one
         IOMMU family (``"vtd-ss"``, ``"arm-lpae"``; not ``"x86-64"``, used by VT-d and AMD).
         """
-        from .platform import IommuFamily
+        from iommu_lab.hardware.platform import IommuFamily
 
         try:
             fam = IommuFamily.parse(family)
@@ -826,7 +826,7 @@ class Caches:
         )
 
     def _repr_html_(self) -> str:
-        from ._html import table_html
+        from iommu_lab.render.html import table_html
 
         rows = [
             (cache, "" if level is None else level, cfg.entries, "full" if cfg.ways is None else cfg.ways, cfg.sets, cfg.replacement.value)
@@ -851,14 +851,14 @@ class Caches:
 
 
 def _family_names() -> str:
-    from .platform import IommuFamily
+    from iommu_lab.hardware.platform import IommuFamily
 
     return ", ".join(f.value for f in IommuFamily)
 
 
 def _family_of_format(name: Any):
     """The IOMMU family whose platforms may use page-table formats called ``name``."""
-    from .platform import _FAMILY_FORMATS
+    from iommu_lab.hardware.platform import _FAMILY_FORMATS
 
     prefix = f"{name}-" if isinstance(name, str) else None
     owners = [fam for fam, prefixes in _FAMILY_FORMATS.items() if prefix in prefixes]
@@ -916,7 +916,7 @@ def load_defaults(path: Any = None) -> CacheDefaults:
     from pathlib import Path
 
     if path is None:
-        from ._paths import data_dir
+        from iommu_lab.core.paths import data_dir
 
         path = data_dir() / "caches" / "defaults.toml"
     path = Path(path)

@@ -40,9 +40,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._html import esc, table_html
-from .errors import IommuError, UnsupportedError
-from .ranges import fmt_addr
+from iommu_lab.render.html import esc, table_html
+from iommu_lab.core.errors import IommuError, UnsupportedError
+from iommu_lab.core.ranges import fmt_addr
 
 __all__ = [
     "AmdEvent",
@@ -557,7 +557,7 @@ class NestedWalk:
 
     def to_dataframe(self):
         """One row per reference: seq, stage, level, grid row/col, address, raw, purpose."""
-        from ._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         return addr_frame(
             {
@@ -611,7 +611,7 @@ class NestedWalk:
         A shortcut only: the renderer is imported on call, so this model module never imports
         the rendering layer.
         """
-        from .render import nested_walk
+        from iommu_lab.render import nested_walk
 
         return nested_walk(self, **kwargs)
 
@@ -682,7 +682,7 @@ class GuestMemory:
         name: str = "guest",
         backing: str = "eager",
     ) -> None:
-        from .pagetable.memory import PhysicalMemory
+        from iommu_lab.pagetable.memory import PhysicalMemory
 
         if backing not in ("eager", "lazy", "external"):
             raise ValueError(f"backing must be 'eager', 'lazy' or 'external', got {backing!r}")
@@ -779,7 +779,7 @@ class GuestMemory:
         is outside guest RAM, not mapped by stage 2, or outside host memory."""
         import numpy as np
 
-        from .pagetable.walk import translate
+        from iommu_lab.pagetable.walk import translate
 
         flat = np.asarray(addrs, dtype=np.uint64).reshape(-1)
         out = np.zeros(flat.shape, dtype=np.uint64)
@@ -853,7 +853,7 @@ def _walk(
     pt: Any, addr: int, *, access=None, table_hook=None, root: int | None = None, memory: Any = None
 ):
     """The page-table layer's single walker (``iommu_lab.pagetable.walk.walk``) on ``pt``."""
-    from .pagetable.walk import walk
+    from iommu_lab.pagetable.walk import walk
 
     return walk(
         _fmt(pt),
@@ -868,7 +868,7 @@ def _walk(
 def _host_memory_for(stage2_fmt: Any):
     """Host RAM at 0x1000_0000 (the reference's worked walks), up to 64 GiB or what the stage-2
     format's output width can point at."""
-    from .pagetable.memory import PhysicalMemory
+    from iommu_lab.pagetable.memory import PhysicalMemory
 
     base = 0x1000_0000
     size = min(64 << 30, (1 << stage2_fmt.oas) - base)
@@ -1046,8 +1046,8 @@ class Nested:
         into the nest parent's IOAS) with the largest pages ``iommu_pgsize`` allows;
         ``"lazy"`` backs each guest table page with its own 4 KiB stage-2 mapping.
         """
-        from .pagetable import formats as _formats
-        from .pagetable.table import PageTable
+        from iommu_lab.hardware import formats as _formats
+        from iommu_lab.pagetable.table import PageTable
 
         f1, f2 = _formats.get(stage1_format), _formats.get(stage2_format)
         check_nest_pair(f1, f2)
@@ -1067,7 +1067,7 @@ class Nested:
         instead: POWER (TCE windows) has no second stage at all; virtio-iommu has only MAP/UNMAP
         requests, so the host can only shadow (use :class:`iommu_lab.shadow.ShadowNesting`).
         """
-        from .platform import NestingSupport, platforms
+        from iommu_lab.hardware.platform import NestingSupport, platforms
 
         p = platforms.get(platform) if isinstance(platform, str) else platform
         if p.nesting is NestingSupport.NONE:
@@ -1130,7 +1130,7 @@ class Nested:
         ``BIND_PGTABLE`` would have done); PASID-table binding on VT-d is refused: its hardware
         never walks a guest PASID table (QEMU shadows guest PASID entries, rulebook §4.1).
         """
-        from . import pasid as _p
+        from iommu_lab.nesting import pasid as _p
 
         family = self.family
         if binding is None:
@@ -1310,7 +1310,7 @@ class Nested:
             w2 = _walk(self.stage2, entry_gpa, access="r")
             last_s2[0] = w2
             if not w2.ok:
-                from .pagetable.walk import TableFetchError
+                from iommu_lab.pagetable.walk import TableFetchError
 
                 raise TableFetchError(w2)
             return w2.pa, w2
@@ -1402,7 +1402,7 @@ class Nested:
         return result(gpa=gpa, out=w2.pa, s1ps=w1.page_size, s2ps=w2.page_size)
 
     def _pasid_lookup(self, pasid: int):
-        from . import pasid as _p
+        from iommu_lab.nesting import pasid as _p
 
         if self.pasid_table is None:
             raise IommuError("ENOENT", f"no PASID table: bind_pasid({pasid:#x}) first")
@@ -1450,14 +1450,14 @@ class Nested:
     def lookup(self, iova: int, *, access: Any = "r"):
         """Explain, entry by entry, how the hardware reads the guest's table for ``iova``
         (see :func:`iommu_lab.guest.lookup`)."""
-        from .guest import lookup
+        from iommu_lab.nesting.explain import lookup
 
         return lookup(self, iova, access=access)
 
     def shadow(self, **kwargs: Any):
         """Software nesting: compose both stages into one host-format table
         (see :class:`iommu_lab.shadow.ShadowNesting`)."""
-        from .shadow import ShadowNesting
+        from iommu_lab.nesting.shadow import ShadowNesting
 
         return ShadowNesting.from_nested(self, **kwargs)
 
@@ -1517,8 +1517,8 @@ class NestParent:
     """
 
     def __init__(self, ioas: Any, *, fmt: Any = None, platform: Any = None) -> None:
-        from .pagetable import formats as _formats
-        from .pagetable.table import PageTable
+        from iommu_lab.hardware import formats as _formats
+        from iommu_lab.pagetable.table import PageTable
 
         p = platform if platform is not None else getattr(ioas, "_platform", None)
         cap = ioas.info().capabilities.nesting
@@ -1602,8 +1602,8 @@ class NestParent:
         The guest's RAM is an IOAS area (default: the first); its stage-1 tables are allocated
         in it and reached through this parent.
         """
-        from .pagetable import formats as _formats
-        from .pagetable.table import PageTable
+        from iommu_lab.hardware import formats as _formats
+        from iommu_lab.pagetable.table import PageTable
 
         self.sync()
         if guest_base is None:
@@ -1670,7 +1670,7 @@ class NestedIotlb:
     """
 
     def __init__(self, nested: Nested, entries: int = 1 << 20) -> None:
-        from .caches import CacheConfig, Iotlb
+        from iommu_lab.dma.caches import CacheConfig, Iotlb
 
         self.nested = nested
         # the IOTLB model of trace replays, tagged by (PASID, access); large enough by default

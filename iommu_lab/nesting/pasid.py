@@ -37,9 +37,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._html import table_html
-from .errors import IommuError
-from .ranges import fmt_addr
+from iommu_lab.render.html import table_html
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import fmt_addr
 
 __all__ = [
     "AMD_DTE",
@@ -562,7 +562,7 @@ class PasidLookup:
         return f"<PasidLookup {self.family} pasid={self.pasid:#x} refs={self.n_refs}: {state}>"
 
     def to_dataframe(self):
-        from ._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         return addr_frame(
             {

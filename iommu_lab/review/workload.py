@@ -29,8 +29,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .errors import IommuError
-from .ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_size
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_size
 
 __all__ = ["TableTree", "table_tree", "Workload", "WorkloadCost", "POLICIES"]
 
@@ -108,7 +108,7 @@ def table_tree(pt: Any) -> TableTree:
     million entries, so temporaries stay cache- and page-friendly), which keeps tens of
     thousands of table pages well under a second.
     """
-    from .pagetable.codecs import EntryKind
+    from iommu_lab.hardware.codecs import EntryKind
 
     f, codec, mem = pt.fmt, pt.fmt.codec, pt.memory
     levels, addrs, offs, spans, used, ents, nbytes = [], [], [], [], [], [], []
@@ -308,7 +308,7 @@ class Workload:
         if not fname:
             return WorkloadCost(**base, table_bytes=None, table_pages=None,
                                 nested_note="no page table: map/unmap requests only")
-        from .pagetable import formats as _formats
+        from iommu_lab.hardware import formats as _formats
 
         fmt = _formats.get(fname)
         if fmt.family == "power-tce":
@@ -326,8 +326,8 @@ class Workload:
 
     @staticmethod
     def _radix(fmt: Any, bitmap: int, inside: RangeSet):
-        from .pagetable.memory import PhysicalMemory
-        from .pagetable.table import PageTable
+        from iommu_lab.pagetable.memory import PhysicalMemory
+        from iommu_lab.pagetable.table import PageTable
 
         # Table pages only: leaf output addresses are numbers in the entries, not allocations.
         mem = PhysicalMemory(base=0x1000_0000, size=min(64 << 30, (1 << fmt.oas) - 0x1000_0000), name="host")
@@ -342,7 +342,7 @@ class Workload:
 
     @staticmethod
     def _tce_cost(platform: Any, fmt: Any, bitmap: int, inside: RangeSet, base: dict) -> WorkloadCost:
-        from .pagetable import formats as _formats
+        from iommu_lab.hardware import formats as _formats
 
         page = 1 << (bitmap.bit_length() - 1)  # one page size per window; the largest allowed
         shift = page.bit_length() - 1
@@ -361,14 +361,14 @@ class Workload:
                             nested_note="no stage 2: TCE windows have no nesting")
 
     def _nested_refs(self, platform: Any, policy: str, tree: TableTree) -> tuple[int | None, str]:
-        from .platform import NestingSupport
+        from iommu_lab.hardware.platform import NestingSupport
 
         if platform.nesting is not NestingSupport.HARDWARE:
             return None, f"no hardware nesting ({platform.nesting.value})"
         mix = tree.mix()
         if not mix:
             return None, "nothing mapped"
-        from .pagetable import formats as _formats
+        from iommu_lab.hardware import formats as _formats
 
         dominant = max(mix, key=lambda s: (mix[s], s))
         try:
@@ -386,9 +386,9 @@ class Workload:
 def _nested_walk_refs(platform: Any, policy: str, page: int) -> int:
     """References of a real cold 2-D walk of one ``page``-sized stage-1 leaf over a stage 2 that
     maps the guest's RAM with the same policy (``Nested`` over ``GuestMemory``)."""
-    from .nesting import GuestMemory, Nested, _host_memory_for
-    from .pagetable import formats as _formats
-    from .pagetable.table import PageTable
+    from iommu_lab.nesting.nested import GuestMemory, Nested, _host_memory_for
+    from iommu_lab.hardware import formats as _formats
+    from iommu_lab.pagetable.table import PageTable
 
     f1 = _formats.get(platform.format_name("stage1"))
     f2 = _formats.get(platform.format_name("stage2"))
@@ -417,14 +417,14 @@ def _nested_walk_refs(platform: Any, policy: str, page: int) -> int:
 
 def _plot(self: Workload, platforms: Sequence[Any], **kwargs: Any):
     """Draw this workload on ``platforms`` (``render.compare``); keywords as there."""
-    from .render.compare import compare
+    from iommu_lab.render.compare import compare
 
     return compare(platforms, self, **kwargs)
 
 
 def _table(self: Workload, platforms: Sequence[Any], **kwargs: Any):
     """The comparison frame (``render.compare_table``)."""
-    from .render.compare import compare_table
+    from iommu_lab.render.compare import compare_table
 
     return compare_table(platforms, self, **kwargs)
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._html import esc, table_html
-from .nesting import GuestMemory, Nested, NestedFault, Stage, _fmt, _memory, _walk
-from .pagetable.codecs import EntryKind
-from .ranges import fmt_addr
+from iommu_lab.render.html import esc, table_html
+from iommu_lab.nesting.nested import GuestMemory, Nested, NestedFault, Stage, _fmt, _memory, _walk
+from iommu_lab.hardware.codecs import EntryKind
+from iommu_lab.core.ranges import fmt_addr
 
 __all__ = ["ROLE_OF_FIELD", "EntryReading", "FieldReading", "GuestLookup", "lookup"]
 
@@ -149,7 +149,7 @@ class GuestLookup:
 
     def to_dataframe(self):
         """One row per (entry, field): level, entry, raw, field, bits, value, role, meaning."""
-        from ._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         cols: dict[str, list] = {
             k: []
@@ -324,7 +324,7 @@ def lookup(target: Any, iova: int, *, access: Any = "r") -> GuestLookup:
 
 def _stage1_steps(nested: Nested, iova: int, access: Any):
     """The stage-1 steps of the nested walk (the walker with the stage-2 seam, once more)."""
-    from .pagetable.walk import TableFetchError
+    from iommu_lab.pagetable.walk import TableFetchError
 
     def through_stage2(entry_gpa: int, level: int):
         w2 = _walk(nested.stage2, entry_gpa, access="r")

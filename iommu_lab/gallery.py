@@ -1,4 +1,4 @@
-"""Every figure the renderers make, written to a folder for review: ``python -m iommu_lab.render.gallery OUTDIR``.
+"""Every figure the renderers make, written to a folder for review: ``python -m iommu_lab.gallery OUTDIR``.
 
 Each entry is a name and a function ``style -> Figure``; the gallery writes
 ``OUTDIR/<name>-<style>.svg`` and ``.png`` for the light and dark styles. Adding a figure is
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..device import ReservedRegion
-from ..ranges import IovaRange, U64_MAX
-from . import style as _style
-from .layout import layout
+from iommu_lab.hardware.device import ReservedRegion
+from iommu_lab.core.ranges import IovaRange, U64_MAX
+from iommu_lab.render import style as _style
+from iommu_lab.render.layout import layout
 
 __all__ = ["add", "ENTRIES", "SEED_EXAMPLES", "SeedExample", "write", "main"]
 
@@ -70,13 +70,13 @@ def _register_layouts() -> None:
         add(f"layout-{ex.name}", lambda style, ex=ex: layout(ex, style=style))
     add("layout-seed-all", lambda style: layout(list(SEED_EXAMPLES), style=style, title="Gibson's three window examples on one axis"))
     try:
-        from ..platform import platforms
+        from iommu_lab.hardware.platform import platforms
     except ImportError:  # platform catalogue not available yet
         return
     for name in platforms.names():
         add(f"layout-platform-{name}", lambda style, name=name: layout(platforms.get(name), style=style))
     try:
-        from ..ioas import IOAS  # noqa: F401
+        from iommu_lab.iommufd.ioas import IOAS  # noqa: F401
     except ImportError:
         return
     add("layout-ioas-examples", lambda style: layout(example_ioases(), style=style, title="IOAS examples: maps, allowed ranges, a user reservation"))
@@ -85,9 +85,9 @@ def _register_layouts() -> None:
 def example_ioases() -> list:
     """Two small IOASes: a VT-d one with allowed ranges, a user reservation and 200 maps, and a
     POWER one with a map in each window."""
-    from ..ioas import IOAS
-    from ..platform import platforms
-    from ..ranges import GiB, KiB, MiB
+    from iommu_lab.iommufd.ioas import IOAS
+    from iommu_lab.hardware.platform import platforms
+    from iommu_lab.core.ranges import GiB, KiB, MiB
 
     vtd = IOAS.from_platform(platforms.get("intel-vtd-48"))
     vtd.reserve(IovaRange(0x4000_0000, 0x4FFF_FFFF))
@@ -120,7 +120,7 @@ def write(outdir: str | Path, *, names: list[str] | None = None, formats=(".svg"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m iommu_lab.render.gallery", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m iommu_lab.gallery", description=__doc__.splitlines()[0])
     ap.add_argument("outdir", help="folder to write the figures into")
     ap.add_argument("--only", nargs="*", help="entry names (default: all); --list shows them")
     ap.add_argument("--list", action="store_true", help="list the entries and exit")
@@ -142,7 +142,7 @@ if __name__ == "__main__":
 def example_pagetable():
     """A VT-d 4-level table with 2 GiB of 1 GiB pages at 0, 2 MiB of 4 KiB pages just past 4 GiB,
     three 4 KiB pages high up, and a 1 GiB page at 512 GiB."""
-    from ..pagetable import PageTable
+    from iommu_lab.pagetable import PageTable
 
     pt = PageTable("vtd-ss-4level")
     pt.map(0, 0, 0x8000_0000)
@@ -154,7 +154,7 @@ def example_pagetable():
 
 def example_big_pagetable():
     """8 GiB of 4 KiB pages (4,106 table pages), with a 1 MiB hole."""
-    from ..pagetable import PageTable
+    from iommu_lab.pagetable import PageTable
 
     pt = PageTable("vtd-ss-4level", pgsize_bitmap=0x1000)
     pt.populate(0, 0x1_0000_0000, 8 << 30, 4096)
@@ -165,7 +165,7 @@ def example_big_pagetable():
 def example_nested(backing: str = "lazy"):
     """An x86-64 guest table over a VT-d second stage, the guest mapping one 4 KiB page at
     0x4000_0000 (lazy backing: 4 KiB stage-2 pages everywhere, the 24-reference case)."""
-    from ..nesting import Nested
+    from iommu_lab.nesting.nested import Nested
 
     n = Nested.build("x86-64-4level", "vtd-ss-4level", backing=backing)
     n.map(0x4000_0000, 0x10_0000, 0x1000)
@@ -175,7 +175,7 @@ def example_nested(backing: str = "lazy"):
 
 
 def example_workload():
-    from ..workload import Workload
+    from iommu_lab.review.workload import Workload
 
     return Workload.pc_guest("8G")
 
@@ -184,10 +184,10 @@ COMPARE_PLATFORMS = ("intel-vtd-48", "amd-v1", "arm-smmuv3-48", "power9-pseries"
 
 
 def _register_issue5() -> None:
-    from .compare import compare
-    from .nested import nested_walk
-    from .pagetable import pagetable
-    from .walk import walk
+    from iommu_lab.render.compare import compare
+    from iommu_lab.render.nested import nested_walk
+    from iommu_lab.render.pagetable import pagetable
+    from iommu_lab.render.walk import walk
 
     add("walk-vtd-4k", lambda style: walk(example_pagetable().walk(0x1_0000_1678), style=style))
     add("walk-vtd-1g", lambda style: walk(example_pagetable().walk(0x80_0123_4567), style=style))
@@ -205,10 +205,10 @@ _register_issue5()
 
 def example_replay(policy: str = "lazy"):
     """A NIC (per-packet DMA API) and an NVMe queue sharing a VT-d domain, replayed."""
-    from ..caches import Caches
-    from ..pagetable import PageTable
-    from ..trace import Trace, nic_rx_ring, storage_sg
-    from ..trace_replay import replay as run
+    from iommu_lab.dma.caches import Caches
+    from iommu_lab.pagetable import PageTable
+    from iommu_lab.dma.trace import Trace, nic_rx_ring, storage_sg
+    from iommu_lab.dma.replay import replay as run
 
     tr = Trace.merge(
         nic_rx_ring(300, gbps=25, recycle=False, seed=1),
@@ -221,15 +221,15 @@ def example_replay(policy: str = "lazy"):
 
 def example_whatif():
     """A random working set on two platforms, 4 KiB pages against 2 MiB pages."""
-    from ..trace import random_working_set
-    from ..whatif import what_if
+    from iommu_lab.dma.trace import random_working_set
+    from iommu_lab.dma.whatif import what_if
 
     tr = random_working_set(2000, working_set=8 << 20, size=256, seed=3)
     return what_if(tr, platforms=["intel-vtd-48", "power9-pseries"], pgsizes=["4K", "4K+2M"], progress=False)
 
 
 def _register_issue8() -> None:
-    from .replay import replay
+    from iommu_lab.render.replay import replay
 
     add("replay-nic-nvme-lazy", lambda style: replay(example_replay(), style=style))
     add("whatif-working-set", lambda style: replay(example_whatif(), style=style))

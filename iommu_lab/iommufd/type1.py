@@ -25,13 +25,13 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from ._enums import member_of
-from .area import PAGE_SIZE, Area, Pages, Prot
-from .errors import IommuError
-from .ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
+from iommu_lab.core.enums import member_of
+from iommu_lab.iommufd.area import PAGE_SIZE, Area, Pages, Prot
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ioas import IOAS
+    from iommu_lab.iommufd.ioas import IOAS
 
 __all__ = ["Semantics", "DMA_ENTRY_LIMIT", "TYPE1_OVERFLOW_ERRNO"]
 

@@ -60,10 +60,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._enums import member_of
-from .caches import Caches, Iotlb, PagingStructureCache
-from .errors import IommuError
-from .ranges import fmt_addr, fmt_size
+from iommu_lab.core.enums import member_of
+from iommu_lab.dma.caches import Caches, Iotlb, PagingStructureCache
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import fmt_addr, fmt_size
 
 __all__ = ["Engine", "FlushPolicy", "FlushQueue", "Replay", "replay", "split_accesses"]
 
@@ -314,7 +314,7 @@ class _NestedStages:
         return self.n._pasid_roots.get(pasid)
 
     def batch(self, iova: np.ndarray, write: np.ndarray, pasid: np.ndarray) -> _Walked:
-        from .pagetable.walk import translate
+        from iommu_lab.pagetable.walk import translate
 
         f1, s1mem, s2 = self.fmt, self.n.stage1.memory, self.n.stage2
         n, rows = iova.shape[0], f1.top_level + 2
@@ -362,7 +362,7 @@ class _NestedStages:
         Returns ``(fault, lg2, leaf, fault_level, rows)`` where ``rows`` lists, per stage-1 level
         read (top first) and then the output GPA, ``(level or None, gpa, s2 walk)``.
         """
-        from .pagetable.walk import walk
+        from iommu_lab.pagetable.walk import walk
 
         root = self._root(pasid)
         if root is None:
@@ -394,10 +394,10 @@ class _NestedStages:
 
 def _target(model: Any):
     """Wrap what the user passed; a clear error for anything that cannot translate."""
-    from .ioas import IOAS
-    from .nesting import Nested
-    from .pagetable.table import PageTable
-    from .shadow import ShadowNesting
+    from iommu_lab.iommufd.ioas import IOAS
+    from iommu_lab.nesting.nested import Nested
+    from iommu_lab.pagetable.table import PageTable
+    from iommu_lab.nesting.shadow import ShadowNesting
 
     if isinstance(model, PageTable):
         return _SingleStage(model)
@@ -541,7 +541,7 @@ class Replay:
 
     def plot(self, **kwargs: Any):
         """``render.replay(self)``: misses and references over the trace, and the cache hit rates."""
-        from .render.replay import replay as _render
+        from iommu_lab.render.replay import replay as _render
 
         return _render(self, **kwargs)
 
@@ -554,7 +554,7 @@ class Replay:
         )
 
     def _repr_html_(self) -> str:
-        from ._html import escape
+        from iommu_lab.render.html import escape
 
         head = escape(repr(self))
         return f"<p><code>{head}</code></p>" + self.summary.to_frame("value").to_html()
@@ -593,7 +593,7 @@ def replay(
     flush queue; the devices still share the one table passed, so give them disjoint IOVAs.
     ``"shared"`` attaches every device to one domain.
     """
-    from .trace import Trace
+    from iommu_lab.dma.trace import Trace
 
     if not isinstance(trace, Trace):
         raise TypeError(f"trace must be an iommu_lab.trace.Trace, got {type(trace).__name__}")

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .fields import Field, FieldTable, genmask
+from iommu_lab.core.bits import Field, FieldTable, genmask
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .formats import Format
+    from iommu_lab.hardware.formats import Format
 
 __all__ = [
     "AmdV1Codec",

@@ -31,10 +31,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
-from ._enums import member_of
-from .device import Device, ReservedRegion, ResvType, pgsizes_list
-from .errors import IommuError
-from .ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_address, parse_size
+from iommu_lab.core.enums import member_of
+from iommu_lab.hardware.device import Device, ReservedRegion, ResvType, pgsizes_list
+from iommu_lab.core.errors import IommuError
+from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_address, parse_size
 
 __all__ = [
     "IommuFamily",
@@ -322,7 +322,7 @@ class Platform:
 
         Imported on use: the page-table layer sits below the catalogue in the design's layering.
         """
-        from .pagetable import formats
+        from iommu_lab.hardware import formats
 
         return formats.get(self.format_name(stage))
 
@@ -338,7 +338,7 @@ class Platform:
         Addresses are pandas ``UInt64``; ``size`` is too, except for a window covering the whole
         64-bit space (2^64 bytes does not fit), where it is an ``object`` column of Python ints.
         """
-        from ._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         rows = self._rows()
         return addr_frame(
@@ -372,12 +372,12 @@ class Platform:
         A shortcut only: the renderer is imported on call, so this model module never imports
         the rendering layer.
         """
-        from .render import layout
+        from iommu_lab.render import layout
 
         return layout(self, **kwargs)
 
     def _repr_html_(self) -> str:
-        from ._html import table_html
+        from iommu_lab.render.html import table_html
 
         rows = [(k, fmt_addr(s), fmt_addr(last), fmt_size(z), t) for k, s, last, z, t in self._rows()]
         return table_html(
@@ -643,7 +643,7 @@ class PlatformCatalogue:
     @property
     def directory(self) -> Path:
         if self._directory is None:
-            from ._paths import data_dir
+            from iommu_lab.core.paths import data_dir
 
             return data_dir() / "platforms"
         return self._directory
@@ -694,7 +694,7 @@ class PlatformCatalogue:
 
     def to_dataframe(self):
         """One row per platform; ``pgsizes`` and the window/reserved counts are ``UInt64``."""
-        from ._frames import addr_frame
+        from iommu_lab.core.frames import addr_frame
 
         ps = self.all()
         return addr_frame(
@@ -721,7 +721,7 @@ class PlatformCatalogue:
         return f"PlatformCatalogue({', '.join(self.names())})"
 
     def _repr_html_(self) -> str:
-        from ._html import table_html
+        from iommu_lab.render.html import table_html
 
         rows = [
             (p.name, p.family.value, p.ias, len(p.windows), len(p.reserved), fmt_addr(p.pgsizes), _fmt_formats(p.formats), p.nesting.value, p.pasid_bits, "yes" if p.dirty_tracking else "no")

@@ -11,8 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Iterable, Union
 
-from ._enums import member_of
-from .ranges import IovaRange, RangeSet, check_u64, fmt_addr
+from iommu_lab.core.enums import member_of
+from iommu_lab.core.ranges import IovaRange, RangeSet, check_u64, fmt_addr
 
 __all__ = ["ResvType", "ReservedRegion", "Device", "pgsizes_list", "check_pgsizes"]
 

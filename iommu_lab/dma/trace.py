@@ -46,9 +46,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _frames  # noqa: F401  (registers the ``df.il`` accessor used for hex display)
-from ._html import table_html
-from .ranges import U64_MAX, fmt_addr, fmt_size
+from iommu_lab.core import frames as _frames  # noqa: F401  (registers the ``df.il`` accessor used for hex display)
+from iommu_lab.render.html import table_html
+from iommu_lab.core.ranges import U64_MAX, fmt_addr, fmt_size
 
 __all__ = [
     "COLUMNS",

@@ -1,0 +1,13 @@
+"""The lowest layer: what every other layer speaks.
+
+64-bit ranges (``IovaRange``, ``RangeSet``), size parsing and formatting, ``IommuError`` with
+the kernel's errno, the bit-field library, enum parsing, DataFrame helpers, and ``display``:
+the only way a model reaches a view. Nothing here imports any other layer.
+"""
+
+from iommu_lab.core.errors import IommuError, UnsupportedError
+from iommu_lab.core.ranges import (EiB, GiB, IovaRange, KiB, MiB, PiB, RangeSet, TiB, U64_MAX, fmt_addr,
+                                   fmt_size, parse_address, parse_size)
+
+__all__ = ["EiB", "GiB", "IommuError", "IovaRange", "KiB", "MiB", "PiB", "RangeSet", "TiB", "U64_MAX",
+           "UnsupportedError", "fmt_addr", "fmt_size", "parse_address", "parse_size"]
