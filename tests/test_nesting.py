@@ -396,7 +396,7 @@ def test_stage2_leaf_pointing_outside_host_ram_is_the_hosts_fault(vtd):
 
 
 def _cached_pair():
-    from iommu_lab.nesting.nested import NestedIotlb
+    from iommu_lab.dma.nested_iotlb import NestedIotlb
 
     n = small_page_pair("x86-64-4level", "vtd-ss-4level")
     map_data(n, 0x4000_0000, 0x8000)

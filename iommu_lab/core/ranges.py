@@ -11,6 +11,8 @@ a rule); the models above translate those into kernel errnos where the kernel wo
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 import bisect
 import re
 from dataclasses import dataclass
@@ -470,18 +472,6 @@ class RangeSet:
             }
         )
 
-    def plot(self, **kwargs):
-        """Draw this range set with ``iommu_lab.render.layout`` (takes ``ax=``, ``filename=``, ``style=``).
+    plot = display.plot
 
-        A shortcut only: the renderer is imported on call, so this model module never imports
-        the rendering layer.
-        """
-        from iommu_lab.render import layout
-
-        return layout(self, **kwargs)
-
-    def _repr_html_(self) -> str:
-        from iommu_lab.render.html import table_html
-
-        rows = [(fmt_addr(r.start), fmt_addr(r.last), fmt_size(r.size)) for r in self._ranges]
-        return table_html(f"RangeSet: {len(self)} range(s), {fmt_size(self.size)}", ("start", "last", "size"), rows, text=str(self))
+    _repr_html_ = display.html

@@ -38,6 +38,8 @@ level 3, and Arm level 2 is this module's level 1.
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 import dataclasses
 import enum
 import itertools
@@ -825,20 +827,7 @@ class Caches:
             }
         )
 
-    def _repr_html_(self) -> str:
-        from iommu_lab.render.html import table_html
-
-        rows = [
-            (cache, "" if level is None else level, cfg.entries, "full" if cfg.ways is None else cfg.ways, cfg.sets, cfg.replacement.value)
-            for cache, level, cfg in self._rows()
-        ]
-        return table_html(
-            f"Caches {self.name or '(unnamed)'}",
-            ("cache", "level", "entries", "ways", "sets", "replacement"),
-            rows,
-            text=str(self),
-            footer=self.source,
-        )
+    _repr_html_ = display.html
 
     def __str__(self) -> str:
         lines = [f"Caches {self.name or '(unnamed)'}"]

@@ -51,6 +51,8 @@ walker and probes every cache. Tests check they agree access by access.
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 import copy
 import enum
 from collections.abc import Iterator
@@ -539,11 +541,7 @@ class Replay:
     def refs_per_access(self) -> float:
         return float(self.summary["refs_per_access"])
 
-    def plot(self, **kwargs: Any):
-        """``render.replay(self)``: misses and references over the trace, and the cache hit rates."""
-        from iommu_lab.render.replay import replay as _render
-
-        return _render(self, **kwargs)
+    plot = display.plot
 
     def __repr__(self) -> str:
         s = self.summary
@@ -553,11 +551,7 @@ class Replay:
             f"{int(s['invalidations'])} invalidations, {int(s['flushes'])} flushes ({self.policy.value})>"
         )
 
-    def _repr_html_(self) -> str:
-        from iommu_lab.render.html import escape
-
-        head = escape(repr(self))
-        return f"<p><code>{head}</code></p>" + self.summary.to_frame("value").to_html()
+    _repr_html_ = display.html
 
 
 # ----------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ order first -- so a busy driver mostly gets back the IOVAs it just released.
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -47,7 +49,6 @@ import numpy as np
 import pandas as pd
 
 from iommu_lab.core import frames as _frames  # noqa: F401  (registers the ``df.il`` accessor used for hex display)
-from iommu_lab.render.html import table_html
 from iommu_lab.core.ranges import U64_MAX, fmt_addr, fmt_size
 
 __all__ = [
@@ -663,27 +664,7 @@ class Trace:
             f"devices {', '.join(self.devices) or '-'})"
         )
 
-    def _repr_html_(self) -> str:
-        shown = self.frame.head(10)
-        rows = []
-        for rec in shown.itertuples(index=False):
-            rows.append(
-                [
-                    rec.t,
-                    rec.op,
-                    rec.device,
-                    "" if pd.isna(rec.pasid) else rec.pasid,
-                    fmt_addr(int(rec.iova)),
-                    int(rec.length),
-                    fmt_addr(int(rec.pa)) if rec.op == "map" else "",
-                    rec.stage,
-                ]
-            )
-        more = len(self) - len(shown)
-        footer = (
-            f"… {more} more row(s); trace.frame.il.hex() shows them all in hex" if more > 0 else ""
-        )
-        return table_html(repr(self), COLUMNS, rows, text=repr(self), footer=footer)
+    _repr_html_ = display.html
 
     # -- combining -------------------------------------------------------------------------
     @staticmethod

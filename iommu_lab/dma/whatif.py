@@ -13,6 +13,8 @@ a VMM's shadow table (native walks, but every guest map and unmap is a VM exit).
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,16 +92,9 @@ class WhatIf:
     frame: pd.DataFrame
     runs: dict[int, Replay] = field(default_factory=dict)
 
-    def plot(self, **kwargs: Any):
-        """``render.replay(self)``: the runs side by side."""
-        from iommu_lab.render.replay import replay as _render
+    plot = display.plot
 
-        return _render(self, **kwargs)
-
-    def _repr_html_(self) -> str:
-        from iommu_lab.render.html import escape
-
-        return f"<p><b>{escape(self.question)}</b></p>" + self.frame.to_html(index=False)
+    _repr_html_ = display.html
 
     def __repr__(self) -> str:
         return f"<WhatIf {self.question!r}: {len(self.frame)} runs>"

@@ -20,6 +20,8 @@ Levels are numbered as generic_pt numbers them: 0 is the leaf table, ``levels - 
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -412,13 +414,7 @@ class Format:
             )
         return pd.DataFrame(rows)
 
-    def _repr_html_(self) -> str:
-        from iommu_lab.render.html import table_html
-
-        df = self.to_dataframe()
-        return table_html(
-            repr(self), list(df.columns), df.itertuples(index=False), text=self.describe()
-        )
+    _repr_html_ = display.html
 
 
 # ========================================================================== geometry helpers

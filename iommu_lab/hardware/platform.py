@@ -23,6 +23,8 @@ Every error raised here is an :class:`~iommu_lab.errors.IommuError`:
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 import enum
 import re
 import tomllib
@@ -366,27 +368,9 @@ class Platform:
         reserved = ", ".join(str(r) for r in self.reserved) or "none"
         return f"Platform({self.name!r}: {self._summary()}; windows {windows}; reserved {reserved})"
 
-    def plot(self, **kwargs: Any):
-        """Draw this platform's windows and reserved regions with ``iommu_lab.render.layout`` (takes ``ax=``, ``filename=``, ``style=``).
+    plot = display.plot
 
-        A shortcut only: the renderer is imported on call, so this model module never imports
-        the rendering layer.
-        """
-        from iommu_lab.render import layout
-
-        return layout(self, **kwargs)
-
-    def _repr_html_(self) -> str:
-        from iommu_lab.render.html import table_html
-
-        rows = [(k, fmt_addr(s), fmt_addr(last), fmt_size(z), t) for k, s, last, z, t in self._rows()]
-        return table_html(
-            f"Platform {self.name}: {self.title}",
-            ("kind", "start", "last", "size", "type"),
-            rows,
-            text=repr(self),
-            footer=self._summary(),
-        )
+    _repr_html_ = display.html
 
 
 # -- loading and validation --------------------------------------------------------------------
@@ -720,19 +704,7 @@ class PlatformCatalogue:
     def __repr__(self) -> str:
         return f"PlatformCatalogue({', '.join(self.names())})"
 
-    def _repr_html_(self) -> str:
-        from iommu_lab.render.html import table_html
-
-        rows = [
-            (p.name, p.family.value, p.ias, len(p.windows), len(p.reserved), fmt_addr(p.pgsizes), _fmt_formats(p.formats), p.nesting.value, p.pasid_bits, "yes" if p.dirty_tracking else "no")
-            for p in self.all()
-        ]
-        return table_html(
-            f"IOMMU platforms ({len(rows)})",
-            ("name", "family", "ias", "windows", "reserved", "pgsizes", "formats", "nesting", "PASID bits", "dirty"),
-            rows,
-            text=repr(self),
-        )
+    _repr_html_ = display.html
 
 
 #: The shipped catalogue.

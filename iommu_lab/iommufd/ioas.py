@@ -25,6 +25,8 @@ and kept as plain lists.
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Iterable, Sequence, Union
 
@@ -1416,21 +1418,7 @@ class IOAS:
             lines.append(f"  ... {len(areas) - 8} more area(s)")
         return "\n".join(lines)
 
-    def plot(self, **kwargs: Any):
-        """Draw this address space's layout with ``iommu_lab.render.layout`` (takes ``ax=``, ``filename=``, ``style=``).
+    plot = display.plot
 
-        A shortcut only: the renderer is imported on call, so this model module never imports
-        the rendering layer.
-        """
-        from iommu_lab.render import layout
-
-        return layout(self, **kwargs)
-
-    def _repr_html_(self) -> str:
-        from iommu_lab.render.html import esc, table_html
-
-        rows = [(fmt_addr(a.iova), fmt_addr(a.last), fmt_size(a.length), fmt_addr(a.user_va), a.prot.text) for a in self.areas]
-        footer = "reserved: " + ("; ".join(str(r) for r in self.reserved) or "none")
-        footer = esc(footer + f" · iova_ranges: {self.iova_ranges()}")
-        return table_html(self._summary(), ("iova", "last", "length", "user_va", "prot"), rows, text=repr(self), footer=footer)
+    _repr_html_ = display.html
 

@@ -17,10 +17,11 @@ attributed to guest or host, with its SMMUv3 event and VT-d fault reason.
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 from dataclasses import dataclass, field
 from typing import Any
 
-from iommu_lab.render.html import esc, table_html
 from iommu_lab.nesting.nested import GuestMemory, Nested, NestedFault, Stage, _fmt, _memory, _walk
 from iommu_lab.hardware.codecs import EntryKind
 from iommu_lab.core.ranges import fmt_addr
@@ -179,44 +180,7 @@ class GuestLookup:
                     cols[k].append(v)
         return addr_frame(cols, hex_columns=["entry_address", "raw", "value"])
 
-    def _repr_html_(self) -> str:
-        rows = []
-        for e in self.entries:
-            rows.append(
-                (e.name, e.index, fmt_addr(e.entry_address), f"{e.raw:#018x}", "", "", e.verdict)
-            )
-            for f in e.fields:
-                if f.value or f.role in ("address", "present", "present/type"):
-                    rows.append(
-                        (
-                            "",
-                            "",
-                            "",
-                            "",
-                            f"{f.name} [{f.bits}]",
-                            f"{f.value:#x}",
-                            f"{f.role}: {f.meaning}",
-                        )
-                    )
-            if e.unnamed_bits:
-                rows.append(
-                    ("", "", "", "", "(unnamed)", f"{e.unnamed_bits:#x}", "ignored/reserved bits")
-                )
-        if self.fault is not None:
-            foot = f"<span class='il-bad'>{esc(self._fault_text()).replace(chr(10), '<br>')}</span>"
-        else:
-            foot = esc(
-                f"GPA {fmt_addr(self.gpa)}"
-                + (f" -> HPA {fmt_addr(self.hpa)}" if self.hpa is not None else "")
-            )
-        return table_html(
-            f"lookup {fmt_addr(self.iova)} in {self.format}",
-            ["entry", "index", "address", "raw", "field", "value", "interpretation"],
-            rows,
-            text=str(self),
-            footer=foot,
-            max_rows=120,
-        )
+    _repr_html_ = display.html
 
 
 def _role(name: str) -> str:

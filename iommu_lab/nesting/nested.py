@@ -22,7 +22,7 @@ With a PASID (``walk(iova, pasid=...)``) the walk first reads the PASID structur
 :meth:`Nested.bind_pasid` (``iommu_lab.pasid``): host-owned ones directly, guest-owned ones
 (SMMUv3 CD table, AMD GCR3 table) each after a stage-2 walk of their GPA. :class:`NestParent`
 allocates the stage 2 on an IOAS (``IOMMU_HWPT_ALLOC_NEST_PARENT``) and builds nested domains
-on it; :class:`NestedIotlb` shows why a stage-2 change flushes every combined entry;
+on it; :class:`iommu_lab.dma.nested_iotlb.NestedIotlb` shows why a stage-2 change flushes every combined entry;
 ``iommu_lab.shadow`` is the software alternative, ``iommu_lab.guest`` the lookup aid.
 
 Faults (rulebook §2.3): a stage-1 fault belongs to the guest, which fixes its own table; a
@@ -35,12 +35,13 @@ drivers/iommu/intel/dmar.c) the hardware would log.
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from iommu_lab.render.html import esc, table_html
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.core.ranges import fmt_addr
 
@@ -605,39 +606,9 @@ class NestedWalk:
         )
         return f"<NestedWalk iova={fmt_addr(self.iova)} refs={self.n_refs} {state}>"
 
-    def plot(self, **kwargs: Any):
-        """Draw this 2-D nested walk with ``iommu_lab.render.nested_walk`` (takes ``ax=``, ``filename=``, ``style=``).
+    plot = display.plot
 
-        A shortcut only: the renderer is imported on call, so this model module never imports
-        the rendering layer.
-        """
-        from iommu_lab.render import nested_walk
-
-        return nested_walk(self, **kwargs)
-
-    def _repr_html_(self) -> str:
-        rows = [
-            (
-                r.seq,
-                r.label,
-                f"({r.row},{r.col})" if r.row >= 0 else "cfg",
-                fmt_addr(r.address),
-                f"{r.raw:#018x}",
-                r.purpose,
-            )
-            for r in self.refs
-        ]
-        foot = esc(self._result_line()).replace("\n", "<br>")
-        if self.fault:
-            foot = f"<span class='il-bad'>{foot}</span>"
-        return table_html(
-            f"Nested walk of IOVA {fmt_addr(self.iova)} — {self.n_pagetable_refs} page-table references",
-            ["#", "stage/level", "grid", "address read", "raw", "purpose"],
-            rows,
-            text=str(self),
-            footer=foot,
-            max_rows=80,
-        )
+    _repr_html_ = display.html
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1465,19 +1436,7 @@ class Nested:
         f1, f2 = _fmt(self.stage1), _fmt(self.stage2)
         return f"<Nested {self.family}: {f1.name} (guest, {f1.levels} levels) over {f2.name} (host, {f2.levels} levels)>"
 
-    def _repr_html_(self) -> str:
-        f1, f2 = _fmt(self.stage1), _fmt(self.stage2)
-        rows = [
-            ("stage 1", "guest", f1.name, f1.levels, fmt_addr(_root(self.stage1)) + " (GPA)"),
-            ("stage 2", "host", f2.name, f2.levels, fmt_addr(_root(self.stage2)) + " (HPA)"),
-        ]
-        return table_html(
-            f"Nested ({self.family}): {self.description}",
-            ["stage", "owner", "format", "levels", "root"],
-            rows,
-            text=repr(self),
-            footer=f"cold 2-D walk with small pages: {nested_walk_refs(f1.levels, f2.levels)} references",
-        )
+    _repr_html_ = display.html
 
 
 def _is_write(access: Any) -> bool:
@@ -1635,98 +1594,3 @@ class NestParent:
 # ----------------------------------------------------------------------------------------------
 # Caches: the combined IOTLB and why a stage-2 change flushes everything
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class IotlbStats:
-    """Hits, misses and the page-table references the misses cost."""
-
-    hits: int = 0
-    misses: int = 0
-    walk_refs: int = 0
-    flushed_entries: int = 0
-
-
-class NestedIotlb:
-    """A combined IOTLB (input page -> host page, tagged by PASID) in front of a nested pair.
-
-    Teaching-level model of rulebook §2.3. A combined entry caches the result of a whole 2-D
-    walk and is indexed by the *input* address, so its size is the smaller of the stage-1 and
-    stage-2 leaves that produced it. The invalidation asymmetry follows from that index:
-
-    * a stage-1 change (the guest's ``IOMMU_HWPT_INVALIDATE`` / SMMU ``TLBI_NH_VA``) names input
-      addresses, so :meth:`invalidate_stage1` drops just the entries of that range and PASID;
-    * a stage-2 change names GPAs, which no combined entry is indexed by, so
-      :meth:`invalidate_stage2` must drop *every* combined entry of the VM — Linux's
-      ``arm_smmu_tlb_inv_range_domain``: "When the S2 domain changes all the nested S1 ASIDs have
-      to be flushed too" (``CMDQ_OP_TLBI_NH_ALL``), and the whole ATC for a nest parent.
-      ``naive=True`` flushes only the stage-2 range and leaves stale translations behind, the
-      mistake the rulebook's checklist (§7, item 9) warns about.
-
-    Each entry is cached per access type (``"r"``/``"w"``) so a hit never widens a permission.
-    The entries live in the trace replay's :class:`iommu_lab.caches.Iotlb` (fully associative,
-    ``entries`` slots); to measure hit rates over a whole DMA trace, with capacities and walk
-    caches, use :func:`iommu_lab.trace_replay.replay` on the pair.
-    """
-
-    def __init__(self, nested: Nested, entries: int = 1 << 20) -> None:
-        from iommu_lab.dma.caches import CacheConfig, Iotlb
-
-        self.nested = nested
-        # the IOTLB model of trace replays, tagged by (PASID, access); large enough by default
-        # that only invalidations remove entries
-        self._iotlb = Iotlb(CacheConfig(entries), name="combined IOTLB")
-        self._base: dict[tuple, tuple[int, int]] = {}  # (tag, lg2, page) -> (hpa, gpa) bases
-        self.stats = IotlbStats()
-
-    def __len__(self) -> int:
-        return len(self._iotlb)
-
-    def translate(self, iova: int, *, access: str = "r", pasid: int | None = None) -> int:
-        """The HPA for ``iova``: from the IOTLB on a hit, else by a cold 2-D walk that fills it."""
-        tag = (pasid, access)
-        lg2 = self._iotlb.lookup(tag, iova)
-        if lg2 is not None:
-            self.stats.hits += 1
-            return self._base[(tag, lg2, iova >> lg2)][0] + (iova & ((1 << lg2) - 1))
-        self.stats.misses += 1
-        w = self.nested.walk(iova, access=access, pasid=pasid)
-        self.stats.walk_refs += w.n_refs
-        if w.fault is not None:
-            raise IommuError("EFAULT", str(w.fault))
-        size = w.page_size or 0x1000
-        lg2 = size.bit_length() - 1
-        off = iova & (size - 1)
-        victim = self._iotlb.fill(tag, iova, lg2)
-        if victim is not None:
-            self._base.pop(victim, None)
-        self._base[(tag, lg2, iova >> lg2)] = (w.output - off, w.gpa - off)
-        return int(w.output)
-
-    def invalidate_stage1(self, iova: int, size: int, *, pasid: int | None = None) -> int:
-        """Drop the combined entries overlapping ``[iova, iova + size)`` for ``pasid``."""
-        n = 0
-        for access in {k[0][1] for k in self._iotlb.cache.keys() if k[0][0] == pasid}:
-            n += self._iotlb.invalidate_range((pasid, access), iova, size)
-        self._forget_dropped()
-        self.stats.flushed_entries += n
-        return n
-
-    def invalidate_stage2(self, gpa: int, size: int, *, naive: bool = False) -> int:
-        """A stage-2 change: drop every combined entry (``naive=True``: none of them, since no
-        combined entry is indexed by the GPA range — which leaves stale translations)."""
-        if naive:
-            return 0
-        n = self._iotlb.flush()
-        self._base.clear()
-        self.stats.flushed_entries += n
-        return n
-
-    def _forget_dropped(self) -> None:
-        live = set(self._iotlb.cache.keys())
-        for key in [k for k in self._base if k not in live]:
-            del self._base[key]
-
-    def __repr__(self) -> str:
-        s = self.stats
-        return f"<NestedIotlb {len(self)} entries, {s.hits} hits, {s.misses} misses, {s.walk_refs} walk refs>"

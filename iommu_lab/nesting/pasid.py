@@ -32,12 +32,13 @@ in how many memory references a lookup costs: :meth:`PasidStructure.lookup` take
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from iommu_lab.render.html import table_html
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import fmt_addr
 
@@ -577,25 +578,7 @@ class PasidLookup:
             hex_columns=["address", "host_address", "raw"],
         )
 
-    def _repr_html_(self) -> str:
-        return table_html(
-            f"{self.family} PASID {self.pasid:#x} — {self.binding.value} binding",
-            [
-                "#",
-                "kind",
-                "structure",
-                "level",
-                "index",
-                "address",
-                "host address",
-                "raw (low 64 bits)",
-            ],
-            [(*r[:7], hex(int(r[7], 16) & ((1 << 64) - 1))) for r in self._rows()],
-            text=str(self),
-            footer=str(self.fault)
-            if self.fault
-            else f"{self.mode}; stage-1 root {fmt_addr(self.stage1_root or 0)}",
-        )
+    _repr_html_ = display.html
 
 
 #: ``translate(gpa) -> (hpa, stage2_refs)``; raises to report a stage-2 fault.

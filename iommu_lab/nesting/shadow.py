@@ -21,11 +21,12 @@ workload on hardware nesting and on shadowing and puts the two side by side.
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from iommu_lab.render.html import table_html
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.nesting.nested import GuestMemory, Nested, _fmt, _memory, _walk
 from iommu_lab.hardware.codecs import Perm
@@ -369,11 +370,7 @@ class ShadowNesting:
         """The shadow table's leaves (gIOVA -> HPA)."""
         return self.table.to_dataframe("mappings")
 
-    def _repr_html_(self) -> str:
-        rows = [
-            (k, v if isinstance(v, int) else f"{v:.2f}") for k, v in self.costs.as_dict().items()
-        ]
-        return table_html(repr(self), ["cost", "count"], rows, text=repr(self))
+    _repr_html_ = display.html
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ byte unchanged (compare ``memory.snapshot()``).
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 from collections.abc import Iterator
-from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -802,26 +803,6 @@ class PageTable:
             f"{fmt_size(self.memory.bytes_used)} of table memory>"
         )
 
-    def plot(self, **kwargs: Any):
-        """Draw this page table's tree of table pages with ``iommu_lab.render.pagetable`` (takes ``ax=``, ``filename=``, ``style=``).
+    plot = display.plot
 
-        A shortcut only: the renderer is imported on call, so this model module never imports
-        the rendering layer.
-        """
-        from iommu_lab.render import pagetable
-
-        return pagetable(self, **kwargs)
-
-    def _repr_html_(self) -> str:
-        from iommu_lab.render.html import table_html
-
-        rows = [
-            (t.level, t.name, f"{t.address:#x}", f"{t.iova:#x}", t.used, t.entries)
-            for t in self.tables[:200]
-        ]
-        return table_html(
-            repr(self),
-            ["level", "name", "address", "first iova", "used", "entries"],
-            rows,
-            text=repr(self),
-        )
+    _repr_html_ = display.html

@@ -42,6 +42,8 @@ guest-physical view that resolves frames through stage 2) as long as it provides
 
 from __future__ import annotations
 
+from iommu_lab.core import display
+
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -235,38 +237,9 @@ class Walk:
     def __repr__(self) -> str:
         return f"<Walk {fmt_addr(self.iova)} {self.fmt.name}: {self.summary()[3:]}>"
 
-    def plot(self, **kwargs: Any):
-        """Draw this walk with ``iommu_lab.render.walk`` (takes ``ax=``, ``filename=``, ``style=``).
+    plot = display.plot
 
-        A shortcut only: the renderer is imported on call, so this model module never imports
-        the rendering layer.
-        """
-        from iommu_lab.render import walk
-
-        return walk(self, **kwargs)
-
-    def _repr_html_(self) -> str:
-        from iommu_lab.render.html import table_html
-
-        rows = [
-            (
-                s.level,
-                s.name,
-                f"{s.table:#x}",
-                s.index,
-                f"{s.read_address:#x}",
-                f"{s.raw:#018x}",
-                str(s.entry),
-            )
-            for s in self.steps
-        ]
-        return table_html(
-            f"walk {fmt_addr(self.iova)} in {self.fmt.name}",
-            ["level", "name", "table", "index", "entry address", "raw", "decoded"],
-            rows,
-            text=str(self),
-            footer=self.summary(),
-        )
+    _repr_html_ = display.html
 
 
 def _access(access) -> Perm:

@@ -22,8 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from iommu_lab.core.ranges import fmt_size
-from iommu_lab.review.workload import POLICIES, Workload
+from iommu_lab.review.workload import POLICIES, Workload, compare_table, size_label
 from iommu_lab.render import style as _style
 from iommu_lab.render.pagetable import human_bytes, pgsize_category
 
@@ -35,65 +34,6 @@ _style.register_category("cmp-policy-4K", "4 KiB pages only", _style.OKABE_ITO["
 _style.register_category("cmp-policy-largest", "largest pages allowed", _style.OKABE_ITO["sky"], "//", "compare")
 _style.register_category("cmp-native", "native (one stage)", _style.OKABE_ITO["blue"], "", "compare")
 _style.register_category("cmp-nested", "nested (2-D walk)", _style.OKABE_ITO["orange"], "\\\\", "compare")
-
-
-def size_label(size: int) -> str:
-    """``4096`` -> ``"4K"``, ``2 MiB`` -> ``"2M"`` (column names of the mix)."""
-    return fmt_size(size).replace(" ", "").replace("iB", "").replace("B", "")
-
-
-def _platform(p: Any):
-    if isinstance(p, str):
-        from iommu_lab.hardware.platform import platforms
-
-        return platforms.get(p)
-    return p
-
-
-def compare_table(platforms: Sequence[Any], workload: Workload, *, policies: Sequence[str] = POLICIES):
-    """One row per platform × policy: fit, table memory, page-size mix, walk references.
-
-    Columns: ``platform``, ``policy``, ``format``, ``fits``, ``bytes_total``, ``bytes_outside``,
-    ``table_bytes``, ``table_pages``, ``native_refs`` (byte-weighted levels per cold walk),
-    ``nested_refs`` (a real 2-D walk of the dominant page size), ``nested_note``, and one
-    ``mix_<size>`` column per page size with the bytes mapped at that size. Values that do not
-    apply (no page table, no nesting) are missing (``<NA>``/NaN).
-    """
-    import pandas as pd
-
-    rows = []
-    sizes: set[int] = set()
-    for p in platforms:
-        p = _platform(p)
-        for pol in policies:
-            c = workload.cost(p, pol)
-            sizes.update(c.mix)
-            rows.append(c)
-    order = sorted(sizes)
-    data: dict[str, list] = {k: [] for k in ("platform", "policy", "format", "fits", "bytes_total", "bytes_outside",
-                                             "table_bytes", "table_pages", "native_refs", "nested_refs", "nested_note")}
-    for s in order:
-        data[f"mix_{size_label(s)}"] = []
-    for c in rows:
-        data["platform"].append(c.platform)
-        data["policy"].append(c.policy)
-        data["format"].append(c.format)
-        data["fits"].append(bool(c.fits))
-        data["bytes_total"].append(c.bytes_total)
-        data["bytes_outside"].append(c.bytes_outside)
-        data["table_bytes"].append(c.table_bytes)
-        data["table_pages"].append(c.table_pages)
-        data["native_refs"].append(np.nan if c.native_refs is None else c.native_refs)
-        data["nested_refs"].append(c.nested_refs)
-        data["nested_note"].append(c.nested_note)
-        for s in order:
-            data[f"mix_{size_label(s)}"].append(int(c.mix.get(s, 0)))
-    df = pd.DataFrame(data)
-    for col in ("table_bytes", "table_pages", "nested_refs", "bytes_total", "bytes_outside"):
-        df[col] = df[col].astype("Int64")
-    df.attrs["workload"] = workload.name
-    df.attrs["mix_sizes"] = order
-    return df
 
 
 def compare(platforms: Sequence[Any], workload: Workload, *, ax=None, filename: str | os.PathLike | None = None,

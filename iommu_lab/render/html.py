@@ -46,8 +46,13 @@ def table_html(
     text: str = "",
     footer: str = "",
     max_rows: int = 50,
+    bad: bool = False,
 ) -> str:
-    """A titled table; rows past ``max_rows`` are summarised, never silently dropped."""
+    """A titled table; rows past ``max_rows`` are summarised, never silently dropped.
+
+    Every argument is plain text, escaped here exactly once; ``footer`` keeps its line breaks,
+    and ``bad=True`` shows it as a fault.
+    """
     rows = list(rows)
     shown = rows[:max_rows]
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in shown)
@@ -55,7 +60,8 @@ def table_html(
     if len(rows) > max_rows:
         more = f"<tr><td class='il-muted' colspan='{len(headers)}'>… {len(rows) - max_rows} more row(s); use to_dataframe() for all</td></tr>"
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    foot = f"<div class='il-muted'>{esc(footer)}</div>" if footer else ""
+    cls = "il-bad" if bad else "il-muted"
+    foot = f"<div class='{cls}'>{esc(footer).replace(chr(10), '<br>')}</div>" if footer else ""
     return (
         f"{CSS}<div class='il-repr'><pre class='il-text'>{esc(text)}</pre>"
         f"<div class='il-title'>{esc(title)}</div>"

@@ -28,9 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
+from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_size
+from iommu_lab.hardware.platform import platforms
 
 __all__ = ["TableTree", "table_tree", "Workload", "WorkloadCost", "POLICIES"]
 
@@ -292,6 +295,13 @@ class Workload:
         return not self.outside(platform)
 
     # ------------------------------------------------------------------ costs
+    #: ``workload.plot(platforms, **kw)``: the comparison figure (``render.compare``).
+    plot = display.plot
+
+    def compare_table(self, platforms: Sequence[Any], *, policies: Sequence[str] = POLICIES) -> pd.DataFrame:
+        """One row per platform × policy (:func:`compare_table`)."""
+        return compare_table(platforms, self, policies=policies)
+
     def cost(self, platform: Any, policy: str = "largest") -> WorkloadCost:
         """Table memory, page-size mix and walk references of this workload on ``platform``."""
         if policy not in POLICIES:
@@ -415,19 +425,56 @@ def _nested_walk_refs(platform: Any, policy: str, page: int) -> int:
     return int(w.n_pagetable_refs)
 
 
-def _plot(self: Workload, platforms: Sequence[Any], **kwargs: Any):
-    """Draw this workload on ``platforms`` (``render.compare``); keywords as there."""
-    from iommu_lab.render.compare import compare
-
-    return compare(platforms, self, **kwargs)
+def size_label(size: int) -> str:
+    """``4096`` -> ``"4K"``, ``2 MiB`` -> ``"2M"`` (column names of the mix)."""
+    return fmt_size(size).replace(" ", "").replace("iB", "").replace("B", "")
 
 
-def _table(self: Workload, platforms: Sequence[Any], **kwargs: Any):
-    """The comparison frame (``render.compare_table``)."""
-    from iommu_lab.render.compare import compare_table
+def _platform(p: Any):
+    if isinstance(p, str):
+        return platforms.get(p)
+    return p
 
-    return compare_table(platforms, self, **kwargs)
 
+def compare_table(platforms: Sequence[Any], workload: Workload, *, policies: Sequence[str] = POLICIES):
+    """One row per platform × policy: fit, table memory, page-size mix, walk references.
 
-Workload.plot = _plot
-Workload.compare_table = _table
+    Columns: ``platform``, ``policy``, ``format``, ``fits``, ``bytes_total``, ``bytes_outside``,
+    ``table_bytes``, ``table_pages``, ``native_refs`` (byte-weighted levels per cold walk),
+    ``nested_refs`` (a real 2-D walk of the dominant page size), ``nested_note``, and one
+    ``mix_<size>`` column per page size with the bytes mapped at that size. Values that do not
+    apply (no page table, no nesting) are missing (``<NA>``/NaN).
+    """
+    rows = []
+    sizes: set[int] = set()
+    for p in platforms:
+        p = _platform(p)
+        for pol in policies:
+            c = workload.cost(p, pol)
+            sizes.update(c.mix)
+            rows.append(c)
+    order = sorted(sizes)
+    data: dict[str, list] = {k: [] for k in ("platform", "policy", "format", "fits", "bytes_total", "bytes_outside",
+                                             "table_bytes", "table_pages", "native_refs", "nested_refs", "nested_note")}
+    for s in order:
+        data[f"mix_{size_label(s)}"] = []
+    for c in rows:
+        data["platform"].append(c.platform)
+        data["policy"].append(c.policy)
+        data["format"].append(c.format)
+        data["fits"].append(bool(c.fits))
+        data["bytes_total"].append(c.bytes_total)
+        data["bytes_outside"].append(c.bytes_outside)
+        data["table_bytes"].append(c.table_bytes)
+        data["table_pages"].append(c.table_pages)
+        data["native_refs"].append(np.nan if c.native_refs is None else c.native_refs)
+        data["nested_refs"].append(c.nested_refs)
+        data["nested_note"].append(c.nested_note)
+        for s in order:
+            data[f"mix_{size_label(s)}"].append(int(c.mix.get(s, 0)))
+    df = pd.DataFrame(data)
+    for col in ("table_bytes", "table_pages", "nested_refs", "bytes_total", "bytes_outside"):
+        df[col] = df[col].astype("Int64")
+    df.attrs["workload"] = workload.name
+    df.attrs["mix_sizes"] = order
+    return df
