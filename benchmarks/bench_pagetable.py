@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from iommu_lab.pagetable import PageTable
 from iommu_lab.hardware import formats
+from iommu_lab.pagetable import PageTable
 
 U64 = np.uint64
 

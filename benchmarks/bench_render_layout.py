@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from iommu_lab import render
-from iommu_lab.hardware.device import ResvType
 from iommu_lab.core.ranges import IovaRange, RangeSet
+from iommu_lab.hardware.device import ResvType
 from iommu_lab.render.layout import layout_data, rect_count
 
 TARGET_S = 1.0
@@ -96,8 +96,8 @@ def _best(fn, runs: int = 3) -> tuple[float, object]:
 
 def real_ioas(n_areas: int):
     """The real ``iommu_lab.ioas.IOAS`` on the VT-d 48-bit platform with ``n_areas`` 4 KiB maps."""
-    from iommu_lab.iommufd.ioas import IOAS
     from iommu_lab.hardware.platform import platforms
+    from iommu_lab.iommufd.ioas import IOAS
 
     ioas = IOAS.from_platform(platforms.get("intel-vtd-48"))
     for _ in range(n_areas):

@@ -27,9 +27,9 @@ import numpy as np
 
 from iommu_lab.dma import trace as T
 from iommu_lab.dma.caches import Caches
-from iommu_lab.pagetable.table import PageTable
-from iommu_lab.nesting.nested import Nested
 from iommu_lab.dma.replay import _NestedStages, _SingleStage, replay, split_accesses
+from iommu_lab.nesting.nested import Nested
+from iommu_lab.pagetable.table import PageTable
 
 TARGET = 1_000_000  # accesses per second
 

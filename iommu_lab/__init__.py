@@ -16,10 +16,28 @@ import sys
 from typing import Any
 
 from iommu_lab.core.errors import IommuError
-from iommu_lab.core.ranges import (EiB, GiB, IovaRange, KiB, MiB, PiB, RangeSet, TiB, U64_MAX, fmt_addr,
-                                   fmt_size, parse_size)
+from iommu_lab.core.ranges import (
+    U64_MAX,
+    EiB,
+    GiB,
+    IovaRange,
+    KiB,
+    MiB,
+    PiB,
+    RangeSet,
+    TiB,
+    fmt_addr,
+    fmt_size,
+    parse_size,
+)
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
-from iommu_lab.hardware.platform import IommuFamily, NestingSupport, Platform, PlatformInfo, platforms
+from iommu_lab.hardware.platform import (
+    IommuFamily,
+    NestingSupport,
+    Platform,
+    PlatformInfo,
+    platforms,
+)
 from iommu_lab.iommufd.area import Area, Prot
 from iommu_lab.iommufd.ioas import IOAS, Access, Capabilities, IoasInfo, Lookup, Reservation
 from iommu_lab.iommufd.type1 import Semantics

@@ -90,9 +90,8 @@ def _load_layout_subject(spec: str):
             from iommu_lab.io.scenario import Scenario
 
             return Scenario.load(path).replay()
-        from iommu_lab.io import read_reserved_regions
-
         from iommu_lab.hardware.device import Device
+        from iommu_lab.io import read_reserved_regions
 
         ioas = IOAS()
         ioas.attach(Device(path.name, reserved=read_reserved_regions(path)))
@@ -204,7 +203,11 @@ def _map_arg(text: str, *, prot: bool = True) -> tuple:
 
 def _import_debugfs(args, path: Path) -> bool:
     """Import an Intel debugfs dump if the file is one (detected by the header the kernel prints)."""
-    from iommu_lab.io.debugfs import detect_debugfs, parse_dmar_translation, parse_domain_translation
+    from iommu_lab.io.debugfs import (
+        detect_debugfs,
+        parse_dmar_translation,
+        parse_domain_translation,
+    )
     from iommu_lab.io.parse import ParseError
 
     try:

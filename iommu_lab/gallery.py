@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from iommu_lab.core.ranges import U64_MAX, IovaRange
 from iommu_lab.hardware.device import ReservedRegion
-from iommu_lab.core.ranges import IovaRange, U64_MAX
 from iommu_lab.render import style as _style
 from iommu_lab.render.layout import layout
 
@@ -85,9 +85,9 @@ def _register_layouts() -> None:
 def example_ioases() -> list:
     """Two small IOASes: a VT-d one with allowed ranges, a user reservation and 200 maps, and a
     POWER one with a map in each window."""
-    from iommu_lab.iommufd.ioas import IOAS
-    from iommu_lab.hardware.platform import platforms
     from iommu_lab.core.ranges import GiB, KiB, MiB
+    from iommu_lab.hardware.platform import platforms
+    from iommu_lab.iommufd.ioas import IOAS
 
     vtd = IOAS.from_platform(platforms.get("intel-vtd-48"))
     vtd.reserve(IovaRange(0x4000_0000, 0x4FFF_FFFF))
@@ -206,9 +206,9 @@ _register_issue5()
 def example_replay(policy: str = "lazy"):
     """A NIC (per-packet DMA API) and an NVMe queue sharing a VT-d domain, replayed."""
     from iommu_lab.dma.caches import Caches
-    from iommu_lab.pagetable import PageTable
-    from iommu_lab.dma.trace import Trace, nic_rx_ring, storage_sg
     from iommu_lab.dma.replay import replay as run
+    from iommu_lab.dma.trace import Trace, nic_rx_ring, storage_sg
+    from iommu_lab.pagetable import PageTable
 
     tr = Trace.merge(
         nic_rx_ring(300, gbps=25, recycle=False, seed=1),

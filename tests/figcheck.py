@@ -46,7 +46,6 @@ def check_reference(name: str, fig, references: dict) -> None:
     """Compare with the stored (fingerprint, thumbnail); print the line to paste when missing
     or when IOMMU_LAB_UPDATE_REFS is set (as test_render_layout does)."""
     import numpy as np
-
     from test_render_layout import THUMB_TOLERANCE, thumb_hex, thumbnail
 
     fp, th = drawn_fingerprint(fig), thumbnail(fig)

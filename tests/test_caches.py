@@ -10,8 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import iommu_lab as il
-from iommu_lab.dma.caches import Cache, CacheConfig, Caches, Iotlb, PagingStructureCache, Replacement, load_defaults, nested_entry_lg2, walk_references
 from iommu_lab.core.errors import IommuError
+from iommu_lab.dma.caches import (
+    Cache,
+    CacheConfig,
+    Caches,
+    Iotlb,
+    PagingStructureCache,
+    Replacement,
+    load_defaults,
+    nested_entry_lg2,
+    walk_references,
+)
 from iommu_lab.hardware import formats
 
 KIB4 = 12

@@ -4,9 +4,9 @@ import pytest
 
 from iommu_lab.core.enums import member_of
 from iommu_lab.dma.caches import Replacement
+from iommu_lab.dma.replay import FlushPolicy
 from iommu_lab.hardware.device import ResvType
 from iommu_lab.hardware.platform import IommuFamily, NestingSupport
-from iommu_lab.dma.replay import FlushPolicy
 from iommu_lab.iommufd.type1 import Semantics
 
 

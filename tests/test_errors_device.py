@@ -5,8 +5,8 @@ import errno
 import pytest
 
 import iommu_lab as il
-from iommu_lab.hardware.device import ResvType, pgsizes_list
 from iommu_lab.core.errors import IommuError
+from iommu_lab.hardware.device import ResvType, pgsizes_list
 
 
 def test_error_carries_errno_name_number_and_message():

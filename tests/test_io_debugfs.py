@@ -7,7 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iommu_lab.io import ParseError
-from iommu_lab.io.debugfs import detect_debugfs, format_domain_translation, parse_dmar_translation, parse_domain_translation, read_dmar_translation, read_domain_translation
+from iommu_lab.io.debugfs import (
+    detect_debugfs,
+    format_domain_translation,
+    parse_dmar_translation,
+    parse_domain_translation,
+    read_dmar_translation,
+    read_domain_translation,
+)
 from iommu_lab.pagetable import PageTable
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "debugfs"

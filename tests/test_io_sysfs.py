@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 import iommu_lab as il
 from iommu_lab.hardware.device import ResvType
-from iommu_lab.io import ParseError, merge_regions, parse_reserved_regions, read_host, read_iommu_groups
+from iommu_lab.io import (
+    ParseError,
+    merge_regions,
+    parse_reserved_regions,
+    read_host,
+    read_iommu_groups,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sysfs"
 

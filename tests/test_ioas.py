@@ -3,10 +3,10 @@
 import pandas as pd
 import pytest
 
-from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
 from iommu_lab.core.errors import IommuError
-from iommu_lab.iommufd.ioas import IOAS, CopyOp, IoasInfo, MapOp, Prot, UnmapOp
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet
+from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
+from iommu_lab.iommufd.ioas import IOAS, CopyOp, IoasInfo, MapOp, Prot, UnmapOp
 
 PAGE = 0x1000
 POWER_WINDOWS = [IovaRange(0x0, 0x3FFF_FFFF), IovaRange(0x800000000000000, 0x8001FFFFFFFFFFF)]

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iommu_lab.hardware.device import Device
 from iommu_lab.core.errors import IommuError
-from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.core.ranges import U64_MAX, IovaRange
+from iommu_lab.hardware.device import Device
+from iommu_lab.iommufd.ioas import IOAS
 
 PAGE = 0x1000
 VA_2M = 0x7F00_0000_0000  # a 2 MiB (in fact 2^40) aligned buffer, as the selftests use

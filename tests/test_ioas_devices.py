@@ -2,10 +2,10 @@
 
 import pytest
 
-from iommu_lab.hardware.device import Device, ReservedRegion
 from iommu_lab.core.errors import IommuError
-from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet
+from iommu_lab.hardware.device import Device, ReservedRegion
+from iommu_lab.iommufd.ioas import IOAS
 
 PAGE = 0x1000
 MOCK = dict(aperture=IovaRange(0x100_0000, 0x7FFF_FFFF), pgsizes=0x800)  # selftest mock domain

@@ -9,10 +9,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
 from iommu_lab.core.errors import IommuError
-from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet
+from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
+from iommu_lab.iommufd.ioas import IOAS
 
 PAGE = 0x1000
 HPAGE = 0x20_0000

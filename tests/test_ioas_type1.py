@@ -5,10 +5,10 @@ import random
 
 import pytest
 
-from iommu_lab.hardware.device import Device, ReservedRegion
 from iommu_lab.core.errors import IommuError
-from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet
+from iommu_lab.hardware.device import Device, ReservedRegion
+from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.iommufd.type1 import Semantics
 
 PAGE = 0x1000

@@ -3,8 +3,16 @@
 import pytest
 
 from iommu_lab.core.errors import IommuError
-from iommu_lab.nesting.nested import FaultOwner, FaultSite, GuestMemory, Nested, NestingCapability, Stage, nested_walk_refs
 from iommu_lab.hardware import formats
+from iommu_lab.nesting.nested import (
+    FaultOwner,
+    FaultSite,
+    GuestMemory,
+    Nested,
+    NestingCapability,
+    Stage,
+    nested_walk_refs,
+)
 from iommu_lab.pagetable.memory import PhysicalMemory
 from iommu_lab.pagetable.table import PageTable
 

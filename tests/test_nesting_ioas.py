@@ -3,9 +3,9 @@
 import pytest
 
 from iommu_lab.core.errors import IommuError
+from iommu_lab.hardware.platform import platforms
 from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.nesting.nested import NestingCapability, NestParent, Stage
-from iommu_lab.hardware.platform import platforms
 
 MiB = 1 << 20
 

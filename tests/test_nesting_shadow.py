@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from iommu_lab.core.errors import IommuError
 from iommu_lab.nesting.nested import Nested, nested_walk_refs
-from iommu_lab.nesting.shadow import ShadowNesting, DmaPattern, compare_costs, run_workload
+from iommu_lab.nesting.shadow import DmaPattern, ShadowNesting, compare_costs, run_workload
 
 MiB = 1 << 20
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from iommu_lab.pagetable import EntryKind, Field, FieldTable, Perm
-from iommu_lab.hardware import formats
 from iommu_lab.core.ranges import KiB, MiB
+from iommu_lab.hardware import formats
+from iommu_lab.pagetable import EntryKind, Field, FieldTable, Perm
 
 
 def test_field_table_round_trips_and_refuses_overlaps():

@@ -3,8 +3,8 @@
 import pytest
 
 from iommu_lab.core.errors import IommuError
-from iommu_lab.hardware import formats
 from iommu_lab.core.ranges import GiB, IovaRange, KiB, MiB, TiB
+from iommu_lab.hardware import formats
 
 REQUIRED = (
     ["vtd-ss-3level", "vtd-ss-4level", "vtd-ss-5level", "x86-64-4level", "x86-64-5level"]

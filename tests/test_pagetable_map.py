@@ -4,9 +4,16 @@ import numpy as np
 import pytest
 
 from iommu_lab.core.errors import IommuError
-from iommu_lab.pagetable import FaultReason, HostMemory, PageTable, Perm, PhysicalMemory, UnmapPolicy
-from iommu_lab.hardware import formats
 from iommu_lab.core.ranges import GiB, KiB, MiB
+from iommu_lab.hardware import formats
+from iommu_lab.pagetable import (
+    FaultReason,
+    HostMemory,
+    PageTable,
+    Perm,
+    PhysicalMemory,
+    UnmapPolicy,
+)
 
 
 def test_vtd_worked_walk_reads_the_reference_entries():

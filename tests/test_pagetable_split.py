@@ -3,8 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iommu_lab.pagetable import iommu_pgsize, pgsize_runs, pgsize_split
 from iommu_lab.core.ranges import GiB, KiB, MiB
+from iommu_lab.pagetable import iommu_pgsize, pgsize_runs, pgsize_split
 
 BITMAP = 4 * KiB | 2 * MiB | 1 * GiB
 

@@ -7,9 +7,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iommu_lab.core.errors import IommuError
-from iommu_lab.pagetable import FaultReason, PageTable, PhysicalMemory, TableFetchError, UnmapPolicy, pgsize_runs, pgsize_split, translate, walk
-from iommu_lab.hardware import formats
 from iommu_lab.core.ranges import KiB
+from iommu_lab.hardware import formats
+from iommu_lab.pagetable import (
+    FaultReason,
+    PageTable,
+    PhysicalMemory,
+    TableFetchError,
+    UnmapPolicy,
+    pgsize_runs,
+    pgsize_split,
+    translate,
+    walk,
+)
 
 FORMATS = [
     "vtd-ss-3level",

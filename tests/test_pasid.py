@@ -5,8 +5,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iommu_lab.core.errors import IommuError
+from iommu_lab.nesting.pasid import (
+    AMD_DTE,
+    SMMU_CD,
+    SMMU_STE,
+    VTD_PASID_DIR_ENTRY,
+    VTD_PASID_ENTRY,
+    AmdGcr3Table,
+    Binding,
+    Pgtt,
+    SmmuCdTable,
+    SteConfig,
+    VtdPasidTable,
+    amd_gcr3_index,
+    amd_gcr3_levels,
+    smmu_cd_index,
+    vtd_pasid_index,
+)
 from iommu_lab.pagetable.memory import PhysicalMemory
-from iommu_lab.nesting.pasid import AMD_DTE, SMMU_CD, SMMU_STE, VTD_PASID_DIR_ENTRY, VTD_PASID_ENTRY, AmdGcr3Table, Binding, Pgtt, SmmuCdTable, SteConfig, VtdPasidTable, amd_gcr3_index, amd_gcr3_levels, smmu_cd_index, vtd_pasid_index
 
 
 @pytest.fixture

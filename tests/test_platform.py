@@ -6,10 +6,18 @@ import textwrap
 import pandas as pd
 import pytest
 
-from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
 from iommu_lab.core.errors import IommuError
-from iommu_lab.hardware.platform import IommuFamily, NestingSupport, Platform, PlatformCatalogue, PlatformInfo, Stage1Binding, platforms
 from iommu_lab.core.ranges import GiB, IovaRange, KiB, MiB, RangeSet, TiB
+from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
+from iommu_lab.hardware.platform import (
+    IommuFamily,
+    NestingSupport,
+    Platform,
+    PlatformCatalogue,
+    PlatformInfo,
+    Stage1Binding,
+    platforms,
+)
 
 REQUIRED = {
     "intel-vtd-48",

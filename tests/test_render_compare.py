@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from iommu_lab import render
+from iommu_lab.core.ranges import GiB, IovaRange, MiB
+from iommu_lab.hardware.platform import platforms
 from iommu_lab.nesting.nested import nested_walk_refs
 from iommu_lab.pagetable import PageTable
-from iommu_lab.hardware.platform import platforms
-from iommu_lab.core.ranges import GiB, IovaRange, MiB
 from iommu_lab.render.compare import compare_table
 from iommu_lab.review.workload import Workload, table_tree
 

@@ -33,11 +33,11 @@ from matplotlib.colors import to_hex, to_rgba
 from matplotlib.figure import Figure
 
 from iommu_lab import render
+from iommu_lab.core.ranges import U64_MAX, GiB, IovaRange, MiB, RangeSet, TiB
+from iommu_lab.gallery import ENTRIES, SEED_EXAMPLES
 from iommu_lab.hardware.device import ResvType
-from iommu_lab.core.ranges import GiB, IovaRange, MiB, RangeSet, TiB, U64_MAX
 from iommu_lab.render import style
 from iommu_lab.render.axis import SegmentedAxis, cluster_ranges, fmt_approx, fmt_span, region_width
-from iommu_lab.gallery import ENTRIES, SEED_EXAMPLES
 from iommu_lab.render.layout import layout_data, rect_count
 
 EX_45BIT, EX_POWER, EX_64BIT = SEED_EXAMPLES

@@ -8,9 +8,9 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from iommu_lab import render
+from iommu_lab.gallery import example_nested
 from iommu_lab.nesting.nested import Nested, Stage
 from iommu_lab.render import style
-from iommu_lab.gallery import example_nested
 from iommu_lab.render.nested import nested_walk_data
 
 

@@ -11,8 +11,8 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from iommu_lab import render
-from iommu_lab.pagetable import PageTable
 from iommu_lab.gallery import example_big_pagetable, example_pagetable
+from iommu_lab.pagetable import PageTable
 from iommu_lab.render.pagetable import human_bytes, pagetable_data
 from iommu_lab.review.workload import table_tree
 

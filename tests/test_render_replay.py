@@ -12,12 +12,12 @@ from matplotlib.figure import Figure
 
 from iommu_lab import render
 from iommu_lab.dma.caches import Caches
-from iommu_lab.pagetable import PageTable
-from iommu_lab.hardware.platform import platforms
-from iommu_lab.render.replay import MAX_POINTS, sizes_label
-from iommu_lab.dma.trace import Trace, nic_rx_ring, random_working_set, storage_sg
 from iommu_lab.dma.replay import replay
+from iommu_lab.dma.trace import Trace, nic_rx_ring, random_working_set, storage_sg
 from iommu_lab.dma.whatif import nesting_modes, what_if
+from iommu_lab.hardware.platform import platforms
+from iommu_lab.pagetable import PageTable
+from iommu_lab.render.replay import MAX_POINTS, sizes_label
 
 VTD = "intel-vtd-48"
 

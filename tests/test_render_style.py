@@ -13,8 +13,8 @@ import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from iommu_lab.render import style
 from iommu_lab.gallery import SEED_EXAMPLES
+from iommu_lab.render import style
 from iommu_lab.render.layout import layout
 
 

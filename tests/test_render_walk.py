@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from figcheck import check_reference
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
@@ -12,8 +13,6 @@ from iommu_lab import render
 from iommu_lab.pagetable import PageTable
 from iommu_lab.render import style
 from iommu_lab.render.walk import fmt_raw, walk_data
-
-from figcheck import check_reference
 
 
 @pytest.fixture()

@@ -10,7 +10,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iommu_lab.core.ranges import U64_MAX
-from iommu_lab.dma.trace import COLUMNS, OPS, PASID_MAX, Op, Trace, TraceError, check_mapped, nic_rx_ring, random_working_set, storage_sg, streaming
+from iommu_lab.dma.trace import (
+    COLUMNS,
+    OPS,
+    PASID_MAX,
+    Op,
+    Trace,
+    TraceError,
+    check_mapped,
+    nic_rx_ring,
+    random_working_set,
+    storage_sg,
+    streaming,
+)
 
 DTYPES = {
     "t": "int64",

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iommu_lab.dma.caches import CacheConfig, Caches
 from iommu_lab.core.errors import IommuError
+from iommu_lab.dma.caches import CacheConfig, Caches
+from iommu_lab.dma.replay import FlushQueue, replay, split_accesses
+from iommu_lab.dma.trace import Trace
 from iommu_lab.nesting.nested import Nested
 from iommu_lab.pagetable.table import PageTable
-from iommu_lab.dma.trace import Trace
-from iommu_lab.dma.replay import FlushQueue, replay, split_accesses
 
 K4, M2 = 0x1000, 0x20_0000
 BASE = 0x1_0000_0000

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from iommu_lab.dma import trace as T
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import IovaRange, RangeSet
+from iommu_lab.dma import trace as T
 from iommu_lab.dma.whatif import PgsizePolicy, nesting_modes, place, what_if
 
 GiB = 1 << 30

@@ -12,9 +12,9 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("iommu_lab.ioas", reason="iommu_lab.ioas has not landed yet")
 
 from iommu_lab import widgets
-from iommu_lab.iommufd.ioas import IOAS
-from iommu_lab.hardware.platform import platforms
 from iommu_lab.core.ranges import MiB
+from iommu_lab.hardware.platform import platforms
+from iommu_lab.iommufd.ioas import IOAS
 
 
 def spans(ioas):

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from iommu_lab.dma import trace as T
 from iommu_lab import widgets
+from iommu_lab.dma import trace as T
 from iommu_lab.dma.caches import Caches
 
 

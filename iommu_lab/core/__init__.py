@@ -6,8 +6,21 @@ the only way a model reaches a view. Nothing here imports any other layer.
 """
 
 from iommu_lab.core.errors import IommuError, UnsupportedError
-from iommu_lab.core.ranges import (EiB, GiB, IovaRange, KiB, MiB, PiB, RangeSet, TiB, U64_MAX, fmt_addr,
-                                   fmt_size, parse_address, parse_size)
+from iommu_lab.core.ranges import (
+                                   U64_MAX,
+                                   EiB,
+                                   GiB,
+                                   IovaRange,
+                                   KiB,
+                                   MiB,
+                                   PiB,
+                                   RangeSet,
+                                   TiB,
+                                   fmt_addr,
+                                   fmt_size,
+                                   parse_address,
+                                   parse_size,
+)
 
 __all__ = ["EiB", "GiB", "IommuError", "IovaRange", "KiB", "MiB", "PiB", "RangeSet", "TiB", "U64_MAX",
            "UnsupportedError", "fmt_addr", "fmt_size", "parse_address", "parse_size"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 def data_dir() -> Path:
     """The directory holding ``platforms/`` and the other data files."""
-    checkout = Path(__file__).resolve().parent.parent / "data"
+    checkout = Path(__file__).resolve().parents[2] / "data"
     if (checkout / "platforms").is_dir():
         return checkout
     return Path(str(resources.files("iommu_lab._data")))

@@ -11,12 +11,12 @@ a rule); the models above translate those into kernel errnos where the kernel wo
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 import bisect
 import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Union
+
+from iommu_lab.core import display
 
 __all__ = [
     "U64_MAX",
@@ -33,6 +33,7 @@ __all__ = [
     "fmt_addr",
     "fmt_size",
     "check_u64",
+    "exact_int",
 ]
 
 U64_MAX = (1 << 64) - 1
@@ -46,21 +47,43 @@ EiB = 1 << 60
 _UNITS = {"": 1, "K": KiB, "M": MiB, "G": GiB, "T": TiB, "P": PiB, "E": EiB}
 
 
-def check_u64(value: object, name: str) -> int:
-    """Return ``value`` if it is an int in ``[0, 2**64)``, else raise a clear error.
+def exact_int(value: object, name: str) -> int:
+    """``value`` as an exact Python int: ints and numpy integer scalars pass, nothing else does.
 
-    ``bool`` and ``float`` are refused even when integral: an address that arrived as a
-    float has already lost bits above 2**53, so accepting it would hide the loss.
+    ``bool`` and ``float`` are refused even when integral: an address that arrived as a float
+    has already lost bits above 2**53, so accepting it would hide the loss.
+
+    Raises
+    ------
+    TypeError
+        Naming ``name``, the type and the value given.
     """
     if isinstance(value, bool) or not isinstance(value, int):
         # numpy integer scalars are ints in every way that matters here.
-        if type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iu":
-            value = int(value)
-        else:
+        if type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", "") in "iu":
+            return int(value)  # type: ignore[call-overload]
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {_cut(repr(value))}")
+    return value
+
+
+def check_u64(value: object, name: str) -> int:
+    """The one u64 validator: ``value`` if it is an int in ``[0, 2**64)``, else a clear error.
+
+    Raises
+    ------
+    TypeError
+        When ``value`` is not an exact int (see :func:`exact_int`).
+    ValueError
+        When it lies outside ``[0x0, 0xffff_ffff_ffff_ffff]``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = exact_int(value, name)
+        except TypeError:
             raise TypeError(
                 f"{name} must be an int in [0x0, 0xffff_ffff_ffff_ffff], "
-                f"got {type(value).__name__} {value!r}"
-            )
+                f"got {type(value).__name__} {_cut(repr(value))}"
+            ) from None
     if value < 0 or value > U64_MAX:
         raise ValueError(
             f"{name} {_show(value)} is outside the 64-bit address space "
@@ -69,7 +92,14 @@ def check_u64(value: object, name: str) -> int:
     return value
 
 
+def _cut(text: str, limit: int = 80) -> str:
+    """A value's text cut to a readable length for an error message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _show(value: int) -> str:
+    if value.bit_length() > 256:
+        return f"{'-' if value < 0 else ''}(a {value.bit_length()}-bit number)"
     return f"-{fmt_addr(-value)}" if value < 0 else fmt_addr(value)
 
 

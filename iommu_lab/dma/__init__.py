@@ -5,7 +5,14 @@ of a trace through them, and what-ifs across platforms, page sizes and flush pol
 from iommu_lab.dma.caches import CacheConfig, Caches, Iotlb
 from iommu_lab.dma.nested_iotlb import NestedIotlb
 from iommu_lab.dma.replay import FlushPolicy, FlushQueue, Replay, replay
-from iommu_lab.dma.trace import Trace, TraceError, nic_rx_ring, random_working_set, storage_sg, streaming
+from iommu_lab.dma.trace import (
+           Trace,
+           TraceError,
+           nic_rx_ring,
+           random_working_set,
+           storage_sg,
+           streaming,
+)
 from iommu_lab.dma.whatif import WhatIf, nesting_modes, place, what_if
 
 __all__ = ["CacheConfig", "Caches", "FlushPolicy", "FlushQueue", "Iotlb", "NestedIotlb", "Replay", "Trace", "TraceError",

@@ -38,8 +38,6 @@ level 3, and Arm level 2 is this module's level 1.
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 import dataclasses
 import enum
 import itertools
@@ -50,6 +48,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable, Iterator, Mapping
 
+from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
 from iommu_lab.core.errors import IommuError
 

@@ -51,8 +51,6 @@ walker and probes every cache. Tests check they agree access by access.
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 import copy
 import enum
 from collections.abc import Iterator
@@ -62,10 +60,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
-from iommu_lab.dma.caches import Caches, Iotlb, PagingStructureCache
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.dma.caches import Caches, Iotlb, PagingStructureCache
 
 __all__ = ["Engine", "FlushPolicy", "FlushQueue", "Replay", "replay", "split_accesses"]
 
@@ -398,8 +397,8 @@ def _target(model: Any):
     """Wrap what the user passed; a clear error for anything that cannot translate."""
     from iommu_lab.iommufd.ioas import IOAS
     from iommu_lab.nesting.nested import Nested
-    from iommu_lab.pagetable.table import PageTable
     from iommu_lab.nesting.shadow import ShadowNesting
+    from iommu_lab.pagetable.table import PageTable
 
     if isinstance(model, PageTable):
         return _SingleStage(model)

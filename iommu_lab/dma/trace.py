@@ -36,8 +36,6 @@ order first -- so a busy driver mostly gets back the IOVAs it just released.
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from iommu_lab.core import display
 from iommu_lab.core import frames as _frames  # noqa: F401  (registers the ``df.il`` accessor used for hex display)
 from iommu_lab.core.ranges import U64_MAX, fmt_addr, fmt_size
 

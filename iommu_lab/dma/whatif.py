@@ -13,8 +13,6 @@ a VMM's shadow table (native walks, but every guest map and unmap is a VM exit).
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
-from iommu_lab.dma.caches import Caches
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import fmt_size, parse_size
+from iommu_lab.dma.caches import Caches
 from iommu_lab.dma.replay import FlushPolicy, Replay, replay
 
 __all__ = ["PgsizePolicy", "WhatIf", "nesting_modes", "what_if"]
@@ -298,10 +297,10 @@ def nesting_modes(
       format (:class:`~iommu_lab.shadow.ShadowNesting`): walks are native, but every guest map
       and unmap is a VM exit (``traps``).
     """
-    from iommu_lab.nesting.nested import Nested
-    from iommu_lab.pagetable.table import PageTable
     from iommu_lab.hardware.platform import platforms as catalogue
+    from iommu_lab.nesting.nested import Nested
     from iommu_lab.nesting.shadow import ShadowNesting
+    from iommu_lab.pagetable.table import PageTable
 
     p = catalogue.get(platform) if isinstance(platform, str) else platform
     c = caches if caches is not None else Caches.for_platform(p)

@@ -6,7 +6,13 @@ above asks a descriptor for a feature instead of testing a family name.
 
 from iommu_lab.hardware import formats
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
-from iommu_lab.hardware.platform import IommuFamily, NestingSupport, Platform, PlatformInfo, platforms
+from iommu_lab.hardware.platform import (
+           IommuFamily,
+           NestingSupport,
+           Platform,
+           PlatformInfo,
+           platforms,
+)
 
 __all__ = ["Device", "IommuFamily", "NestingSupport", "Platform", "PlatformInfo", "ReservedRegion",
            "ResvType", "formats", "platforms"]

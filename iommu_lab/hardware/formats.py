@@ -20,8 +20,6 @@ Levels are numbered as generic_pt numbers them: 0 is the leaf table, ``levels - 
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,10 +27,22 @@ from functools import cache, cached_property
 
 import numpy as np
 
+from iommu_lab.core import display
+from iommu_lab.core.bits import FieldTable
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, fmt_addr, fmt_size
-from iommu_lab.hardware.codecs import AmdV1Codec, ArmLpaeCodec, Codec, EntryKind, Perm, RiscvCodec, TceCodec, VtdSSCodec, X86Codec, parse_perm
-from iommu_lab.core.bits import FieldTable
+from iommu_lab.hardware.codecs import (
+    AmdV1Codec,
+    ArmLpaeCodec,
+    Codec,
+    EntryKind,
+    Perm,
+    RiscvCodec,
+    TceCodec,
+    VtdSSCodec,
+    X86Codec,
+    parse_perm,
+)
 
 __all__ = [
     "DecodedEntry",

@@ -23,8 +23,6 @@ Every error raised here is an :class:`~iommu_lab.errors.IommuError`:
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 import enum
 import re
 import tomllib
@@ -33,10 +31,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
+from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
-from iommu_lab.hardware.device import Device, ReservedRegion, ResvType, pgsizes_list
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_address, parse_size
+from iommu_lab.hardware.device import Device, ReservedRegion, ResvType, pgsizes_list
 
 __all__ = [
     "IommuFamily",

@@ -3,9 +3,25 @@
 Errors are ``ParseError`` (a ``ValueError``) naming the file, the line and the expected form.
 """
 
-from iommu_lab.io.debugfs import ContextRow, DomainDump, detect_debugfs, format_domain_translation, parse_dmar_translation, parse_domain_translation, read_dmar_translation, read_domain_translation
+from iommu_lab.io.debugfs import (
+    ContextRow,
+    DomainDump,
+    detect_debugfs,
+    format_domain_translation,
+    parse_dmar_translation,
+    parse_domain_translation,
+    read_dmar_translation,
+    read_domain_translation,
+)
 from iommu_lab.io.parse import ParseError
-from iommu_lab.io.sysfs import IommuGroup, merge_regions, parse_reserved_regions, read_host, read_iommu_groups, read_reserved_regions
+from iommu_lab.io.sysfs import (
+    IommuGroup,
+    merge_regions,
+    parse_reserved_regions,
+    read_host,
+    read_iommu_groups,
+    read_reserved_regions,
+)
 
 __all__ = [
     "ParseError",

@@ -35,10 +35,10 @@ from typing import Union
 
 import numpy as np
 
-from iommu_lab.pagetable import PageTable
 from iommu_lab.hardware import formats
 from iommu_lab.hardware.formats import EntryKind
 from iommu_lab.io.parse import MAX_LINE, ParseError, hex_u64
+from iommu_lab.pagetable import PageTable
 
 __all__ = [
     "DomainDump",

@@ -37,10 +37,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from iommu_lab.hardware.device import Device, ReservedRegion
 from iommu_lab.core.errors import IommuError
-from iommu_lab.iommufd.ioas import IOAS, AllowOp, AttachOp, CopyOp, DetachOp, HugePagesOp, MapOp, ReserveOp, UnmapAllOp, UnmapOp
-from iommu_lab.core.ranges import IovaRange, RangeSet, U64_MAX, fmt_addr, parse_size
+from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, fmt_addr, parse_size
+from iommu_lab.hardware.device import Device, ReservedRegion
+from iommu_lab.iommufd.ioas import (
+    IOAS,
+    AllowOp,
+    AttachOp,
+    CopyOp,
+    DetachOp,
+    HugePagesOp,
+    MapOp,
+    ReserveOp,
+    UnmapAllOp,
+    UnmapOp,
+)
 
 __all__ = ["Scenario", "ScenarioError", "WalkResult", "ScenarioDiff", "diff"]
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Union
 
-from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import IovaRange, RangeSet
+from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
 from iommu_lab.io.parse import Field, ParseError, hex_u64, read_fields
 
 __all__ = [

@@ -25,16 +25,25 @@ and kept as plain lists.
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Iterable, Sequence, Union
 
-from iommu_lab.iommufd import type1 as _t1
-from iommu_lab.iommufd.area import HPAGE_SIZE, PAGE_SIZE, PROT_BY_INT, Area, AreaIndex, Pages, Prot, _fits, roundup_pow_of_two
-from iommu_lab.hardware.device import Device, ResvType
+from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, fmt_addr, fmt_size
+from iommu_lab.hardware.device import Device, ResvType
+from iommu_lab.iommufd import type1 as _t1
+from iommu_lab.iommufd.area import (
+    HPAGE_SIZE,
+    PAGE_SIZE,
+    PROT_BY_INT,
+    Area,
+    AreaIndex,
+    Pages,
+    Prot,
+    _fits,
+    roundup_pow_of_two,
+)
 from iommu_lab.iommufd.type1 import DMA_ENTRY_LIMIT, Semantics
 
 __all__ = [
@@ -1182,8 +1191,8 @@ class IOAS:
         fmt = getattr(device, "format", None)
         if not self._page_tables or not fmt:
             return None
-        from iommu_lab.pagetable import PageTable
         from iommu_lab.hardware import formats
+        from iommu_lab.pagetable import PageTable
 
         f = formats.get(fmt)
         if not all(any(w in r for r in f.input_ranges) for w in device.windows):

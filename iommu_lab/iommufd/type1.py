@@ -26,9 +26,9 @@ import enum
 from typing import TYPE_CHECKING
 
 from iommu_lab.core.enums import member_of
-from iommu_lab.iommufd.area import PAGE_SIZE, Area, Pages, Prot
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
+from iommu_lab.iommufd.area import PAGE_SIZE, Area, Pages, Prot
 
 if TYPE_CHECKING:  # pragma: no cover
     from iommu_lab.iommufd.ioas import IOAS

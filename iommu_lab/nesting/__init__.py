@@ -2,9 +2,24 @@
 guest lookup aid (``explain``), all on top of the single page-table walker.
 """
 
-from iommu_lab.nesting.nested import (AmdEvent, FaultKind, FaultOwner, FaultSite, GuestMemory, NestParent,
-                                      Nested, NestedFault, NestedRef, NestedWalk, NestingCapability, SmmuEvent,
-                                      Stage, VtdFault, check_nest_pair, nested_walk_refs)
+from iommu_lab.nesting.nested import (
+                                      AmdEvent,
+                                      FaultKind,
+                                      FaultOwner,
+                                      FaultSite,
+                                      GuestMemory,
+                                      Nested,
+                                      NestedFault,
+                                      NestedRef,
+                                      NestedWalk,
+                                      NestingCapability,
+                                      NestParent,
+                                      SmmuEvent,
+                                      Stage,
+                                      VtdFault,
+                                      check_nest_pair,
+                                      nested_walk_refs,
+)
 from iommu_lab.nesting.pasid import AmdGcr3Table, Binding, SmmuCdTable, VtdPasidTable
 from iommu_lab.nesting.shadow import DmaPattern, ShadowNesting, compare_costs
 

@@ -17,14 +17,13 @@ attributed to guest or host, with its SMMUv3 event and VT-d fault reason.
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 from dataclasses import dataclass, field
 from typing import Any
 
-from iommu_lab.nesting.nested import GuestMemory, Nested, NestedFault, Stage, _fmt, _memory, _walk
-from iommu_lab.hardware.codecs import EntryKind
+from iommu_lab.core import display
 from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.hardware.codecs import EntryKind
+from iommu_lab.nesting.nested import GuestMemory, Nested, NestedFault, Stage, _fmt, _memory, _walk
 
 __all__ = ["ROLE_OF_FIELD", "EntryReading", "FieldReading", "GuestLookup", "lookup"]
 

@@ -35,14 +35,14 @@ drivers/iommu/intel/dmar.c) the hardware would log.
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError, UnsupportedError
+from iommu_lab.core.faults import FaultKind
 from iommu_lab.core.ranges import fmt_addr
 
 __all__ = [
@@ -113,16 +113,6 @@ class FaultOwner(enum.Enum):
 
     GUEST = "guest"
     HOST = "host"
-
-
-class FaultKind(enum.Enum):
-    """What went wrong with the entry, in walker-neutral words."""
-
-    TRANSLATION = "translation"  # entry not present / invalid
-    PERMISSION = "permission"  # present but the access is not allowed
-    RESERVED = "reserved"  # reserved (must-be-zero) bits set
-    ADDRESS_SIZE = "address-size"  # input or table/output address beyond the stage's width
-    NON_CANONICAL = "non-canonical"  # x86-64 sign-extension rule broken
 
 
 class FaultSite(enum.Enum):

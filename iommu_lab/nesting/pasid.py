@@ -32,13 +32,12 @@ in how many memory references a lookup costs: :meth:`PasidStructure.lookup` take
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import fmt_addr
 

@@ -21,17 +21,16 @@ workload on hardware nesting and on shadowing and puts the two side by side.
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError, UnsupportedError
-from iommu_lab.nesting.nested import GuestMemory, Nested, _fmt, _memory, _walk
-from iommu_lab.hardware.codecs import Perm
-from iommu_lab.pagetable.memory import PhysicalMemory
 from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.hardware.codecs import Perm
+from iommu_lab.nesting.nested import GuestMemory, Nested, _fmt, _memory, _walk
+from iommu_lab.pagetable.memory import PhysicalMemory
 
 __all__ = [
     "CountingMemory",
@@ -186,8 +185,8 @@ class ShadowNesting:
     ) -> ShadowNesting:
         """Fresh host memory, a stage 2 mapping guest RAM and an empty guest table
         (``stage1_format=None`` for a virtio-iommu guest that keeps no table)."""
-        from iommu_lab.nesting.nested import _host_memory_for
         from iommu_lab.hardware import formats as _formats
+        from iommu_lab.nesting.nested import _host_memory_for
         from iommu_lab.pagetable.table import PageTable
 
         host = _host_memory_for(_formats.get(stage2_format))

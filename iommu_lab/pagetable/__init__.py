@@ -10,13 +10,29 @@
 
 from __future__ import annotations
 
+from iommu_lab.core.bits import Field, FieldTable
 from iommu_lab.hardware import formats
 from iommu_lab.hardware.codecs import EntryKind, Perm, parse_perm
-from iommu_lab.core.bits import Field, FieldTable
 from iommu_lab.hardware.formats import DecodedEntry, Format, UnmapPolicy
 from iommu_lab.pagetable.memory import HostMemory, PhysicalMemory
-from iommu_lab.pagetable.table import Mapping, PageTable, TablePage, iommu_pgsize, pgsize_runs, pgsize_split
-from iommu_lab.pagetable.walk import FaultReason, TableFetchError, Translation, Walk, WalkFault, WalkStep, translate, walk
+from iommu_lab.pagetable.table import (
+    Mapping,
+    PageTable,
+    TablePage,
+    iommu_pgsize,
+    pgsize_runs,
+    pgsize_split,
+)
+from iommu_lab.pagetable.walk import (
+    FaultReason,
+    TableFetchError,
+    Translation,
+    Walk,
+    WalkFault,
+    WalkStep,
+    translate,
+    walk,
+)
 
 __all__ = [
     "DecodedEntry",

@@ -13,13 +13,12 @@ byte unchanged (compare ``memory.snapshot()``).
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, check_u64, fmt_addr, fmt_size
 from iommu_lab.hardware import formats as _formats

@@ -42,15 +42,14 @@ guest-physical view that resolves frames through stage 2) as long as it provides
 
 from __future__ import annotations
 
-from iommu_lab.core import display
-
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from iommu_lab.core import display
+from iommu_lab.core.faults import FaultReason
 from iommu_lab.core.ranges import check_u64, fmt_addr, fmt_size
 from iommu_lab.hardware.codecs import EntryKind, Perm, parse_perm
 from iommu_lab.hardware.formats import DecodedEntry, Format
@@ -69,21 +68,6 @@ __all__ = [
 ]
 
 _U64 = np.uint64
-
-
-class FaultReason(enum.Enum):
-    """Why a walk stopped without a translation (the hardware's fault reasons, generalised)."""
-
-    NOT_PRESENT = "not present"
-    PERMISSION = "permission"
-    OUT_OF_RANGE = "out of range"
-    NON_CANONICAL = "non-canonical"
-    RESERVED_BITS = "reserved bits set"
-    INVALID_ENTRY = "invalid entry type for this level"
-    LEVEL_SKIP = "level skipping (unsupported NextLevel)"
-    MISALIGNED_SUPERPAGE = "misaligned superpage"
-    TABLE_ADDRESS = "table address outside memory"
-    TABLE_TRANSLATION = "table fetch did not translate (stage 2)"
 
 
 _KIND_FAULT = {

@@ -26,7 +26,19 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from iommu_lab.core.ranges import EiB, GiB, IovaRange, KiB, MiB, PiB, RangeSet, TiB, U64_MAX, fmt_addr, fmt_size
+from iommu_lab.core.ranges import (
+    U64_MAX,
+    EiB,
+    GiB,
+    IovaRange,
+    KiB,
+    MiB,
+    PiB,
+    RangeSet,
+    TiB,
+    fmt_addr,
+    fmt_size,
+)
 
 __all__ = [
     "Segment",

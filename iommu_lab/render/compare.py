@@ -22,9 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from iommu_lab.review.workload import POLICIES, Workload, compare_table, size_label
 from iommu_lab.render import style as _style
 from iommu_lab.render.pagetable import human_bytes, pgsize_category
+from iommu_lab.review.workload import POLICIES, Workload, compare_table, size_label
 
 __all__ = ["compare", "compare_table", "size_label"]
 

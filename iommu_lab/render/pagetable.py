@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from iommu_lab.core.ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
-from iommu_lab.review.workload import TableTree, table_tree
 from iommu_lab.render import style as _style
-from iommu_lab.render.style import pgsize_category
 from iommu_lab.render.axis import SegmentedAxis
+from iommu_lab.render.style import pgsize_category
+from iommu_lab.review.workload import TableTree, table_tree
 
 __all__ = ["pagetable", "pagetable_data", "PagetableData", "LevelBand", "AGGREGATE_EPS", "human_bytes", "pgsize_category"]
 

@@ -396,8 +396,8 @@ class Workload:
 def _nested_walk_refs(platform: Any, policy: str, page: int) -> int:
     """References of a real cold 2-D walk of one ``page``-sized stage-1 leaf over a stage 2 that
     maps the guest's RAM with the same policy (``Nested`` over ``GuestMemory``)."""
-    from iommu_lab.nesting.nested import GuestMemory, Nested, _host_memory_for
     from iommu_lab.hardware import formats as _formats
+    from iommu_lab.nesting.nested import GuestMemory, Nested, _host_memory_for
     from iommu_lab.pagetable.table import PageTable
 
     f1 = _formats.get(platform.format_name("stage1"))

@@ -22,9 +22,9 @@ from typing import Any
 import ipywidgets as W
 import traitlets
 
-from iommu_lab.render.html import CSS, esc, table_html
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import RangeSet, fmt_addr, fmt_size, parse_address, parse_size
+from iommu_lab.render.html import CSS, esc, table_html
 
 __all__ = [
     "PNG_DPI",

@@ -6,9 +6,18 @@ from typing import Any
 
 import ipywidgets as W
 
-from iommu_lab.render.html import CSS, esc, table_html
 from iommu_lab.core.ranges import fmt_addr
-from iommu_lab.widgets.common import AddressInput, ErrorView, FigureView, action_button, close_tree, find_renderer, not_replayed, reporting
+from iommu_lab.render.html import CSS, esc, table_html
+from iommu_lab.widgets.common import (
+    AddressInput,
+    ErrorView,
+    FigureView,
+    action_button,
+    close_tree,
+    find_renderer,
+    not_replayed,
+    reporting,
+)
 
 __all__ = ["DEFAULT_STAGE1", "DEFAULT_STAGE2", "DEMO_MAPPINGS", "NestingExplorer"]
 
@@ -25,8 +34,8 @@ _NO_PLATFORM = "(formats below)"
 
 
 def _models():
-    from iommu_lab.nesting.nested import Nested
     from iommu_lab.hardware import formats
+    from iommu_lab.nesting.nested import Nested
 
     return Nested, formats
 

@@ -8,9 +8,17 @@ from typing import Any
 import ipywidgets as W
 
 from iommu_lab import render
-from iommu_lab.hardware.platform import platforms as _catalogue
 from iommu_lab.core.ranges import fmt_size
-from iommu_lab.widgets.common import AddressInput, ErrorView, FigureView, action_button, close_tree, reporting, rows_html
+from iommu_lab.hardware.platform import platforms as _catalogue
+from iommu_lab.widgets.common import (
+    AddressInput,
+    ErrorView,
+    FigureView,
+    action_button,
+    close_tree,
+    reporting,
+    rows_html,
+)
 
 __all__ = ["PlatformExplorer"]
 

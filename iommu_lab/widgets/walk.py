@@ -7,9 +7,19 @@ from typing import Any
 
 import ipywidgets as W
 
-from iommu_lab.render.html import CSS, esc
 from iommu_lab.core.ranges import fmt_addr, fmt_size
-from iommu_lab.widgets.common import AddressInput, ErrorView, FigureView, action_button, close_tree, find_renderer, frame_html, not_replayed, reporting
+from iommu_lab.render.html import CSS, esc
+from iommu_lab.widgets.common import (
+    AddressInput,
+    ErrorView,
+    FigureView,
+    action_button,
+    close_tree,
+    find_renderer,
+    frame_html,
+    not_replayed,
+    reporting,
+)
 
 __all__ = ["DEFAULT_FORMAT", "DEFAULT_IOVA", "DEMO_MAPPINGS", "WalkExplorer"]
 
@@ -25,8 +35,8 @@ DEFAULT_IOVA = "0x1234"
 
 
 def _pagetable_api():
-    from iommu_lab.pagetable import PageTable
     from iommu_lab.hardware import formats
+    from iommu_lab.pagetable import PageTable
 
     return PageTable, formats
 
