@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-# -- issue 7: walks, nesting, comparisons, scenarios, debugfs -------------------------------------
+# -- walks, nesting, comparisons, scenarios, debugfs --------------------------------------------
 def _u64_arg(text: str, what: str) -> int:
     from iommu_lab.core.ranges import U64_MAX, parse_size
 

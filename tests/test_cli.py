@@ -70,7 +70,7 @@ def test_unknown_output_suffix_exits_2(tmp_path):
     assert r.returncode == 2 and "unknown suffix" in r.stderr
 
 
-# -- issue 7: walk, nested, compare, scenario, debugfs import ------------------------------------
+# -- walk, nested, compare, scenario, debugfs import ---------------------------------------------
 DEBUGFS = ROOT / "data" / "debugfs"
 SCENARIOS = ROOT / "data" / "scenarios"
 

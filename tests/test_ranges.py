@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import iommu_lab as il
-from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, parse_size
+from iommu_lab.core.ranges import U64_MAX, GiB, IovaRange, MiB, RangeSet, fmt_size, parse_size
 
 
 # -- the seed's three examples, exactly ------------------------------------------------
@@ -178,3 +178,30 @@ def test_frames_show_addresses_as_hex_through_the_il_accessor():
     html = df.il.hex().to_html()
     assert "0x800000000000000" in html and "0x8001fffffffffff" in html
     assert str(df["last"].dtype) == "UInt64"
+
+
+def test_fmt_size_approx_reads_as_a_person_says_it():
+    assert fmt_size(4 * GiB - 18 * MiB, approx=True) == "≈ 3.98 GiB"
+    assert fmt_size(268435455 * MiB, approx=True) == "≈ 256 TiB"
+    assert fmt_size(16 * MiB, approx=True) == "16 MiB"
+    assert fmt_size(1000, approx=True) == "1000 B"
+    # the exact form is unchanged
+    assert fmt_size(4 * GiB - 18 * MiB) == "4078 MiB"
+
+
+def test_check_u64_and_exact_int_refuse_floats_and_name_the_value():
+    import numpy as np
+
+    from iommu_lab.core.ranges import check_u64, exact_int
+
+    assert check_u64(np.uint64(5), "iova") == 5
+    assert exact_int(np.int32(-3), "delta") == -3
+    with pytest.raises(TypeError, match="iova must be an int.*float 4096.7"):
+        check_u64(4096.7, "iova")
+    with pytest.raises(ValueError, match="outside the 64-bit address space"):
+        check_u64(1 << 64, "iova")
+    with pytest.raises(TypeError, match="bool"):
+        exact_int(True, "count")
+    # a huge value is named by its width, not printed in full
+    with pytest.raises(ValueError, match="a 1001-bit number"):
+        check_u64(1 << 1000, "iova")

@@ -108,11 +108,21 @@ def fmt_addr(value: int) -> str:
     return f"{value:#_x}"
 
 
-def fmt_size(size: int) -> str:
-    """A size the way an engineer says it: ``4 KiB``, ``2 MiB``, ``2^45``, else hex bytes."""
+def fmt_size(size: int, *, approx: bool = False) -> str:
+    """A size the way an engineer says it: ``4 KiB``, ``2 MiB``, ``2^45 B``, else hex bytes.
+
+    With ``approx=True`` a size that is not a whole number of its largest unit reads as three
+    significant digits of it (``≈ 3.98 GiB``), as a figure label or a summary line wants;
+    whole sizes stay exact (``16 MiB``).
+    """
     if size <= 0:
         return f"{size} B"
-    for unit, scale in (("EiB", EiB), ("PiB", PiB), ("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+    if approx:
+        unit, scale = next(((u, s) for u, s in _SIZE_UNITS if size >= s), ("B", 1))
+        if size % scale == 0:
+            return f"{size // scale} {unit}"
+        return f"≈ {size / scale:.3g} {unit}" if size < 1000 * scale else f"≈ {size / scale:,.0f} {unit}"
+    for unit, scale in _SIZE_UNITS:
         if size >= scale and size % scale == 0:
             return f"{size // scale} {unit}"
     if size & (size - 1) == 0:
@@ -120,6 +130,9 @@ def fmt_size(size: int) -> str:
     if size < KiB:
         return f"{size} B"
     return f"{fmt_addr(size)} B"
+
+
+_SIZE_UNITS = (("EiB", EiB), ("PiB", PiB), ("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB))
 
 
 _SIZE_RE = re.compile(
