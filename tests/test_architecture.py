@@ -160,3 +160,11 @@ def test_no_module_is_a_god_module():
     big = {str(path.relative_to(ROOT)): n for _, path in _modules()
            if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert big == {}
+
+
+def test_every_package_is_in_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert on_disk - listed == set()
