@@ -280,11 +280,22 @@ def test_smmu_fault_records_name_the_stage():
     assert ev.s2 and ev.klass == 1 and "S2=1 CLASS=TT" in str(ev)
 
 
-def test_translate_raises_efault_with_the_attribution(vtd):
-    assert vtd.translate(0x4000_0004) == vtd.walk(0x4000_0004).output
+def test_translate_one_raises_efault_with_the_attribution(vtd):
+    assert vtd.translate_one(0x4000_0004) == vtd.walk(0x4000_0004).output
     with pytest.raises(IommuError) as e:
-        vtd.translate(0x5000_0000)
+        vtd.translate_one(0x5000_0000)
     assert e.value.errno == "EFAULT" and "guest's fault" in str(e.value)
+
+
+def test_translate_takes_arrays_and_agrees_with_one_walk_per_iova(vtd):
+    import numpy as np
+
+    iovas = np.array([0x4000_0004, 0x4000_1008, 0x5000_0000, 0x4000_0ff8], dtype=np.uint64)
+    batch = vtd.translate(iovas)
+    walks = [vtd.walk(int(i)) for i in iovas]
+    assert list(batch.fault) == [not w.ok for w in walks]
+    assert [int(p) for p, w in zip(batch.pa, walks) if w.ok] == [w.output for w in walks if w.ok]
+    assert [int(s) for s, w in zip(batch.size, walks) if w.ok] == [w.page_size for w in walks if w.ok]
 
 
 # -- platforms and nest-parent rules ---------------------------------------------------------
