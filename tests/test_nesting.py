@@ -287,6 +287,24 @@ def test_translate_one_raises_efault_with_the_attribution(vtd):
     assert e.value.errno == "EFAULT" and "guest's fault" in str(e.value)
 
 
+def test_every_reference_says_what_it_was_for(vtd):
+    from iommu_lab.nesting.walk import RefRole
+
+    w = vtd.walk(0x4000_0004)
+    out = [r for r in w.refs if r.role is RefRole.OUTPUT_GPA]
+    assert out and all(r.stage is Stage.STAGE2 and r.row == w.n for r in out)
+    assert [r.role for r in w.refs if r.stage is Stage.STAGE1] == [RefRole.S1_ENTRY] * w.n
+    assert {r.role for r in w.refs if r.stage is Stage.STAGE2 and r.row < w.n} == {RefRole.S1_TABLE}
+    assert list(w.to_dataframe()["role"]).count("OUTPUT_GPA") == len(out)
+
+
+def test_nesting_pairs_are_declared_by_the_catalogue_platforms():
+    from iommu_lab.hardware.platform import IommuFamily, nesting_pairs
+
+    assert nesting_pairs() == {("x86-64", "amd-v1"): IommuFamily.AMD, ("arm-lpae", "arm-lpae"): IommuFamily.SMMUV3,
+                               ("x86-64", "vtd-ss"): IommuFamily.VTD}
+
+
 def test_translate_takes_arrays_and_agrees_with_one_walk_per_iova(vtd):
     import numpy as np
 
