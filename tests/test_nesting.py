@@ -280,11 +280,40 @@ def test_smmu_fault_records_name_the_stage():
     assert ev.s2 and ev.klass == 1 and "S2=1 CLASS=TT" in str(ev)
 
 
-def test_translate_raises_efault_with_the_attribution(vtd):
-    assert vtd.translate(0x4000_0004) == vtd.walk(0x4000_0004).output
+def test_translate_one_raises_efault_with_the_attribution(vtd):
+    assert vtd.translate_one(0x4000_0004) == vtd.walk(0x4000_0004).output
     with pytest.raises(IommuError) as e:
-        vtd.translate(0x5000_0000)
+        vtd.translate_one(0x5000_0000)
     assert e.value.errno == "EFAULT" and "guest's fault" in str(e.value)
+
+
+def test_every_reference_says_what_it_was_for(vtd):
+    from iommu_lab.nesting.walk import RefRole
+
+    w = vtd.walk(0x4000_0004)
+    out = [r for r in w.refs if r.role is RefRole.OUTPUT_GPA]
+    assert out and all(r.stage is Stage.STAGE2 and r.row == w.n for r in out)
+    assert [r.role for r in w.refs if r.stage is Stage.STAGE1] == [RefRole.S1_ENTRY] * w.n
+    assert {r.role for r in w.refs if r.stage is Stage.STAGE2 and r.row < w.n} == {RefRole.S1_TABLE}
+    assert list(w.to_dataframe()["role"]).count("OUTPUT_GPA") == len(out)
+
+
+def test_nesting_pairs_are_declared_by_the_catalogue_platforms():
+    from iommu_lab.hardware.platform import IommuFamily, nesting_pairs
+
+    assert nesting_pairs() == {("x86-64", "amd-v1"): IommuFamily.AMD, ("arm-lpae", "arm-lpae"): IommuFamily.SMMUV3,
+                               ("x86-64", "vtd-ss"): IommuFamily.VTD}
+
+
+def test_translate_takes_arrays_and_agrees_with_one_walk_per_iova(vtd):
+    import numpy as np
+
+    iovas = np.array([0x4000_0004, 0x4000_1008, 0x5000_0000, 0x4000_0ff8], dtype=np.uint64)
+    batch = vtd.translate(iovas)
+    walks = [vtd.walk(int(i)) for i in iovas]
+    assert list(batch.fault) == [not w.ok for w in walks]
+    assert [int(p) for p, w in zip(batch.pa, walks) if w.ok] == [w.output for w in walks if w.ok]
+    assert [int(s) for s, w in zip(batch.size, walks) if w.ok] == [w.page_size for w in walks if w.ok]
 
 
 # -- platforms and nest-parent rules ---------------------------------------------------------

@@ -18,7 +18,7 @@ def test_shadow_is_one_table_in_the_hosts_format_mapping_iova_to_hpa():
     s = n.shadow()
     assert s.table.fmt.name == "vtd-ss-4level"
     for iova in (0x4000_0000, 0x4000_2FFF, 0x8000_0000, 0x801F_FFFF):
-        assert s.translate(iova) == n.translate(iova)
+        assert s.translate_one(iova) == n.translate_one(iova)
     # a 2 MiB guest leaf over 2 MiB host leaves stays one 2 MiB shadow leaf
     big = [m for m in s.table.mappings() if m.iova == 0x8000_0000]
     assert big and big[0].size == 2 * MiB
@@ -43,12 +43,12 @@ def test_caching_mode_map_costs_an_exit_a_guest_table_walk_and_shadow_writes():
     assert c.guest_pte_writes == 3 + 2  # three new table pointers, two leaves
     assert c.vmm_guest_table_reads == 3 + 2  # vtd_page_walk reads each entry of the range once
     assert c.stage2_lookups == 2 and c.shadow_pte_writes >= 2
-    assert s.translate(0x4000_1000) == s.stage2.walk(0x10_1000).pa
+    assert s.translate_one(0x4000_1000) == s.stage2.walk(0x10_1000).pa
     done = s.guest_unmap(0x4000_0000, 0x1000)
     assert done == 0x1000 and c.vm_exits == 2
     with pytest.raises(IommuError):
-        s.translate(0x4000_0000)
-    assert s.translate(0x4000_1000)
+        s.translate_one(0x4000_0000)
+    assert s.translate_one(0x4000_1000)
 
 
 def test_virtio_iommu_has_no_guest_table_only_requests():
@@ -60,7 +60,7 @@ def test_virtio_iommu_has_no_guest_table_only_requests():
         and s.costs.guest_pte_writes == 0
         and s.costs.vmm_guest_table_reads == 0
     )
-    assert s.translate(0x1000) == s.stage2.walk(0x10_0000).pa
+    assert s.translate_one(0x1000) == s.stage2.walk(0x10_0000).pa
 
 
 def test_virtio_iommu_needs_a_host_format_and_power_cannot_shadow():

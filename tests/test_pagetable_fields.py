@@ -123,3 +123,21 @@ def test_encode_refuses_unaligned_or_impossible_leaves():
         f.encode_leaf(0x1000, 2 * MiB)
     with pytest.raises(ValueError):
         f.encode_leaf(0, 8 * KiB)
+
+
+def test_a_multi_word_entry_keeps_address_fields_in_place_and_refuses_misaligned_ones():
+    from iommu_lab.core.bits import ADDRESS, EntryLayout
+    from iommu_lab.core.errors import IommuError
+
+    layout = EntryLayout("two words", 16, [Field("P", 0, 1, entry_bits=128),
+                                           Field("PTR", 76, 52, "pointer", ADDRESS, 128)])
+    raw = layout.encode(P=1, PTR=0x1234_5000)
+    assert raw == 1 | (0x12345 << 76) and layout.decode(raw) == {"P": 1, "PTR": 0x1234_5000}
+    assert layout.reserved_mask == ((1 << 128) - 1) & ~(1 | (((1 << 52) - 1) << 76))
+    with pytest.raises(IommuError, match="EINVAL.*not 0x1000-aligned"):
+        layout.encode(PTR=0x1234_5008)
+
+
+def test_a_64_bit_field_table_still_refuses_a_field_beyond_bit_63():
+    with pytest.raises(ValueError, match="does not fit 64 bits"):
+        Field("WIDE", 60, 8)

@@ -249,3 +249,27 @@ def test_pasid_indices_recombine_to_the_pasid(pasid):
     assert (l1 << 10) | l2 == pasid and l2 < 1024
     top, mid, low = amd_gcr3_index(pasid, 3)
     assert (top << 18) | (mid << 9) | low == pasid and max(top, mid, low) < 512
+
+
+def test_structure_faults_carry_the_one_fault_vocabulary(host):
+    from iommu_lab.core.faults import FaultKind, FaultReason
+    from iommu_lab.hardware.faults import SmmuEventId, VtdReason
+
+    t = VtdPasidTable(host)
+    missing = t.resolve(0x41).fault
+    assert missing.reason is FaultReason.NOT_PRESENT and missing.kind is FaultKind.TRANSLATION
+    assert missing.vendor is VtdReason.SM_PDE_NOT_PRESENT
+    t.set_entry(0x40, Pgtt.FIRST_STAGE, fsptptr=0x5000)
+    addr = t.entry_address(0x40)
+    host.write_u64(addr, host.read_u64(addr) | (1 << 10))
+    bad = t.resolve(0x40).fault
+    assert bad.reason is FaultReason.RESERVED_BITS and bad.kind is FaultKind.RESERVED
+    cd = SmmuCdTable(host, 4, binding=Binding.PGTABLE)
+    assert cd.resolve(0x10).fault.vendor is SmmuEventId.C_BAD_SUBSTREAMID
+
+
+def test_lookup_is_the_old_name_of_resolve(host):
+    t = VtdPasidTable(host)
+    t.set_entry(0x40, Pgtt.NESTED, fsptptr=0x5000, ssptptr=0x6000)
+    assert t.lookup(0x40) == t.resolve(0x40)
+    assert t.resolve(0x40).pgtt is Pgtt.NESTED

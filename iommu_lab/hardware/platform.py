@@ -35,6 +35,7 @@ from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_address, parse_size
+from iommu_lab.hardware import formats as _formats
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType, pgsizes_list
 
 __all__ = [
@@ -46,7 +47,10 @@ __all__ = [
     "PlatformCatalogue",
     "platforms",
     "STAGES",
-    "FORMAT_NAME_RE",
+    "FAMILY_FORMAT_FAMILIES",
+    "HARDWARE_NESTING",
+    "families_using_format_family",
+    "nesting_pairs",
 ]
 
 #: Stage names a platform may give a page-table format for.
@@ -55,21 +59,6 @@ STAGES: dict[str, str] = {
     "stage2": "a nest parent / stage 2 (GPA -> HPA, host-owned)",
     "stage1": "a guest stage 1 nested on the stage 2 (gIOVA -> GPA, guest-owned)",
 }
-
-#: The page-table format names implemented in ``iommu_lab.pagetable.formats``.
-FORMAT_NAME_RE = re.compile(
-    r"^(?:vtd-ss-[345]level"
-    r"|x86-64-[45]level"
-    r"|amd-v1-[1-6]level"
-    r"|arm-lpae-s[12]-(?:4|16|64)k-(?P<arm_ias>\d+)bit"
-    r"|riscv-sv(?:39|48|57)"
-    r"|power-tce-(?:4k|64k))$"
-)
-_FORMAT_NAMES_HELP = (
-    "vtd-ss-{3,4,5}level, x86-64-{4,5}level, amd-v1-{1..6}level, "
-    "arm-lpae-s{1,2}-{4,16,64}k-{ias}bit, riscv-sv{39,48,57}, power-tce-{4k,64k}"
-)
-
 
 class IommuFamily(enum.Enum):
     """The IOMMU architecture a platform belongs to (decides which formats it may use)."""
@@ -115,14 +104,42 @@ class Stage1Binding(enum.Enum):
     PASID_TABLE = "pasid-table"
 
 
-# Which format-name prefixes each family may use.
-_FAMILY_FORMATS: dict[IommuFamily, tuple[str, ...]] = {
-    IommuFamily.VTD: ("vtd-ss-", "x86-64-"),
-    IommuFamily.AMD: ("amd-v1-", "x86-64-"),
-    IommuFamily.SMMUV3: ("arm-lpae-",),
-    IommuFamily.POWER_TCE: ("power-tce-",),
+#: Which page-table format families (``Format.family``, the codec a descriptor uses) each IOMMU
+#: family's platforms may name: VT-d and AMD nest an x86-64 first stage / v2 table over their own
+#: second-stage format; virtio-iommu has no page table the guest sees.
+FAMILY_FORMAT_FAMILIES: dict[IommuFamily, tuple[str, ...]] = {
+    IommuFamily.VTD: ("vtd-ss", "x86-64"),
+    IommuFamily.AMD: ("amd-v1", "x86-64"),
+    IommuFamily.SMMUV3: ("arm-lpae",),
+    IommuFamily.POWER_TCE: ("power-tce",),
     IommuFamily.VIRTIO_IOMMU: (),
-    IommuFamily.RISCV: ("riscv-",),
+    IommuFamily.RISCV: ("riscv",),
+}
+
+#: What each hardware-nesting family's nested HWPT configures (iommufd's ``data_type``).
+HARDWARE_NESTING: dict[IommuFamily, str] = {
+    IommuFamily.VTD: "first stage (x86-64 format) over second stage, PGTT=NESTED",
+    IommuFamily.AMD: "v2 guest table (x86-64 format, GCR3) over v1 host table, DTE GV=1",
+    IommuFamily.SMMUV3: "LPAE stage 1 over LPAE stage 2, STE Config=NESTED",
+}
+
+#: Why a family refuses a nest parent that is not a stage-2 format, where its driver says so.
+NEST_PARENT_RULES: dict[IommuFamily, str] = {
+    IommuFamily.VTD: (
+        "On VT-d a nest parent must be a second-stage domain: "
+        "intel_iommu_domain_alloc_first_stage() refuses IOMMU_HWPT_ALLOC_NEST_PARENT."
+    ),
+}
+
+
+def families_using_format_family(format_family: str) -> list[IommuFamily]:
+    """The IOMMU families whose platforms may use page-table formats of ``format_family``."""
+    return [fam for fam, codecs in FAMILY_FORMAT_FAMILIES.items() if format_family in codecs]
+
+
+# Kept for readers of the old prefix table (dma/caches.py): derived, not copied.
+_FAMILY_FORMATS: dict[IommuFamily, tuple[str, ...]] = {
+    fam: tuple(f"{c}-" for c in codecs) for fam, codecs in FAMILY_FORMAT_FAMILIES.items()
 }
 
 _MAX_PASID_BITS = 20  # PCIe PASID width
@@ -321,11 +338,8 @@ class Platform:
     def format(self, stage: str = "paging") -> Any:
         """The format descriptor, ``iommu_lab.pagetable.formats.get(self.format_name(stage))``.
 
-        Imported on use: the page-table layer sits below the catalogue in the design's layering.
         """
-        from iommu_lab.hardware import formats
-
-        return formats.get(self.format_name(stage))
+        return _formats.get(self.format_name(stage))
 
     # -- presentation -----------------------------------------------------------------
     def _rows(self) -> list[tuple[str, int, int, int, str]]:
@@ -543,12 +557,18 @@ def _parse_platform(doc: Mapping[str, Any], where: str, source: Path | None) -> 
             continue
         key = f"formats.{stage}"
         fmt = rd.text(raw_formats[stage], key)
-        if not FORMAT_NAME_RE.match(fmt):
-            raise rd.fail(key, f"unknown page-table format {fmt!r}; formats are {_FORMAT_NAMES_HELP}")
-        prefixes = _FAMILY_FORMATS[family]
-        if not fmt.startswith(prefixes):
-            allowed = ", ".join(p + "*" for p in prefixes) or "none (it has no page table)"
-            raise rd.fail(key, f"format {fmt!r} does not belong to family {family.value!r}; allowed: {allowed}")
+        try:
+            descriptor = _formats.get(fmt)
+        except IommuError as exc:
+            raise rd.fail(key, exc.message) from None
+        allowed_families = FAMILY_FORMAT_FAMILIES[family]
+        if descriptor.family not in allowed_families:
+            allowed = ", ".join(f"{c} formats" for c in allowed_families) or "none (it has no page table)"
+            raise rd.fail(
+                key,
+                f"format {fmt!r} is a {descriptor.family} format and does not belong to family "
+                f"{family.value!r}; allowed: {allowed}",
+            )
         formats[stage] = fmt
 
     try:
@@ -708,3 +728,16 @@ class PlatformCatalogue:
 
 #: The shipped catalogue.
 platforms = PlatformCatalogue()
+
+
+def nesting_pairs() -> dict[tuple[str, str], IommuFamily]:
+    """Which stage-1 format family nests over which stage-2 format family, and on which IOMMU.
+
+    Read from the catalogue: every platform with hardware nesting declares its ``stage1`` and
+    ``stage2`` formats, and the descriptors say which format family each is.
+    """
+    pairs: dict[tuple[str, str], IommuFamily] = {}
+    for p in platforms.all():
+        if p.nesting is NestingSupport.HARDWARE:
+            pairs.setdefault((p.format("stage1").family, p.format("stage2").family), p.family)
+    return pairs

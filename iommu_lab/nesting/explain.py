@@ -4,7 +4,8 @@ David Gibson asked for it on the ``/dev/ioasid`` RFC (17 Jun 2021, ``<YMrKksUeNW
 "a call to allow userspace to lookup and specific IOVA in a guest managed pgtable … as a
 debugging aid so you can make sure that how the kernel is interpreting that metadata in the same
 way that your userspace expects". iommufd never grew such an ioctl for nested (user-owned)
-tables; :func:`lookup` is that aid for the model.
+tables; :func:`explain` is that aid for the model (``lookup`` is its old name; the verb
+``lookup`` now means the IOAS question).
 
 For each entry the walk reads it shows which bits were taken as the next-table address or the
 output address, which as permissions, which as the entry's type or size, which as attributes,
@@ -21,11 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iommu_lab.core import display
+from iommu_lab.core.faults import FaultReason
 from iommu_lab.core.ranges import fmt_addr
 from iommu_lab.hardware.codecs import EntryKind
-from iommu_lab.nesting.nested import GuestMemory, Nested, NestedFault, Stage, _fmt, _memory, _walk
+from iommu_lab.nesting.faults import FaultSite, NestedFault, Stage
+from iommu_lab.nesting.memory import GuestMemory, _fmt, _memory, _walk
+from iommu_lab.nesting.pair import NestedPair
 
-__all__ = ["ROLE_OF_FIELD", "EntryReading", "FieldReading", "GuestLookup", "lookup"]
+__all__ = ["ROLE_OF_FIELD", "EntryReading", "FieldReading", "GuestLookup", "explain", "lookup"]
 
 #: How a field's bits are used, by field name across formats (x86-64, VT-d SS, AMD v1, ARM LPAE).
 ROLE_OF_FIELD = {
@@ -94,7 +98,7 @@ class EntryReading:
 
 @dataclass
 class GuestLookup:
-    """The explanation of one IOVA's lookup in a guest table (see :func:`lookup`)."""
+    """The explanation of one IOVA's lookup in a guest table (see :func:`explain`)."""
 
     iova: int
     format: str
@@ -242,7 +246,7 @@ def _read_entry(fmt: Any, step: Any, guest_ram: tuple[int, int] | None) -> Entry
     )
 
 
-def lookup(target: Any, iova: int, *, access: Any = "r") -> GuestLookup:
+def explain(target: Any, iova: int, *, access: Any = "r") -> GuestLookup:
     """Explain how ``iova`` is looked up in a guest-managed stage-1 table.
 
     Parameters
@@ -254,7 +258,7 @@ def lookup(target: Any, iova: int, *, access: Any = "r") -> GuestLookup:
     iova : int
     access : "r", "w" or None
     """
-    if isinstance(target, Nested):
+    if isinstance(target, NestedPair):
         nw = target.walk(iova, access=access)
         fmt = _fmt(target.stage1)
         gm: GuestMemory = target.guest_memory
@@ -266,7 +270,7 @@ def lookup(target: Any, iova: int, *, access: Any = "r") -> GuestLookup:
         if (
             nw.fault is not None
             and nw.fault.stage is Stage.STAGE2
-            and nw.fault.site.name == "S1_TABLE"
+            and nw.fault.site is FaultSite.S1_TABLE
         ):
             notes.append(
                 f"the guest's level-{nw.fault.s1_level} table pointer is GPA {fmt_addr(nw.fault.address)}, which "
@@ -280,12 +284,16 @@ def lookup(target: Any, iova: int, *, access: Any = "r") -> GuestLookup:
     w = _walk(target, iova, access=access)
     entries = tuple(_read_entry(fmt, s, ram) for s in w.steps)
     notes = []
-    if w.fault is not None and w.fault.reason.name == "TABLE_ADDRESS":
+    if w.fault is not None and w.fault.reason is FaultReason.TABLE_ADDRESS:
         notes.append("a table pointer leads outside the guest's memory; the read could not be made")
     return GuestLookup(iova, fmt.name, entries, w.pa, None, w.fault, ram, False, notes)
 
 
-def _stage1_steps(nested: Nested, iova: int, access: Any):
+#: The old name of :func:`explain` (``il.guest_lookup``).
+lookup = explain
+
+
+def _stage1_steps(nested: NestedPair, iova: int, access: Any):
     """The stage-1 steps of the nested walk (the walker with the stage-2 seam, once more)."""
     from iommu_lab.pagetable.walk import TableFetchError
 

@@ -29,7 +29,8 @@ from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.core.ranges import fmt_addr, fmt_size
 from iommu_lab.hardware.codecs import Perm
-from iommu_lab.nesting.nested import GuestMemory, Nested, _fmt, _memory, _walk
+from iommu_lab.nesting.memory import GuestMemory, _fmt, _memory, _walk, host_memory_for
+from iommu_lab.nesting.pair import NestedPair
 from iommu_lab.pagetable.memory import PhysicalMemory
 
 __all__ = [
@@ -167,7 +168,7 @@ class ShadowNesting:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_nested(cls, nested: Nested, *, fmt: Any = None) -> ShadowNesting:
+    def from_nested(cls, nested: NestedPair, *, fmt: Any = None) -> ShadowNesting:
         """Shadow a hardware-nested pair's current contents (``nested.shadow()``)."""
         s = cls(nested.stage1, nested.stage2, fmt=fmt)
         s.sync()
@@ -186,10 +187,9 @@ class ShadowNesting:
         """Fresh host memory, a stage 2 mapping guest RAM and an empty guest table
         (``stage1_format=None`` for a virtio-iommu guest that keeps no table)."""
         from iommu_lab.hardware import formats as _formats
-        from iommu_lab.nesting.nested import _host_memory_for
         from iommu_lab.pagetable.table import PageTable
 
-        host = _host_memory_for(_formats.get(stage2_format))
+        host = host_memory_for(_formats.get(stage2_format))
         s2 = PageTable(_formats.get(stage2_format), memory=host)
         gm = GuestMemory(s2, host, size=guest_ram, backing=backing)
         s1 = (
@@ -352,7 +352,17 @@ class ShadowNesting:
         self.costs.walk_refs += w.references
         return w
 
-    def translate(self, iova: int, *, access: Any = "r") -> int:
+    def translate(self, iovas: Any, access: Any = "r"):
+        """Translate an array of IOVAs through the shadow table: a ``TranslatedBatch``.
+
+        A single ``int`` keeps the old meaning for one release: :meth:`translate_one`.
+        """
+        if isinstance(iovas, int):
+            return self.translate_one(iovas, access=access)
+        return self.table.translate(iovas, access, paths=True)
+
+    def translate_one(self, iova: int, *, access: Any = "r") -> int:
+        """The host-physical address for one ``iova``, or ``IommuError("EFAULT")``."""
         w = self.table.walk(iova, access=access)
         if not w.ok:
             raise IommuError("EFAULT", f"shadow walk of {fmt_addr(iova)}: {w.summary()}")
@@ -440,7 +450,7 @@ def run_workload(
 ) -> tuple[ShadowCosts, ShadowCosts]:
     """Run one workload on hardware nesting and on shadowing; return both cost records."""
     ops = _as_ops(workload)
-    hw = Nested.build(stage1_format, stage2_format, guest_ram=guest_ram, backing=backing)
+    hw = NestedPair.build(stage1_format, stage2_format, guest_ram=guest_ram, backing=backing)
     hwc = ShadowCosts()
     gm = hw.guest_memory
     sw = ShadowNesting.build(stage1_format, stage2_format, guest_ram=guest_ram, backing=backing)
