@@ -62,7 +62,7 @@ def test_fresh_environment_from_binder_runs_every_notebook(tmp_path):
     # Run from outside the checkout, so the import cannot pick up the source tree.
     where = run(
         "-c",
-        "import iommu_lab, iommu_lab._paths as p; print(iommu_lab.__file__); print(p.data_dir())",
+        "import iommu_lab, iommu_lab.core.paths as p; print(iommu_lab.__file__); print(p.data_dir())",
         cwd=tmp_path,
     ).stdout
     module_file, data = where.splitlines()
