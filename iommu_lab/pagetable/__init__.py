@@ -11,10 +11,20 @@
 from __future__ import annotations
 
 from iommu_lab.core.bits import Field, FieldTable
+from iommu_lab.core.perm import Perm
 from iommu_lab.hardware import formats
-from iommu_lab.hardware.codecs import EntryKind, Perm, parse_perm
-from iommu_lab.hardware.formats import DecodedEntry, Format, UnmapPolicy
+from iommu_lab.hardware.formats import DecodedEntry, EntryKind, Format, UnmapPolicy, parse_perm
+from iommu_lab.pagetable.census import TableTree, table_tree
 from iommu_lab.pagetable.memory import HostMemory, PhysicalMemory
+from iommu_lab.pagetable.result import (
+    Reference,
+    TableFetchError,
+    TranslatedBatch,
+    Translation,
+    Walk,
+    WalkFault,
+    WalkStep,
+)
 from iommu_lab.pagetable.table import (
     Mapping,
     PageTable,
@@ -23,16 +33,7 @@ from iommu_lab.pagetable.table import (
     pgsize_runs,
     pgsize_split,
 )
-from iommu_lab.pagetable.walk import (
-    FaultReason,
-    TableFetchError,
-    Translation,
-    Walk,
-    WalkFault,
-    WalkStep,
-    translate,
-    walk,
-)
+from iommu_lab.pagetable.walk import FaultReason, translate, walk
 
 __all__ = [
     "DecodedEntry",
@@ -46,8 +47,11 @@ __all__ = [
     "PageTable",
     "Perm",
     "PhysicalMemory",
+    "Reference",
     "TableFetchError",
     "TablePage",
+    "TableTree",
+    "TranslatedBatch",
     "Translation",
     "UnmapPolicy",
     "Walk",
@@ -58,6 +62,7 @@ __all__ = [
     "parse_perm",
     "pgsize_runs",
     "pgsize_split",
+    "table_tree",
     "translate",
     "walk",
 ]

@@ -2,7 +2,7 @@
 
 ``PageTable(fmt, memory)`` allocates its root table in ``memory`` and writes real entries:
 every table pointer is a physical address returned by the memory's allocator, every leaf is
-the bit pattern the format's codec produces. ``map`` splits a range exactly as
+the bit pattern the format's rules produce. ``map`` splits a range exactly as
 ``iommu_map`` does with ``iommu_pgsize`` (``drivers/iommu/iommu.c``; public here as
 ``iommu_pgsize``/``pgsize_runs``/``pgsize_split``) and writes each run of equal pages with
 one vectorised pass per level — the same path a bulk ``populate`` of 64 GiB uses.
@@ -13,21 +13,23 @@ byte unchanged (compare ``memory.snapshot()``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError
+from iommu_lab.core.perm import Perm
 from iommu_lab.core.ranges import U64_MAX, IovaRange, check_u64, fmt_addr, fmt_size
 from iommu_lab.hardware import formats as _formats
-from iommu_lab.hardware.codecs import EntryKind, Perm, parse_perm
-from iommu_lab.hardware.formats import Format, UnmapPolicy
+from iommu_lab.hardware.formats import Format
+from iommu_lab.pagetable import visitors
+from iommu_lab.pagetable.census import TableTree, leaf_arrays, table_tree
 from iommu_lab.pagetable.memory import FRAME_SIZE, HostMemory, PhysicalMemory
 from iommu_lab.pagetable.walk import Walk
 from iommu_lab.pagetable.walk import translate as _translate
 from iommu_lab.pagetable.walk import walk as _walk
+from iommu_lab.pagetable.walker import iova_of, iova_of_array, offset_of
 
 __all__ = ["Mapping", "PageTable", "TablePage", "iommu_pgsize", "pgsize_runs", "pgsize_split"]
 
@@ -191,7 +193,6 @@ class PageTable:
             )
         self.pgsize_bitmap = bm
         self.root = self.memory.alloc(self.fmt.table_bytes(self.fmt.top_level))
-        self._pending: list[tuple[int, int, int, Perm]] = []
 
     # ---------------------------------------------------------------- addressing
     @property
@@ -199,14 +200,10 @@ class PageTable:
         return 1 << _ffs(self.pgsize_bitmap)
 
     def _off(self, iova: int) -> int:
-        mask = (1 << self.fmt.va_bits) - 1
-        return (iova - self.fmt.va_base) & mask
+        return offset_of(self.fmt, iova)
 
     def _iova(self, off: int) -> int:
-        f = self.fmt
-        if f.sign_extend and off >> (f.va_bits - 1):
-            return (off | ~((1 << f.va_bits) - 1)) & U64_MAX
-        return off + f.va_base
+        return iova_of(self.fmt, off)
 
     # ---------------------------------------------------------------- validation
     def _u64(self, value, name: str) -> int:
@@ -266,56 +263,13 @@ class PageTable:
         return pa
 
     def _check_prot(self, prot) -> Perm:
-        perm = parse_perm(prot)
+        perm = Perm.parse(prot)
         if not perm & (Perm.READ | Perm.WRITE):
             raise IommuError(
                 "EINVAL",
                 f"prot {prot!r} grants neither read nor write (vtdss_pt_iommu_set_prot refuses it)",
             )
-        return self.fmt.codec.normalise_perm(perm)
-
-    # ---------------------------------------------------------------- raw table access
-    def _entries(self, table: int, level: int, i0: int, i1: int) -> np.ndarray:
-        return self.memory.read_block(table + i0 * 8, i1 - i0 + 1)
-
-    def _span(self, level: int, i0: int, i1: int, tva: int, lo: int, hi: int) -> tuple[int, int]:
-        sh = self.fmt.shift(level)
-        a = (max(lo, tva) - tva) >> sh
-        b = (min(hi, tva + (self.fmt.entries(level) << sh) - 1) - tva) >> sh
-        return a, b
-
-    def _first_leaf(self, lo: int, hi: int) -> int | None:
-        """Offset of the first leaf (or undecodable entry) overlapping ``[lo, hi]``, else None."""
-        f, codec = self.fmt, self.fmt.codec
-
-        def scan(table: int, level: int, tva: int) -> int | None:
-            i0, i1 = self._span(level, 0, 0, tva, lo, hi)
-            raw = self._entries(table, level, i0, i1)
-            kinds = codec.classify(f, raw, level)
-            busy = np.nonzero((kinds != EntryKind.EMPTY) & (kinds != EntryKind.TABLE))[0]
-            tabs = np.nonzero(kinds == EntryKind.TABLE)[0]
-            first_busy = int(busy[0]) if busy.size else None
-            for j in tabs.tolist():
-                if first_busy is not None and j > first_busy:
-                    break
-                child = int(codec.table_addr(f, raw[j : j + 1], level)[0])
-                got = scan(child, level - 1, tva + ((i0 + j) << f.shift(level)))
-                if got is not None:
-                    return got
-            if first_busy is not None:
-                return max(lo, tva + ((i0 + first_busy) << f.shift(level)))
-            return None
-
-        return scan(self.root, f.top_level, 0)
-
-    def _free_subtree(self, table: int, level: int) -> None:
-        f, codec = self.fmt, self.fmt.codec
-        if level > 0:
-            raw = self._entries(table, level, 0, f.entries(level) - 1)
-            kinds = codec.classify(f, raw, level)
-            for j in np.nonzero(kinds == EntryKind.TABLE)[0].tolist():
-                self._free_subtree(int(codec.table_addr(f, raw[j : j + 1], level)[0]), level - 1)
-        self.memory.free(table)
+        return self.fmt.rules.normalise_perm(perm)
 
     def _tables_needed(self, runs, fmt: Format | None = None) -> int:
         """Upper bound on frames a map may allocate (for the ENOMEM check before writing)."""
@@ -330,107 +284,9 @@ class PageTable:
                 frames += n * self.memory.frames_for(f.table_bytes(lv - 1))
         return frames
 
-    # ---------------------------------------------------------------- the writer
     def _write_run(self, off: int, pa: int, pgsize: int, count: int, perm: Perm) -> None:
-        """Write ``count`` leaves of ``pgsize`` from offset ``off``/``pa``, creating tables, one
-        vectorised pass per level. Validation has already run (no leaf in the range)."""
-        f, codec, mem = self.fmt, self.fmt.codec, self.memory
-        lg2 = pgsize.bit_length() - 1
-        L = f.level_for_size(pgsize)
-        rep = codec.replicas(f, L, lg2)
-        first, last = off, off + pgsize * count - 1
-        tables = np.array([self.root], dtype=_U64)
-        fresh = np.zeros(1, dtype=bool)
-        tfirst = 0
-        for lv in range(f.top_level, L, -1):
-            sh, b = f.shift(lv), f.bits(lv)
-            g0, g1 = first >> sh, last >> sh
-            g = np.arange(g0, g1 + 1, dtype=np.int64)
-            parent = (g >> b) - tfirst if lv != f.top_level else np.zeros_like(g)
-            eaddr = tables[parent] + ((g & ((1 << b) - 1)).astype(_U64) << _U64(3))
-            nxt = np.zeros(g.shape[0], dtype=_U64)
-            empty = fresh[parent].copy()
-            old = ~empty
-            if old.any():
-                raw, _ = mem.gather(eaddr[old])
-                kinds = codec.classify(f, raw, lv)
-                is_tbl = kinds == EntryKind.TABLE
-                if not np.all(is_tbl | (kinds == EntryKind.EMPTY)):
-                    raise AssertionError(
-                        "map found a leaf that validation missed"
-                    )  # pragma: no cover
-                where = np.nonzero(old)[0]
-                nxt[where[is_tbl]] = codec.table_addr(f, raw[is_tbl], lv)
-                empty[where[~is_tbl]] = True
-            ne = int(np.count_nonzero(empty))
-            if ne:
-                new = mem.alloc_many(ne, f.table_bytes(lv - 1))
-                nxt[empty] = new
-                mem.scatter(eaddr[empty], codec.oa_encode(f, new) | _U64(codec.table_bits(f, lv)))
-            tables, fresh, tfirst = nxt, empty, g0
-        # leaf level
-        sh, b = f.shift(L), f.bits(L)
-        s0 = first >> sh
-        ns = count * rep
-        bits = codec.leaf_bits(f, L, lg2, perm)
-        t_lo = s0 >> b if L != f.top_level else 0
-        t_hi = (s0 + ns - 1) >> b if L != f.top_level else 0
-        tabs = tables[
-            (t_lo - tfirst) if L != f.top_level else 0 : (t_hi - tfirst + 1)
-            if L != f.top_level
-            else 1
-        ]
-        tfresh = fresh[
-            (t_lo - tfirst) if L != f.top_level else 0 : (t_hi - tfirst + 1)
-            if L != f.top_level
-            else 1
-        ]
-        if not tfresh.all():
-            self._clear_empty_tables_at(tabs[~tfresh], L, s0, ns, t_lo, np.nonzero(~tfresh)[0])
-        tbytes = f.table_bytes(L)
-        start = int(tabs[0]) + ((s0 & ((1 << b) - 1)) << 3)
-        contiguous = (
-            rep == 1
-            and codec.oa_is_identity
-            and (tabs.shape[0] == 1 or bool(np.all(np.diff(tabs.astype(np.int64)) == tbytes)))
-        )
-        view = mem.contiguous_view(start, ns) if contiguous else None
-        if view is not None:
-            # One pass straight into the pool: a cache-sized ramp of page offsets plus each
-            # chunk's first entry (address bits and attribute bits never overlap, so + is |).
-            chunk = min(ns, 1 << 16)
-            ramp = np.arange(chunk, dtype=_U64) << _U64(lg2)
-            for c in range(0, ns, chunk):
-                m = min(chunk, ns - c)
-                np.add(ramp[:m], _U64((pa + (c << lg2)) | bits), out=view[c : c + m])
-            return
-        k = np.arange(count, dtype=_U64)
-        vals = codec.oa_encode(f, _U64(pa) + (k << _U64(lg2))) | _U64(bits)
-        if rep > 1:
-            vals = np.repeat(vals, rep)
-        s = np.arange(s0, s0 + ns, dtype=np.int64)
-        tix = ((s >> b) - t_lo) if L != f.top_level else np.zeros_like(s)
-        eaddr = tabs[tix] + ((s & ((1 << b) - 1)).astype(_U64) << _U64(3))
-        mem.scatter(eaddr, vals)
-
-    def _clear_empty_tables_at(
-        self, tabs: np.ndarray, L: int, s0: int, ns: int, t_lo: int, which: np.ndarray
-    ) -> None:
-        """Before leaves go into pre-existing tables, free any (empty) subtree in their slots, as
-        ``arm_lpae_init_pte`` and generic_pt ``clear_contig`` replace tables by a large leaf."""
-        f, codec = self.fmt, self.fmt.codec
-        if L == 0:
-            return
-        b = f.bits(L)
-        for t, w in zip(tabs.tolist(), which.tolist()):
-            ti = t_lo + w
-            a = max(s0, ti << b) - (ti << b)
-            z = min(s0 + ns - 1, ((ti + 1) << b) - 1) - (ti << b)
-            raw = self._entries(t, L, a, z)
-            kinds = codec.classify(f, raw, L)
-            for j in np.nonzero(kinds == EntryKind.TABLE)[0].tolist():
-                self._free_subtree(int(codec.table_addr(f, raw[j : j + 1], L)[0]), L - 1)
-                self.memory.write_u64(t + (a + j) * 8, 0)
+        """Write ``count`` leaves of ``pgsize`` from offset ``off`` (the ``install`` visitor)."""
+        visitors.install(self.fmt, self.memory, self.root, off, pa, pgsize, count, perm)
 
     # ---------------------------------------------------------------- public operations
     def map(self, iova, pa, size, prot="rw") -> list[tuple[int, int, int, int]]:
@@ -476,7 +332,7 @@ class PageTable:
         cur_last = self.fmt.input_ranges[-1].last
         if iova <= cur_last:  # above the current top nothing can be mapped yet
             lo = self._off(iova)
-            hit = self._first_leaf(lo, min(lo + size - 1, self._off(cur_last)))
+            hit = visitors.first_leaf(self.fmt, self.memory, self.root, lo, min(lo + size - 1, self._off(cur_last)))
         else:
             hit = None
         if hit is not None:
@@ -568,104 +424,20 @@ class PageTable:
             return 0  # above a growable table's current top: nothing is mapped there
         lo = self._off(iova)
         hi = self._off(min(iova + size - 1, cur_last))
-        self._pending = []
-        done, _ = self._unmap_table(self.root, self.fmt.top_level, 0, lo, hi)
-        for off, pa, length, perm in self._pending:  # SPLIT: map back what the cut left
+        done, pending = visitors.unmap(self.fmt, self.memory, self.root, lo, hi)
+        for off, pa, length, perm in pending:  # SPLIT: map back what the cut left
             for r_iova, r_pa, pgsize, count in pgsize_runs(self.pgsize_bitmap, off, pa, length):
-                self._write_run(r_iova, r_pa, pgsize, count, self.fmt.codec.normalise_perm(perm))
-        self._pending = []
+                self._write_run(r_iova, r_pa, pgsize, count, self.fmt.rules.normalise_perm(perm))
         return done
-
-    def _unmap_table(self, table: int, level: int, tva: int, lo: int, hi: int) -> tuple[int, bool]:
-        f, codec, mem = self.fmt, self.fmt.codec, self.memory
-        sh = f.shift(level)
-        i0, i1 = self._span(level, 0, 0, tva, lo, hi)
-        raw = self._entries(table, level, i0, i1)
-        kinds = codec.classify(f, raw, level)
-        is_leaf = kinds == EntryKind.LEAF
-        lg2 = np.zeros(raw.shape[0], dtype=np.int64)
-        if is_leaf.any():
-            lg2[is_leaf] = codec.leaf_lg2(f, raw[is_leaf], level)
-        simple = is_leaf & (lg2 == sh)
-        total = 0
-        j, n = 0, raw.shape[0]
-        while j < n:
-            eva = tva + ((i0 + j) << sh)
-            k = kinds[j]
-            if k == EntryKind.LEAF:
-                size = 1 << int(lg2[j])
-                start = eva & ~(size - 1)
-                head, tail = start < lo, start + size - 1 > hi
-                if (head or tail) and f.unmap_policy is UnmapPolicy.SPLIT:
-                    total += self._split_leaf(
-                        table, level, tva, raw[j : j + 1], start, size, lo, hi
-                    )
-                    j = ((start - tva) >> sh) - i0 + max(1, size >> sh)
-                    continue
-                if head:
-                    return total, True
-                if tail and f.unmap_policy is UnmapPolicy.REFUSE:
-                    return total, True
-                if simple[j] and start + size - 1 <= hi:
-                    rest = simple[j:]
-                    m = int(np.argmin(rest)) if not rest.all() else rest.shape[0]
-                    if eva + (m << sh) - 1 > hi:  # the last entry may run past hi
-                        m = max(1, (hi - eva + 1) >> sh)
-                    addrs = _U64(table + (i0 + j) * 8) + (np.arange(m, dtype=_U64) << _U64(3))
-                    mem.scatter(addrs, np.zeros(m, dtype=_U64))
-                    total += m << sh
-                    j += m
-                    continue
-                rep = max(1, size >> sh)
-                first_slot = (start - tva) >> sh
-                addrs = _U64(table + first_slot * 8) + (np.arange(rep, dtype=_U64) << _U64(3))
-                mem.scatter(addrs, np.zeros(rep, dtype=_U64))
-                total += size
-                j = first_slot - i0 + rep
-                continue
-            if k == EntryKind.TABLE:
-                child = int(codec.table_addr(f, raw[j : j + 1], level)[0])
-                got, stop = self._unmap_table(child, level - 1, eva, lo, hi)
-                total += got
-                covered = lo <= eva and eva + (1 << sh) - 1 <= hi
-                if (
-                    covered
-                    and not self._entries(child, level - 1, 0, f.entries(level - 1) - 1).any()
-                ):
-                    mem.free(child)
-                    mem.write_u64(table + (i0 + j) * 8, 0)
-                if stop:
-                    return total, True
-                j += 1
-                continue
-            return total, True
-        return total, False
-
-    def _split_leaf(self, table, level, tva, raw, start, size, lo, hi) -> int:
-        """Clear a leaf the unmap range cuts and queue the parts outside the range for
-        re-mapping at smaller sizes (``arm_lpae_split_blk_unmap``); return bytes unmapped."""
-        f, codec = self.fmt, self.fmt.codec
-        sh = f.shift(level)
-        lg2 = codec.leaf_lg2(f, raw, level)
-        base = int(codec.leaf_base(f, raw, level, lg2)[0])
-        perm = Perm(int(codec.leaf_perm(f, raw, level)[0]))
-        rep = max(1, size >> sh)
-        addrs = _U64(table + ((start - tva) >> sh) * 8) + (np.arange(rep, dtype=_U64) << _U64(3))
-        self.memory.scatter(addrs, np.zeros(rep, dtype=_U64))
-        end = start + size - 1
-        if start < lo:
-            self._pending.append((start, base, lo - start, perm))
-        if end > hi:
-            self._pending.append((hi + 1, base + (hi + 1 - start), end - hi, perm))
-        return min(hi, end) - max(lo, start) + 1
 
     def walk(self, iova, access=None, *, table_hook=None) -> Walk:
         """Walk one IOVA (see ``walk.walk``); ``access="r"|"w"|"x"`` checks permissions."""
         return _walk(self.fmt, self.memory, self.root, iova, access=access, table_hook=table_hook)
 
     def translate(self, iovas, access=None, *, details: bool = False, paths: bool = False):
-        """Vectorised translation of a uint64 array: ``(pa, fault_mask)`` (see ``walk.translate``;
-        ``paths=True`` returns a ``TranslatedBatch`` with each walk's leaf level and entries)."""
+        """Vectorised translation of a uint64 array: a ``TranslatedBatch`` that unpacks as
+        ``pa, fault`` (see ``walk.translate``; ``paths=True`` adds each walk's leaf level and
+        entries)."""
         return _translate(
             self.fmt, self.memory, self.root, iovas, access=access, details=details, paths=paths
         )
@@ -676,83 +448,37 @@ class PageTable:
         return w.pa if w.ok else 0
 
     # ---------------------------------------------------------------- inspection
-    def _traverse(self) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray]]:
-        """Yield ``(table, level, tva, raw, kinds)`` for every table, depth first."""
-        f, codec = self.fmt, self.fmt.codec
-        stack = [(self.root, f.top_level, 0)]
-        while stack:
-            table, level, tva = stack.pop()
-            raw = self._entries(table, level, 0, f.entries(level) - 1)
-            kinds = codec.classify(f, raw, level)
-            yield table, level, tva, raw, kinds
-            tix = np.nonzero(kinds == EntryKind.TABLE)[0]
-            if tix.size:
-                children = codec.table_addr(f, raw[tix], level)
-                for j, c in reversed(list(zip(tix.tolist(), children.tolist()))):
-                    stack.append((int(c), level - 1, tva + (j << f.shift(level))))
+    def census(self) -> TableTree:
+        """Every table page and leaf run, read from the entries (see ``census.table_tree``)."""
+        return table_tree(self)
 
     @property
     def tables(self) -> list[TablePage]:
-        """Every table page reachable from the root, found by walking the entries."""
-        f = self.fmt
+        """Every table page reachable from the root (top level first, IOVA order within a
+        level), found by walking the entries."""
+        t = self.census()
         return [
-            TablePage(
-                level,
-                f.level_name(level),
-                table,
-                f.table_bytes(level),
-                f.entries(level),
-                int(np.count_nonzero(kinds != EntryKind.EMPTY)),
-                self._iova(tva),
-            )
-            for table, level, tva, raw, kinds in self._traverse()
+            TablePage(lv, self.fmt.level_name(lv), a, nb, e, u, self._iova(o))
+            for lv, a, nb, e, u, o in zip(t.level.tolist(), t.address.tolist(), t.nbytes.tolist(),
+                                          t.entries.tolist(), t.used.tolist(), t.offset.tolist())
         ]
 
     @property
     def table_bytes(self) -> int:
         """Exact bytes of all reachable tables (``memory.bytes_used`` counts whole frames)."""
-        f = self.fmt
-        return sum(f.table_bytes(level) for _t, level, _v, _r, _k in self._traverse())
+        return self.census().table_bytes
 
     def leaves(self) -> Leaves:
-        """Every leaf as arrays, in IOVA order, decoded from the tables (vectorised per table).
+        """Every leaf as arrays, in IOVA order, decoded from the tables (vectorised per level).
 
         The array form of :meth:`mappings` for large tables: a renderer drawing a million 4 KiB
         leaves needs their addresses and sizes, not a million objects.
         """
-        f, codec = self.fmt, self.fmt.codec
-        parts: list[tuple[np.ndarray, ...]] = []
-        for _table, level, tva, raw, kinds in self._traverse():
-            li = np.nonzero(kinds == EntryKind.LEAF)[0]
-            if not li.size:
-                continue
-            lraw = raw[li]
-            raw_lg2 = codec.leaf_lg2(f, lraw, level)
-            lg2 = np.asarray(raw_lg2, dtype=np.int64)
-            sh = f.shift(level)
-            keep = (li & ((1 << (lg2 - sh)) - 1)) == 0  # replicated slots (AMD NL=7) count once
-            li, lraw, lg2 = li[keep], lraw[keep], lg2[keep]
-            base = codec.leaf_base(f, lraw, level, raw_lg2[keep])
-            perm = codec.leaf_perm(f, lraw, level)
-            off = _U64(tva) + (li.astype(_U64) << _U64(sh))
-            parts.append((off, base, lg2, perm, np.full(li.size, level, dtype=np.int8)))
-        if not parts:
-            z = np.zeros(0, dtype=_U64)
-            return Leaves(z, z, z, np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int8))
-        off, base, lg2, perm, lvl = (np.concatenate(c) for c in zip(*parts))
-        iova = self._iova_array(off)
+        la = leaf_arrays(self.fmt, self.memory, self.root)
+        iova = iova_of_array(self.fmt, la.offset)
         order = np.argsort(iova, kind="stable")
-        size = _U64(1) << lg2.astype(_U64)
-        return Leaves(iova[order], base.astype(_U64)[order], size[order], perm.astype(np.uint8)[order], lvl[order])
-
-    def _iova_array(self, off: np.ndarray) -> np.ndarray:
-        """``_iova`` over an array of table offsets."""
-        f = self.fmt
-        if f.sign_extend:
-            high = (off >> _U64(f.va_bits - 1)) & _U64(1)
-            ext = _U64(~((1 << f.va_bits) - 1) & U64_MAX)
-            return np.where(high == _U64(1), off | ext, off)
-        return off + _U64(f.va_base)
+        size = _U64(1) << la.lg2.astype(_U64)
+        return Leaves(iova[order], la.pa[order], size[order], la.perm[order], la.level[order])
 
     def mappings(self) -> list[Mapping]:
         """Every leaf, in IOVA order, decoded from the tables (not from a side record)."""

@@ -1,7 +1,7 @@
 """The one page-table walker, for every format, and its vectorised twin ``translate``.
 
 A walk starts at the root table, reads one raw 64-bit word per level from a memory object
-(anything with ``read_u64(addr)``), classifies it with the format's codec, and either descends
+(anything with ``read_u64(addr)``), classifies it with the format's rules, and either descends
 to the table the entry points at, stops at a leaf, or faults. It never consults a record of
 "what was mapped": the entries are the only truth, as for the hardware (generic_pt
 ``pt_walk_range`` / ``__iova_to_phys``; io-pgtable-arm ``arm_lpae_iova_to_phys``; VT-d
@@ -43,20 +43,28 @@ guest-physical view that resolves frames through stage 2) as long as it provides
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from iommu_lab.core import display
 from iommu_lab.core.faults import FaultReason
-from iommu_lab.core.ranges import check_u64, fmt_addr, fmt_size
-from iommu_lab.hardware.codecs import EntryKind, Perm, parse_perm
-from iommu_lab.hardware.formats import DecodedEntry, Format
+from iommu_lab.core.perm import Perm
+from iommu_lab.core.ranges import check_u64, fmt_addr
+from iommu_lab.hardware.formats import EntryKind, Format
 from iommu_lab.pagetable.memory import PhysicalMemory
+from iommu_lab.pagetable.result import (
+    Reference,
+    TableFetchError,
+    TranslatedBatch,
+    Translation,
+    Walk,
+    WalkFault,
+    WalkStep,
+)
+from iommu_lab.pagetable.walker import entry_addresses, next_table, step_address
 
 __all__ = [
     "FaultReason",
+    "Reference",
     "TableFetchError",
     "TranslatedBatch",
     "Translation",
@@ -70,166 +78,10 @@ __all__ = [
 _U64 = np.uint64
 
 
-_KIND_FAULT = {
-    EntryKind.EMPTY: FaultReason.NOT_PRESENT,
-    EntryKind.RESERVED: FaultReason.RESERVED_BITS,
-    EntryKind.BAD_TYPE: FaultReason.INVALID_ENTRY,
-    EntryKind.LEVEL_SKIP: FaultReason.LEVEL_SKIP,
-    EntryKind.MISALIGNED: FaultReason.MISALIGNED_SUPERPAGE,
-}
-
-
-class TableFetchError(Exception):
-    """Raised by a ``table_hook`` when an entry address does not translate."""
-
-    def __init__(self, detail: Any = None, message: str = "") -> None:
-        super().__init__(message or "table fetch did not translate")
-        self.detail = detail
-
-
-@dataclass(frozen=True)
-class WalkFault:
-    """Where and why a walk faulted. ``level`` is None for input checks before any read."""
-
-    level: int | None
-    reason: FaultReason
-    message: str = ""
-    detail: Any = None
-
-
-@dataclass(frozen=True)
-class WalkStep:
-    """One level of a walk: which table, which index, what was read and what it means."""
-
-    level: int
-    name: str
-    table: int  #: table base in the walk's address space (root or previous pointer)
-    index: int
-    entry_address: int  #: table + index * 8, in the walk's address space
-    read_address: int  #: where memory was read (differs under a table_hook)
-    raw: int
-    entry: DecodedEntry
-    via: Any = None  #: what the table_hook returned with the address (e.g. a stage-2 Walk)
-
-    @property
-    def kind(self) -> EntryKind:
-        return self.entry.kind
-
-
-@dataclass(frozen=True)
-class Translation:
-    """A successful walk's result."""
-
-    pa: int
-    size: int
-    perm: Perm
-    level: int
-    page_base: int
-
-
-@dataclass(frozen=True)
-class Walk:
-    """A complete single-IOVA walk: every step, then a translation or a fault."""
-
-    fmt: Format
-    iova: int
-    root: int
-    steps: tuple[WalkStep, ...]
-    result: Translation | None = None
-    fault: WalkFault | None = None
-    access: Perm = Perm.NONE
-
-    @property
-    def ok(self) -> bool:
-        return self.result is not None
-
-    @property
-    def pa(self) -> int | None:
-        return self.result.pa if self.result else None
-
-    @property
-    def page_size(self) -> int | None:
-        return self.result.size if self.result else None
-
-    @property
-    def perm(self) -> Perm | None:
-        return self.result.perm if self.result else None
-
-    @property
-    def accesses(self) -> list[int]:
-        """Physical addresses of the memory references the walk made, in order."""
-        return [s.read_address for s in self.steps]
-
-    @property
-    def references(self) -> int:
-        return len(self.steps)
-
-    def to_dataframe(self):
-        from iommu_lab.core.frames import addr_frame
-
-        cols: dict[str, list] = {
-            k: []
-            for k in (
-                "level",
-                "name",
-                "table",
-                "index",
-                "entry_address",
-                "read_address",
-                "raw",
-                "kind",
-                "decoded",
-            )
-        }
-        for s in self.steps:
-            for k, v in (
-                ("level", s.level),
-                ("name", s.name),
-                ("table", s.table),
-                ("index", s.index),
-                ("entry_address", s.entry_address),
-                ("read_address", s.read_address),
-                ("raw", s.raw),
-                ("kind", s.kind.name.lower()),
-                ("decoded", str(s.entry)),
-            ):
-                cols[k].append(v)
-        return addr_frame(cols, hex_columns=["table", "entry_address", "read_address", "raw"])
-
-    def summary(self) -> str:
-        if self.result:
-            r = self.result
-            return (
-                f"=> pa {fmt_addr(r.pa)} ({fmt_size(r.size)} {self.fmt.level_name(r.level)} leaf, {r.perm}), "
-                f"{self.references} memory reference(s)"
-            )
-        f = self.fault
-        where = f" at {self.fmt.level_name(f.level)}" if f.level is not None else ""
-        return (
-            f"=> FAULT {f.reason.value}{where}: {f.message} ({self.references} memory reference(s))"
-        )
-
-    def __str__(self) -> str:
-        lines = [f"walk {fmt_addr(self.iova)} in {self.fmt.name}, root {fmt_addr(self.root)}"]
-        for s in self.steps:
-            lines.append(
-                f"  {s.name:>9} table {s.table:#x} [{s.index:4d}] @ {s.read_address:#x} = {s.raw:#018x}  {s.entry}"
-            )
-        lines.append("  " + self.summary())
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return f"<Walk {fmt_addr(self.iova)} {self.fmt.name}: {self.summary()[3:]}>"
-
-    plot = display.plot
-
-    _repr_html_ = display.html
-
-
 def _access(access) -> Perm:
     if access is None:
         return Perm.NONE
-    return parse_perm(access)
+    return Perm.parse(access)
 
 
 def _input_fault(fmt: Format, iova: int) -> WalkFault | None:
@@ -278,8 +130,7 @@ def walk(
     table = root
     allowed = 0xF
     for level in range(fmt.top_level, -1, -1):
-        idx = fmt.index(level, iova)
-        eaddr = table + idx * fmt.entry_size
+        idx, eaddr = step_address(fmt, level, table, iova)
         via = None
         read_at = eaddr
         if table_hook is not None:
@@ -313,7 +164,7 @@ def walk(
             )
         entry = fmt.decode(raw, level)
         steps.append(
-            WalkStep(level, fmt.level_name(level), table, idx, eaddr, read_at, raw, entry, via)
+            Reference(level, entry.level_name, table, idx, eaddr, read_at, raw, entry, via, fmt.stage)
         )
         if entry.kind == EntryKind.TABLE:
             allowed &= int(entry.allows)
@@ -343,7 +194,7 @@ def walk(
                 result=Translation(pa, entry.size, perm, level, entry.address),
                 access=need,
             )
-        reason = _KIND_FAULT[entry.kind]
+        reason = entry.fault
         return Walk(
             fmt,
             iova,
@@ -386,15 +237,14 @@ def translate(
 ):
     """Translate many IOVAs at once, level by level, with no per-IOVA Python loop.
 
-    Returns ``(pa, fault)``: uint64 physical addresses (0 where faulted) and a bool mask.
-    With ``details=True`` also returns ``(size, fault_level)`` arrays (size 0 and level -1
-    where not applicable). Each level is one gather from ``memory`` and the same codec rules
-    ``walk`` uses.
-
-    With ``paths=True`` the result is a :class:`TranslatedBatch` instead, which adds what a
-    cache model needs of every walk: the level of the leaf and the address of the entry read
-    at each level (``entry_address[level, i]``, in the walk's own address space: GPAs for a
-    stage-1 table in guest memory), the vectorised counterpart of ``WalkStep.entry_address``.
+    Returns a :class:`TranslatedBatch`: uint64 ``output`` addresses (0 where faulted) and a
+    bool ``fault`` mask (it unpacks as ``pa, fault = translate(...)``). Each level is one
+    gather from ``memory`` and the same stepping rules and format rules ``walk`` uses
+    (``walker.entry_addresses``, ``walker.next_table``). With ``paths=True`` the batch also
+    holds each IOVA's leaf size, fault level, leaf level and the address of the entry read at
+    each level (``entry_address[level, i]``, in the walk's own address space: GPAs for a
+    stage-1 table in guest memory), the vectorised counterpart of ``Reference.entry_address``.
+    ``details=True`` (without ``paths``) returns the tuple ``(pa, fault, size, fault_level)``.
     """
     iv = _as_iova_array(iovas)
     n = iv.shape[0]
@@ -416,16 +266,11 @@ def translate(
     cur = iv if sel is None else iv[sel]
     table = np.full(cur.shape[0], root, dtype=_U64)
     allowed = None
-    codec = fmt.codec
-    base = _U64(fmt.va_base)
+    codec = fmt.rules
     for level in range(fmt.top_level, -1, -1):
         if cur.shape[0] == 0:
             break
-        eaddr = np.subtract(cur, base) if fmt.va_base else None
-        eaddr = np.right_shift(cur if eaddr is None else eaddr, _U64(fmt.shift(level)), out=eaddr)
-        eaddr &= _U64((1 << fmt.bits(level)) - 1)
-        eaddr <<= _U64(3)
-        eaddr += table
+        eaddr = entry_addresses(fmt, level, table, cur)
         if paths:
             entry_addr[level, slice(None) if sel is None else sel] = eaddr
         if table_hook_vec is not None:
@@ -491,35 +336,10 @@ def translate(
             tr = raw[keep]
             if allowed is not None:
                 allowed = allowed[keep]
-        table = codec.table_addr(fmt, tr, level)
+        table = next_table(fmt, level, tr)
         if need:
             tp = codec.table_perm(fmt, tr, level)
             allowed = tp if allowed is None else (allowed & tp)
-    if paths:
-        return TranslatedBatch(iv, pa, fault, size_out, flevel, leaf_level, entry_addr)
-    if details:
+    if details and not paths:
         return pa, fault, size_out, flevel
-    return pa, fault
-
-
-@dataclass(frozen=True)
-class TranslatedBatch:
-    """Everything :func:`translate` learnt about a batch of IOVAs (``paths=True``).
-
-    ``size`` is the leaf size (0 where the walk found none), ``fault_level`` the level whose
-    entry stopped the walk (-1: no fault, or an input-range fault before any read),
-    ``leaf_level`` the level of the leaf entry (-1 when none was read), ``entry_address`` a
-    ``(top_level + 1, n)`` array of the entry read at each level (0 where that level was not
-    read). A walk reads the levels from the top down to ``leaf_level`` (or ``fault_level``).
-    """
-
-    iova: np.ndarray
-    pa: np.ndarray
-    fault: np.ndarray
-    size: np.ndarray
-    fault_level: np.ndarray
-    leaf_level: np.ndarray
-    entry_address: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.iova.shape[0])
+    return TranslatedBatch(iv, pa, fault, size_out, flevel, leaf_level, entry_addr)

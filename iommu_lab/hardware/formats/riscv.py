@@ -1,0 +1,121 @@
+"""RISC-V Sv39/Sv48/Sv57 page tables (privileged spec; ``riscv/iommu.c``; generic_pt ``fmt/riscv.h``).
+
+Levels as the privileged specification's walk names them: the PTE read with ``va.vpn[i]``, so
+generic level i is ``VPN[i]`` (IOVA bits ``20+9i : 12+9i``); Sv39 starts at VPN[2], Sv48 at
+VPN[3], Sv57 at VPN[4].
+
+V=0 is invalid; any of R/W/X makes a leaf at any level; V with R=W=X=0 points to the next
+table (a pointer in the last level is a fault). W without R and bits 60:54 are reserved;
+a superpage whose PPN has low bits set is misaligned. generic_pt writes A|U, R, W|D when
+writable, X unless NOEXEC; tables are ``PPN << 10 | V``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from iommu_lab.core.bits import Field, FieldTable
+from iommu_lab.core.perm import Perm
+from iommu_lab.core.ranges import IovaRange
+from iommu_lab.hardware.formats.descriptor import EntryKind, Format, Rules, u64
+
+__all__ = ["RiscvRules", "riscv"]
+
+# ---- the bits ---------------------------------------------------------------------------
+V = Field("V", 0, 1, "valid")
+R = Field("R", 1, 1)
+W = Field("W", 2, 1)
+X = Field("X", 3, 1)
+RWX = Field("RWX", 1, 3, "R|W|X: 0 for a pointer")
+U = Field("U", 4, 1)
+G = Field("G", 5, 1)
+A = Field("A", 6, 1)
+D = Field("D", 7, 1)
+RSW = Field("RSW", 8, 2)
+PPN_TABLE = Field("PPN", 10, 44, "next table >> 12")
+PPN = Field("PPN", 10, 44)
+RSV = Field("RSV", 54, 7, "reserved, must be 0")
+PBMT = Field("PBMT", 61, 2)
+N = Field("N", 63, 1, "Svnapot")
+
+TABLE = FieldTable([V, R, W, X, PPN_TABLE], "RISC-V pointer")
+LEAF = FieldTable([V, R, W, X, U, G, A, D, RSW, PPN, RSV, PBMT, N], "RISC-V leaf")
+
+PAGE_SHIFT = 12
+_W_ONLY = W.put(1) >> R.shift  # RWX value with W but not R (reserved)
+
+
+# ---- the rules ----------------------------------------------------------------------------
+class RiscvRules(Rules):
+    """Entry rules of RISC-V Sv39/48/57 (see the module docstring)."""
+
+    family = "riscv"
+    addr_mask = PPN.mask
+
+    def __init__(self) -> None:
+        self.table_fields, self.leaf_fields = TABLE, LEAF
+
+    @property
+    def oa_is_identity(self) -> bool:
+        return False
+
+    def level_name(self, fmt, level):
+        return f"VPN[{level}]"
+
+    def oa_decode(self, fmt, raw):
+        return PPN.get(raw) << u64(PAGE_SHIFT)
+
+    def oa_encode(self, fmt, pa):
+        if isinstance(pa, np.ndarray):
+            return (pa >> u64(PAGE_SHIFT)) << u64(PPN.shift)
+        return (int(pa) >> PAGE_SHIFT) << PPN.shift
+
+    def classify(self, fmt, raw, level):
+        v = V.get(raw).astype(bool)
+        rwx = RWX.get(raw).astype(np.int64)
+        leaf = rwx != 0
+        kind = np.where(leaf, EntryKind.LEAF, EntryKind.TABLE if level > 0 else EntryKind.BAD_TYPE).astype(np.int8)
+        if level > 0:
+            ppn_low = PPN.get(raw) & u64((1 << (9 * level)) - 1)
+            kind[leaf & (ppn_low != 0)] = EntryKind.MISALIGNED
+        kind[leaf & (level not in fmt.leaf_levels)] = EntryKind.BAD_TYPE
+        reserved = (RSV.get(raw) != 0) | (N.get(raw) != 0) | ((rwx & (R.put(1) | W.put(1)) >> R.shift) == _W_ONLY)
+        kind[reserved] = EntryKind.RESERVED
+        kind[~v] = EntryKind.EMPTY
+        return kind
+
+    def leaf_perm(self, fmt, raw, level):
+        p = (R.get(raw).astype(np.uint8) * np.uint8(Perm.READ)) | (W.get(raw).astype(np.uint8) * np.uint8(Perm.WRITE))
+        p |= (X.get(raw).astype(np.uint8) * np.uint8(Perm.EXEC)) | (U.get(raw).astype(np.uint8) * np.uint8(Perm.USER))
+        return p
+
+    def normalise_perm(self, perm):
+        perm |= Perm.USER
+        return perm | Perm.READ if perm & Perm.WRITE else perm
+
+    def table_bits(self, fmt, level):
+        return V.put(1)
+
+    def leaf_bits(self, fmt, level, lg2, perm):
+        writable = bool(perm & Perm.WRITE)
+        return (V.put(1) | U.put(1) | A.put(1) | R.put(bool(perm & Perm.READ)) | W.put(writable)
+                | D.put(writable) | X.put(bool(perm & Perm.EXEC)))
+
+
+# ---- the factory --------------------------------------------------------------------------
+def riscv(levels: int = 3, *, name: str | None = None) -> Format:
+    """RISC-V Sv39/Sv48/Sv57 (``riscv_iommu_alloc_paging_domain``; generic_pt ``riscv.h``).
+
+    Leaves at any level; the driver advertises 4K|2M|1G plus 512G for Sv48/57. generic_pt
+    sign-extends; the legacy driver limits the aperture to the lower half
+    (``DMA_BIT_MASK(va_bits - 1)``), which is the ``aperture`` here.
+    """
+    if levels not in (3, 4, 5):
+        raise ValueError(f"RISC-V IOMMU paging is Sv39/48/57 (3..5 levels), not {levels}")
+    va = PAGE_SHIFT + 9 * levels
+    bitmap = 0x40201000 if levels == 3 else 0x8040201000
+    return Format(
+        name or f"riscv-sv{va}", "riscv", 1, PAGE_SHIFT, 9, levels, 9, va, PAGE_SHIFT + PPN.width,
+        frozenset(range(levels)), bitmap, IovaRange(0, (1 << (va - 1)) - 1), RiscvRules(), sign_extend=True,
+        description=f"RISC-V Sv{va} ({levels} levels)",
+    )
