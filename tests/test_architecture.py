@@ -62,7 +62,7 @@ def test_the_package_tree_is_the_layer_list():
 
 def test_layers_contract_holds():
     lint = Path(sys.executable).parent / "lint-imports"
-    r = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+    r = subprocess.run([str(lint), str(ROOT / "pyproject.toml"), "--no-cache"],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 kept, 0 broken" in r.stdout, r.stdout

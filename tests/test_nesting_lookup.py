@@ -1,6 +1,6 @@
 """The guest page-table lookup aid: every raw entry explained, bad entries shown as faults."""
 
-from iommu_lab.hardware.codecs import EntryKind
+from iommu_lab.hardware.formats import EntryKind
 from iommu_lab.nesting.explain import GuestLookup, lookup
 from iommu_lab.nesting.nested import FaultOwner, GuestMemory, Nested, Stage
 from iommu_lab.pagetable.memory import PhysicalMemory

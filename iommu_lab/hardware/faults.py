@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import enum
 
-from iommu_lab.core.faults import FaultKind, FaultReason
+from iommu_lab.core.faults import FaultKind
 
 __all__ = [
     "AMD_EVENT_FLAGS",
     "AMD_FLAGS_OF_KIND",
-    "FORMAT_FAULT_KIND",
     "SMMU_CLASS",
     "SMMU_EVENT_IDS",
     "SMMU_EVENT_OF_KIND",
@@ -36,7 +35,6 @@ __all__ = [
     "SmmuClass",
     "SmmuEventId",
     "VtdReason",
-    "fault_kind",
     "vendor_code_text",
 ]
 
@@ -188,22 +186,6 @@ AMD_FLAGS_OF_KIND: dict[FaultKind, AmdEventFlag] = {
     FaultKind.ADDRESS_SIZE: AmdEventFlag.TR,
     FaultKind.NON_CANONICAL: AmdEventFlag.TR,
 }
-
-
-# -- per-format refinements ---------------------------------------------------------------------
-
-#: Where a page-table format family classes a walk's stop differently from the generic
-#: ``FaultReason.kind``: an x86-style entry whose type bits are impossible at its level (PS=1 in
-#: a PML4E) violates reserved bits there, whereas on ARM an invalid descriptor type is a
-#: translation fault.
-FORMAT_FAULT_KIND: dict[tuple[str, FaultReason], FaultKind] = {
-    (fam, FaultReason.INVALID_ENTRY): FaultKind.RESERVED for fam in ("x86-64", "vtd-ss", "amd-v1")
-}
-
-
-def fault_kind(format_family: str, reason: FaultReason) -> FaultKind:
-    """The vendor-neutral kind of a walk that stopped for ``reason`` in a ``format_family`` table."""
-    return FORMAT_FAULT_KIND.get((format_family, reason), reason.kind)
 
 
 def vendor_code_text(code: enum.Enum | None) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 from iommu_lab.core import display
 from iommu_lab.core.faults import FaultReason
 from iommu_lab.core.ranges import fmt_addr
-from iommu_lab.hardware.codecs import EntryKind
+from iommu_lab.hardware.formats import EntryKind
 from iommu_lab.nesting.faults import FaultSite, NestedFault, Stage
 from iommu_lab.nesting.memory import GuestMemory, _fmt, _memory, _walk
 from iommu_lab.nesting.pair import NestedPair

@@ -30,7 +30,6 @@ from iommu_lab.hardware.faults import (
     SmmuClass,
     SmmuEventId,
     VtdReason,
-    fault_kind,
     vendor_code_text,
 )
 
@@ -166,8 +165,9 @@ class NestedFault:
     detail : str
         The page-table layer's explanation.
     reason : FaultReason or None
-        Why the walk stopped, in the one fault vocabulary (``kind`` is its vendor-neutral class,
-        refined per format by ``hardware.faults.fault_kind``).
+        Why the walk stopped, in the one fault vocabulary (``kind`` is its vendor-neutral class;
+        each format's rules classify its own entries, so an impossible x86 type bit is already
+        RESERVED_BITS and an invalid ARM descriptor INVALID_ENTRY).
     structure, vendor, structure_owner
         For a PASID-structure fault (``stage`` CONFIG): the structure, the hardware's code for
         it (a ``hardware.faults`` enum) and who owns the structure (a guest CD/GCR3 table is the
@@ -195,7 +195,7 @@ class NestedFault:
     reason: FaultReason | None = None
 
     @classmethod
-    def from_walk(cls, stage: Stage, walk: Any, format_family: str, site: FaultSite, iova: int,
+    def from_walk(cls, stage: Stage, walk: Any, site: FaultSite, iova: int,
                   address: int, **extra: Any) -> NestedFault:
         """The fault of a failed single-stage ``walk``: kind, level, the bad entry's host address
         and bits, and the walker's explanation all come from the walk; ``extra`` sets the rest
@@ -209,7 +209,7 @@ class NestedFault:
             reason=wf.reason,
         )
         fields.update(extra)
-        return cls(stage, fault_kind(format_family, wf.reason), site, wf.level, iova, address, **fields)
+        return cls(stage, wf.reason.kind, site, wf.level, iova, address, **fields)
 
     @classmethod
     def from_structure(cls, fault: Any, iova: int) -> NestedFault:

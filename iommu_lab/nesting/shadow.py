@@ -27,8 +27,8 @@ from typing import Any
 
 from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError, UnsupportedError
+from iommu_lab.core.perm import Perm
 from iommu_lab.core.ranges import fmt_addr, fmt_size
-from iommu_lab.hardware.codecs import Perm
 from iommu_lab.nesting.memory import GuestMemory, _fmt, _memory, _walk, host_memory_for
 from iommu_lab.nesting.pair import NestedPair
 from iommu_lab.pagetable.memory import PhysicalMemory
@@ -318,10 +318,8 @@ class ShadowNesting:
             for liova, lgpa, lsize, lperm in self._guest_leaves(iova, iova + size):
                 self._compose(liova, lgpa, lsize, lperm)
         else:
-            from iommu_lab.hardware.codecs import parse_perm
-
             self.costs.vm_exits += 1  # VIRTIO_IOMMU_T_MAP
-            self._compose(iova, gpa, size, parse_perm(prot))
+            self._compose(iova, gpa, size, Perm.parse(prot))
         self.costs.host_iotlb_flushes += 1  # iotlb_sync_map: caching mode needs a flush on map
 
     def guest_unmap(self, iova: int, size: int) -> int:

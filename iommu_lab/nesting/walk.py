@@ -320,7 +320,7 @@ def resolve_pasid(pair: Any, pasid: int):
         ]
         if not w2.ok:
             raise StructureFetchFault(
-                NestedFault.from_walk(Stage.STAGE2, w2, _fmt(pair.stage2).family, FaultSite.CONFIG, 0, gpa,
+                NestedFault.from_walk(Stage.STAGE2, w2, FaultSite.CONFIG, 0, gpa,
                                       entry_address=None, raw=None),
                 s2refs,
             )
@@ -367,7 +367,7 @@ def nested_walk(pair: Any, iova: int, *, access: Any = "r", pasid: int | None = 
             r.stage2(w2, 0, "second-stage-only walk of the IOVA (PGTT=SECOND_STAGE)", iova, RefRole.S2_INPUT)
             if not w2.ok:
                 return result(gpa=iova, fault=NestedFault.from_walk(
-                    Stage.STAGE2, w2, f2.family, FaultSite.INPUT, iova, iova, entry_address=None, raw=None))
+                    Stage.STAGE2, w2, FaultSite.INPUT, iova, iova, entry_address=None, raw=None))
             return result(gpa=iova, out=w2.pa, s2ps=w2.page_size)
         s1_root = look.stage1_root
 
@@ -393,7 +393,7 @@ def nested_walk(pair: Any, iova: int, *, access: Any = "r", pasid: int | None = 
     w2 = _walk(pair.stage2, gpa, access=access)
     r.stage2(w2, len(w1.steps), f"stage-2 walk of the output GPA {fmt_addr(gpa)}", gpa, RefRole.OUTPUT_GPA)
     if not w2.ok:
-        fault = NestedFault.from_walk(Stage.STAGE2, w2, f2.family, FaultSite.OUTPUT, iova, gpa,
+        fault = NestedFault.from_walk(Stage.STAGE2, w2, FaultSite.OUTPUT, iova, gpa,
                                       write=_is_write(access))
         return result(gpa=gpa, fault=fault, s1ps=w1.page_size)
     return result(gpa=gpa, out=w2.pa, s1ps=w1.page_size, s2ps=w2.page_size)
@@ -410,7 +410,7 @@ def _stage1_fault(r: _Refs, w1: Any, last_s2: Any, f1: Any, f2: Any, iova: int, 
         gpa = w2.iova
         r.stage2(w2, row, f"stage-2 walk of the S1 {f1.level_name(wf.level)} table (GPA {fmt_addr(gpa)})", gpa,
                  RefRole.S1_TABLE)
-        return NestedFault.from_walk(Stage.STAGE2, w2, f2.family, FaultSite.S1_TABLE, iova, gpa,
+        return NestedFault.from_walk(Stage.STAGE2, w2, FaultSite.S1_TABLE, iova, gpa,
                                      s1_level=wf.level, s1_top=top, write=False)
     if wf.reason is FaultReason.TABLE_ADDRESS:
         # Stage 2 translated the table's GPA to an HPA outside host RAM: the host's stage-2
@@ -425,7 +425,7 @@ def _stage1_fault(r: _Refs, w1: Any, last_s2: Any, f1: Any, f2: Any, iova: int, 
             w2.pa if w2 is not None else None, None, s1_level=wf.level, s1_top=top, detail=wf.message,
             output_beyond_host=True, reason=wf.reason,
         )
-    return NestedFault.from_walk(Stage.STAGE1, w1, f1.family, FaultSite.INPUT, iova, iova, write=_is_write(access))
+    return NestedFault.from_walk(Stage.STAGE1, w1, FaultSite.INPUT, iova, iova, write=_is_write(access))
 
 
 def translate_batch(pair: Any, iovas: Any, *, access: Any = "r", pasid: int | None = None) -> TranslatedBatch:

@@ -34,6 +34,7 @@ from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_size
 from iommu_lab.hardware.platform import platforms
+from iommu_lab.pagetable.census import TableTree, table_tree
 
 __all__ = ["TableTree", "table_tree", "Workload", "WorkloadCost", "POLICIES"]
 
@@ -42,166 +43,6 @@ _U64 = np.uint64
 #: Page-size policies: ``"4K"`` (the smallest page only, e.g. ``intel_iommu=sp_off``) and
 #: ``"largest"`` (every size the platform advertises and the format can hold).
 POLICIES = ("4K", "largest")
-
-
-# ============================================================================== table tree
-@dataclass
-class TableTree:
-    """Every table page and every leaf of a page table, as arrays (read from the entries).
-
-    Table arrays are in depth-first order of IOVA within each level (top level first).
-    ``offset`` is the first input offset a table covers (``iova - va_base`` for a TCE window;
-    the lower canonical half comes first for sign-extended formats). ``span`` is the input
-    bytes one table covers. Leaf arrays hold one row per leaf (replicated AMD NL=7 slots once).
-    """
-
-    fmt: Any
-    level: np.ndarray
-    address: np.ndarray
-    offset: np.ndarray
-    span: np.ndarray  # float64: a top table may span 2**64
-    used: np.ndarray
-    entries: np.ndarray
-    nbytes: np.ndarray
-    leaf_offset: np.ndarray  #: first offset of each run of equal, neighbouring leaves
-    leaf_size: np.ndarray  #: page size of the run's leaves
-    leaf_count: np.ndarray  #: leaves in the run
-    leaf_level: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.level.size)
-
-    @property
-    def table_bytes(self) -> int:
-        return int(self.nbytes.sum())
-
-    def per_level(self) -> dict[int, tuple[int, int]]:
-        """``{level: (tables, bytes)}``, top level first."""
-        out = {}
-        for lv in range(self.fmt.top_level, -1, -1):
-            m = self.level == lv
-            out[lv] = (int(m.sum()), int(self.nbytes[m].sum()))
-        return out
-
-    def mix(self) -> dict[int, int]:
-        """``{page size: bytes mapped}``, smallest page first."""
-        out: dict[int, int] = {}
-        for s, c in zip(self.leaf_size.tolist(), self.leaf_count.tolist()):
-            out[int(s)] = out.get(int(s), 0) + int(s) * int(c)
-        return dict(sorted(out.items()))
-
-    @property
-    def leaves(self) -> int:
-        return int(self.leaf_count.sum())
-
-    def native_refs(self) -> float | None:
-        """Byte-weighted references of a cold single-stage walk: levels from the root to the leaf."""
-        if not self.leaf_size.size:
-            return None
-        refs = (self.fmt.top_level - self.leaf_level + 1).astype(np.float64)
-        w = self.leaf_size.astype(np.float64) * self.leaf_count
-        return float((refs * w).sum() / w.sum())
-
-
-def table_tree(pt: Any) -> TableTree:
-    """Read every table page and leaf of ``pt`` from its entries, one gather per level.
-
-    Read-only: it uses the table's memory ``gather`` and the format's codec, as
-    ``PageTable.tables`` does, but over all tables of a level at once (in chunks of about a
-    million entries, so temporaries stay cache- and page-friendly), which keeps tens of
-    thousands of table pages well under a second.
-    """
-    from iommu_lab.hardware.codecs import EntryKind
-
-    f, codec, mem = pt.fmt, pt.fmt.codec, pt.memory
-    levels, addrs, offs, spans, used, ents, nbytes = [], [], [], [], [], [], []
-    l_off, l_size, l_count, l_level = [], [], [], []
-    tables = np.array([int(pt.root)], dtype=_U64)
-    toff = np.zeros(1, dtype=_U64)
-    for lv in range(f.top_level, -1, -1):
-        n = tables.size
-        if n == 0:
-            break
-        e = f.entries(lv)
-        sh = f.shift(lv)
-        levels.append(np.full(n, lv, dtype=np.int8))
-        addrs.append(tables)
-        offs.append(toff)
-        spans.append(np.full(n, float(e) * float(1 << sh)))
-        ents.append(np.full(n, e, dtype=np.int64))
-        nbytes.append(np.full(n, f.table_bytes(lv), dtype=np.int64))
-        lv_used = np.empty(n, dtype=np.int64)
-        child_t, child_off = [], []
-        ramp = np.arange(e, dtype=_U64) << _U64(3)
-        step = max(1, (1 << 20) // e)
-        for c0 in range(0, n, step):
-            c1 = min(n, c0 + step)
-            ct, co = tables[c0:c1], toff[c0:c1]
-            raw, _ = mem.gather((ct[:, None] + ramp[None, :]).reshape(-1))
-            kinds = codec.classify(f, raw, lv).reshape(c1 - c0, e)
-            lv_used[c0:c1] = np.count_nonzero(kinds != EntryKind.EMPTY, axis=1)
-            isleaf = kinds == EntryKind.LEAF
-            if isleaf.any():
-                _leaf_runs(f, codec, lv, e, sh, raw, isleaf, co, l_off, l_size, l_count, l_level)
-            if lv > 0:
-                tab = np.flatnonzero(kinds.reshape(-1) == EntryKind.TABLE)
-                if tab.size:
-                    t = tab // e
-                    child_t.append(codec.table_addr(f, raw[tab], lv).astype(_U64))
-                    child_off.append(co[t] + ((tab - t * e).astype(_U64) << _U64(sh)))
-        used.append(lv_used)
-        if not child_t:
-            tables = np.zeros(0, dtype=_U64)
-            continue
-        tables = np.concatenate(child_t)
-        toff = np.concatenate(child_off)
-    cat = lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dtype=dt)  # noqa: E731
-    lo, ls, lc, ll = cat(l_off, _U64), cat(l_size, _U64), cat(l_count, np.int64), cat(l_level, np.int8)
-    if lo.size > 1:  # join runs that continue across tables (same size and level)
-        order = np.argsort(lo, kind="stable")
-        lo, ls, lc, ll = lo[order], ls[order], lc[order], ll[order]
-        end = lo + lc.astype(_U64) * ls
-        join = np.zeros(lo.size, dtype=bool)
-        join[1:] = (lo[1:] == end[:-1]) & (ls[1:] == ls[:-1]) & (ll[1:] == ll[:-1])
-        idx = np.flatnonzero(~join)
-        lc = np.add.reduceat(lc, idx)
-        lo, ls, ll = lo[idx], ls[idx], ll[idx]
-    return TableTree(
-        f, cat(levels, np.int8), cat(addrs, _U64), cat(offs, _U64), cat(spans, np.float64), cat(used, np.int64),
-        cat(ents, np.int64), cat(nbytes, np.int64), lo, ls, lc, ll,
-    )
-
-
-def _leaf_runs(f, codec, lv, e, sh, raw, isleaf, toff, l_off, l_size, l_count, l_level) -> None:
-    """Append the runs of neighbouring leaves in one chunk of tables (rows of ``isleaf``)."""
-    if codec.fixed_leaf_size:
-        full = isleaf.all(axis=1)
-        if full.any():  # the common case: a table of nothing but leaves is one run
-            l_off.append(toff[full])
-            l_size.append(np.full(int(full.sum()), 1 << sh, dtype=_U64))
-            l_count.append(np.full(int(full.sum()), e, dtype=np.int64))
-            l_level.append(np.full(int(full.sum()), lv, dtype=np.int8))
-        part = np.flatnonzero(isleaf.any(axis=1) & ~full)
-        if part.size:
-            m = isleaf[part].astype(np.int8)
-            d = np.diff(np.concatenate([np.zeros((part.size, 1), np.int8), m, np.zeros((part.size, 1), np.int8)], axis=1),
-                        axis=1)
-            r0, j0 = np.nonzero(d == 1)
-            r1, j1 = np.nonzero(d == -1)
-            l_off.append(toff[part[r0]] + (j0.astype(_U64) << _U64(sh)))
-            l_size.append(np.full(j0.size, 1 << sh, dtype=_U64))
-            l_count.append((j1 - j0).astype(np.int64))
-            l_level.append(np.full(j0.size, lv, dtype=np.int8))
-        return
-    leaf = np.flatnonzero(isleaf.reshape(-1))
-    t = leaf // e
-    j = leaf - t * e
-    lg2 = codec.leaf_lg2(f, raw[leaf], lv).astype(np.int64)
-    first = (j & ((np.int64(1) << (lg2 - sh)) - 1)) == 0  # AMD NL=7 replicas count once
-    l_off.append(toff[t[first]] + (j[first].astype(_U64) << _U64(sh)))
-    l_size.append((np.int64(1) << lg2[first]).astype(_U64))
-    l_count.append(np.ones(int(first.sum()), dtype=np.int64))
-    l_level.append(np.full(int(first.sum()), lv, dtype=np.int8))
 
 
 # ============================================================================== workload
@@ -321,7 +162,7 @@ class Workload:
         from iommu_lab.hardware import formats as _formats
 
         fmt = _formats.get(fname)
-        if fmt.family == "power-tce":
+        if fmt.linear:
             # Each window is its own TCE table with its own page shift (ibm,create-pe-dma-window).
             return self._tce_cost(platform, fmt, self._bitmap(platform.pgsizes, policy), inside, base)
         bitmap = self._bitmap(platform.pgsizes & fmt.leaf_bitmap, policy)
@@ -397,7 +238,8 @@ def _nested_walk_refs(platform: Any, policy: str, page: int) -> int:
     """References of a real cold 2-D walk of one ``page``-sized stage-1 leaf over a stage 2 that
     maps the guest's RAM with the same policy (``Nested`` over ``GuestMemory``)."""
     from iommu_lab.hardware import formats as _formats
-    from iommu_lab.nesting.nested import GuestMemory, Nested, _host_memory_for
+    from iommu_lab.nesting import GuestMemory, Nested
+    from iommu_lab.nesting.memory import host_memory_for
     from iommu_lab.pagetable.table import PageTable
 
     f1 = _formats.get(platform.format_name("stage1"))
@@ -407,7 +249,7 @@ def _nested_walk_refs(platform: Any, policy: str, page: int) -> int:
     b1 = Workload._bitmap(platform.pgsizes & f1.leaf_bitmap, policy)
     if not b2 or page not in _formats.get(f1).leaf_sizes or not b1 & page:
         raise ValueError(f"{fmt_size(page)} pages are not available in both stages ({f1.name} over {f2.name})")
-    host = _host_memory_for(f2)
+    host = host_memory_for(f2)
     # Guest RAM at an aligned host address past the stage-2 tables; the host memory backs a
     # frame when it is first written, so only the guest's table pages take room.
     hpa = -(-(host.base + (64 << 20)) // page) * page

@@ -101,7 +101,7 @@ def _iova_bits_html(fmt: Any, iova: int, level: int | None) -> str:
 
 def _entry_bits_html(fmt: Any, step: Any) -> str:
     """The raw entry as a datasheet draws it: bit ranges high to low, field names, values."""
-    from iommu_lab.hardware.codecs import EntryKind
+    from iommu_lab.hardware.formats import EntryKind
 
     kind = EntryKind.TABLE if step.entry.kind == EntryKind.TABLE else EntryKind.LEAF
     table = fmt.fields(step.level, kind)
