@@ -467,7 +467,7 @@ def test_info_reports_pgsizes_permitted_not_reserved_and_alignment():
 def test_info_capabilities_come_from_a_duck_typed_platform():
     class FakePlatform:
         nesting = "hardware"
-        family = "SMMUv3"
+        stage1_binding = "pasid-table"  # the whole PASID/CD table is bound, as on SMMUv3
 
         def device(self, name="dev0"):
             return Device(name, aperture=IovaRange.bits(48))
