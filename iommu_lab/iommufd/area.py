@@ -41,8 +41,10 @@ __all__ = [
 #: are the kernel's ``IOMMU_READ``/``IOMMU_WRITE``.
 Prot = Perm
 
-#: Prot by its int value (enum construction is slow on the map path).
+#: Prot by its int value, and its ``letters`` (enum construction and flag arithmetic are slow
+#: on the map path).
 PROT_BY_INT = (Prot.NONE, Prot.READ, Prot.WRITE, Prot.RW)
+PROT_LETTERS = ("", "r", "w", "rw")
 
 
 def uapi_int(value: object, name: str) -> int:

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet
 from iommu_lab.hardware import formats
 from iommu_lab.hardware.device import Device
-from iommu_lab.iommufd.area import Area, Reservation
+from iommu_lab.iommufd.area import PROT_LETTERS, Area, Reservation
 from iommu_lab.pagetable.memory import HostMemory
 from iommu_lab.pagetable.table import PageTable
 
@@ -176,7 +176,7 @@ class Domains:
         is not mapped, as io-pgtable maps nothing for prot 0. A failure unmaps what it mapped."""
         if not int(area.prot) & 3:
             return
-        prot = area.prot.letters
+        prot = PROT_LETTERS[int(area.prot) & 3]
         if huge_pages:
             table.map_user(area.iova, self.host_memory, area.user_va, area.length, prot=prot)
             return

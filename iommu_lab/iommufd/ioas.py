@@ -24,7 +24,15 @@ from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, check_u64, fmt_a
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
 from iommu_lab.iommufd import history
 from iommu_lab.iommufd.access import Access
-from iommu_lab.iommufd.area import Area, Pages, Prot, Reservation, uapi_int
+from iommu_lab.iommufd.area import (
+    PROT_BY_INT,
+    PROT_LETTERS,
+    Area,
+    Pages,
+    Prot,
+    Reservation,
+    uapi_int,
+)
 from iommu_lab.iommufd.domains import device_reservations, pgsize_bitmap
 from iommu_lab.iommufd.history import (
     AddAccessOp,
@@ -92,16 +100,22 @@ def map_prot(prot: object) -> Prot:
     ``IOMMU_READ``/``IOMMU_WRITE`` bits. Other bits are flags the uapi does not define, refused
     with EOPNOTSUPP as ``iommufd_ioas_map`` and ``iommufd_ioas_copy`` do before anything else;
     other letters are a ``ValueError``."""
-    if isinstance(prot, int) and not isinstance(prot, bool) and prot >= 0 and prot & ~int(Prot.RW):
+    known = _MAP_PROTS.get(prot) if isinstance(prot, str) else None
+    if known is not None:
+        return known
+    if isinstance(prot, int) and not isinstance(prot, bool) and prot >= 0 and int(prot) & ~3:
         raise IommuError(
             "EOPNOTSUPP",
             f"prot {int(prot):#x} has bits outside IOMMU_READ|IOMMU_WRITE (0x3); the map flags accept only "
             f"FIXED_IOVA, WRITEABLE and READABLE, as iommufd_ioas_map refuses any other",
         )
     parsed = Prot.parse(prot)  # type: ignore[arg-type]
-    if parsed & ~Prot.RW:
+    if int(parsed) & ~3:
         raise ValueError(f"prot {prot!r} has a letter other than 'r' and 'w'; an IOAS maps for read and/or write only")
-    return parsed
+    return PROT_BY_INT[int(parsed)]
+
+
+_MAP_PROTS = {"rw": Prot.RW, "wr": Prot.RW, "r": Prot.READ, "w": Prot.WRITE, "": Prot.NONE}
 
 
 RangesLike = Union[Iterable[Union[IovaRange, tuple]], RangeSet]
@@ -430,7 +444,7 @@ class IOAS:
         elif (iova is not None and iova >= U64_MAX) or length >= U64_MAX:
             bad = f"iova {fmt_addr(iova)}" if iova is not None and iova >= U64_MAX else f"length {fmt_addr(length)}"
             raise IommuError("EOVERFLOW", f"{bad} is >= ULONG_MAX 0xffff_ffff_ffff_ffff (iommufd_ioas_map)")
-        if not prot & Prot.RW and not self._compat:
+        if not int(prot) & 3 and not self._compat:
             raise IommuError(
                 "EINVAL", "map with neither READABLE nor WRITEABLE; give prot='r', 'w' or 'rw' (iommufd_ioas_map)"
             )
@@ -444,7 +458,7 @@ class IOAS:
             raise IommuError(
                 "EOVERFLOW", f"user_va {fmt_addr(va)} + length {fmt_addr(length)} wraps past 2^64 (iopt_alloc_pages)"
             )
-        pages = alloc_pages(va, length, bool(prot & Prot.WRITE))
+        pages = alloc_pages(va, length, bool(int(prot) & 2))
         area = self.iopt.map_pages([(pages, va, length)], length, iova, prot)[0]
         self._after_map(user_va, length, iova, prot, area)
         return area
@@ -459,7 +473,7 @@ class IOAS:
         if user_va is None:
             end = area.user_va + length
             self._next_va = (end + self.hpage_size - 1) // self.hpage_size * self.hpage_size
-        self.history.append(MapOp(length, iova, user_va, prot.letters, area.iova))
+        self.history.append(MapOp(length, iova, user_va, PROT_LETTERS[int(prot)], area.iova))
 
     # -- copy -------------------------------------------------------------------------------
     def copy(self, src: "IOAS", src_iova: int, length: int, iova: int | None = None, *, prot: Union[str, int, Prot] = "rw") -> Area:
@@ -484,7 +498,7 @@ class IOAS:
             raise UnsupportedError("IOMMU_IOAS_COPY exists only on iommufd IOASes, not on a real VFIO type1 container")
         if length >= U64_MAX or src_iova >= U64_MAX or (iova is not None and iova >= U64_MAX):
             raise IommuError("EOVERFLOW", "copy length/src_iova/dst_iova >= ULONG_MAX (iommufd_ioas_copy)")
-        if not prot & Prot.RW:
+        if not int(prot) & 3:
             raise IommuError("EINVAL", "copy with neither READABLE nor WRITEABLE (iommufd_ioas_copy)")
         if length == 0:
             raise IommuError("EINVAL", "copy of 0 bytes (iopt_get_pages)")
@@ -501,7 +515,7 @@ class IOAS:
                 f"(iopt_get_pages)",
             )
         made = self.iopt.map_pages([(a.pages, a.va_of(s), n) for a, s, n in pieces], length, iova, prot)
-        self.history.append(CopyOp(src_iova, length, iova, prot.letters, made[0].iova, None if src is self else src))
+        self.history.append(CopyOp(src_iova, length, iova, PROT_LETTERS[int(prot)], made[0].iova, None if src is self else src))
         return made[0]
 
     # -- unmap ------------------------------------------------------------------------------
