@@ -128,6 +128,17 @@ def test_map_unknown_prot_bits_fail_eopnotsupp_before_eoverflow():
     assert errno_of(IOAS().map, U64_MAX, prot=0x4).errno == "EOPNOTSUPP"
 
 
+def test_prot_is_the_one_permission_type_and_its_exec_and_user_bits_are_not_map_flags():
+    import iommu_lab as il
+    from iommu_lab.core.perm import Perm
+
+    assert Prot is Perm and il.Prot is Perm
+    e = errno_of(IOAS().map, PAGE, 0x10000, prot=Perm.READ | Perm.EXEC)
+    assert e.errno == "EOPNOTSUPP" and "iommufd_ioas_map" in str(e)
+    with pytest.raises(ValueError, match="other than 'r' and 'w'"):
+        IOAS().map(PAGE, 0x10000, prot="ru")
+
+
 @pytest.mark.parametrize("prot", ["", 0, Prot.NONE])
 def test_map_without_read_or_write_fails_einval_rule_4_3(prot):
     e = errno_of(IOAS().map, PAGE, prot=prot)
@@ -467,13 +478,30 @@ def test_info_reports_pgsizes_permitted_not_reserved_and_alignment():
 def test_info_capabilities_come_from_a_duck_typed_platform():
     class FakePlatform:
         nesting = "hardware"
-        family = "SMMUv3"
+        stage1_binding = "pasid-table"  # the whole PASID/CD table is bound, as on SMMUv3
 
         def device(self, name="dev0"):
             return Device(name, aperture=IovaRange.bits(48))
 
     caps = IOAS.from_platform(FakePlatform()).info().capabilities
     assert caps.nesting == "hardware" and caps.pasid_table_binding and not caps.pgtable_binding
+
+
+@pytest.mark.parametrize("nesting, binding, want", [
+    ("hardware", "pgtable", (True, False)),
+    ("hardware", None, (False, False)),
+    ("software", "pasid-table", (False, False)),
+])
+def test_info_binding_capabilities_follow_the_declared_stage1_binding(nesting, binding, want):
+    class FakePlatform:
+        def __init__(self):
+            self.nesting, self.stage1_binding = nesting, binding
+
+        def device(self, name="dev0"):
+            return Device(name, aperture=IovaRange.bits(48))
+
+    caps = IOAS.from_platform(FakePlatform()).info().capabilities
+    assert (caps.pgtable_binding, caps.pasid_table_binding) == want and caps.nesting == nesting
 
 
 def test_copy_into_an_ioas_with_larger_alignment_checks_the_source_va_offset_rule_4_8():

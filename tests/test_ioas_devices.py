@@ -235,7 +235,7 @@ def test_attach_of_a_device_with_a_format_creates_a_domain_that_each_map_fills()
     area = ioas.map(0x40_0000, user_va=0x7F00_0000_0000)
     dom = ioas.domain("nic0")
     w = dom.walk(area.iova + 0x1234)
-    pa = ioas._host_memory().resolve(area.user_va + 0x1234, 1)[0][1]
+    pa = ioas.host_memory.resolve(area.user_va + 0x1234, 1)[0][1]
     assert w.ok and w.pa == pa and w.page_size == 0x20_0000  # THP-backed: 2 MiB IOPTEs
     ioas.unmap(area.iova, area.length)
     assert not dom.walk(area.iova + 0x1234).ok

@@ -373,18 +373,18 @@ class IoasMachine(RuleBasedStateMachine):
             assert any(w.start <= a.iova and a.last <= w.last for w in windows)
             assert not any(overlaps(a.iova, a.last, r.start, r.last) for r in self.ioas.reserved)
         # every paging domain maps exactly the areas, to the pinned pages' physical addresses
-        host = self.ioas._host_memory() if self.ioas.domains else None
+        host = self.ioas.host_memory if self.ioas.domains else None
         for dom in self.ioas.domains:
             for a in areas:
                 for probe in {a.iova, a.last}:
                     w = dom.walk(probe)
                     assert w.ok and w.pa == host.resolve(a.user_va + probe - a.iova, 1)[0][1]
-            for gap in list(self.ioas._index.gaps())[:4]:
+            for gap in list(self.ioas.iopt.gaps())[:4]:
                 if gap.last < 1 << 48:
                     assert not dom.walk(gap.start).ok
         # the gap index mirrors the areas and reservations exactly
         used = RangeSet([a.range for a in areas] + [r.range for r in self.ioas.reserved])
-        assert RangeSet(self.ioas._index.gaps()) == RangeSet.full() - used
+        assert RangeSet(self.ioas.iopt.gaps()) == RangeSet.full() - used
 
 
 TestIoasStateful = IoasMachine.TestCase

@@ -1,13 +1,16 @@
 """VFIO type1: iommufd's compat layer (§8) and real vfio_iommu_type1 (§9), row by row of the
 differences table at the end of reference iommufd.md §9."""
 
+import ast
 import random
+from pathlib import Path
 
 import pytest
 
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet
 from iommu_lab.hardware.device import Device, ReservedRegion
+from iommu_lab.iommufd import type1
 from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.iommufd.type1 import Semantics
 
@@ -201,3 +204,11 @@ def test_semantics_parse_and_flags():
         IOAS(semantics="type2")
     with pytest.raises(TypeError):
         IOAS(semantics=1)
+
+
+def test_the_type1_rule_book_uses_only_public_names_of_the_core_it_shares():
+    tree = ast.parse(Path(type1.__file__).read_text())
+    private = sorted({n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+                      and n.attr.startswith("_") and not n.attr.startswith("__")})
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert private == [] and "iommu_lab.iommufd.ioas" not in imported

@@ -1,9 +1,17 @@
 """The iommufd uAPI's objects: the I/O address space (IOAS) with its areas, allocator and
 reserved/allowed trees, in-kernel accesses, and VFIO type1 compatibility as a rule book.
+
+Modules, lowest first (each imports only those before it): ``pages`` (``struct iopt_pages``),
+``area`` (``struct iopt_area`` / ``iopt_reserved`` and their index), ``domains`` (attached devices
+and their page tables), ``access`` (in-kernel accesses), ``history`` (the operation journal),
+``io_pagetable`` (``struct io_pagetable`` and the ``iopt_*`` core), ``type1`` (VFIO's rules),
+``info`` (GET_INFO and lookup answers), ``ioas`` (the IOAS object and its ioctls).
 """
 
-from iommu_lab.iommufd.area import Area, Prot
-from iommu_lab.iommufd.ioas import IOAS, Access, Capabilities, IoasInfo, Lookup, Reservation
+from iommu_lab.iommufd.access import Access
+from iommu_lab.iommufd.area import Area, Prot, Reservation
+from iommu_lab.iommufd.info import Capabilities, IoasInfo, Lookup
+from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.iommufd.type1 import Semantics
 
 __all__ = ["IOAS", "Access", "Area", "Capabilities", "IoasInfo", "Lookup", "Prot", "Reservation", "Semantics"]

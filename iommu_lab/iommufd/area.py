@@ -1,119 +1,60 @@
-"""Areas of an I/O address space and the index that finds them and the holes between them.
+"""The nodes of an I/O address space's interval trees, and the index that finds them.
 
-An *area* is iommufd's ``struct iopt_area``: one mapping object made by one MAP or by one
-piece of a COPY, covering ``[iova, last]`` exactly, backed by a slice of a *pages* object
-(``struct iopt_pages``: the pinned user memory, shared between the areas a COPY makes).
+Mirrors drivers/iommu/iommufd/io_pagetable.h: an *area* is ``struct iopt_area``, one mapping
+object made by one MAP or by one piece of a COPY, covering ``[iova, last]`` exactly, backed by a
+slice of a *pages* object (``struct iopt_pages``, ``pages.py``); a *reservation* is ``struct
+iopt_reserved``, one node of the reserved tree with its owner.
 
-``AreaIndex`` stores areas in a ``SortedDict`` keyed by IOVA, so a point lookup, an overlap
+``AreaIndex`` stores areas in a ``SortedList`` keyed by IOVA, so a point lookup, an overlap
 check and an insert or remove are O(log n), and keeps an index of the *free gaps* (the holes
-of reserved ∪ areas) bucketed by size class, so the automatic allocator (``iopt_alloc_iova``,
-rule 3 of the reference) finds the lowest fitting hole without walking every area.
+of reserved ∪ areas) bucketed by size class, so the automatic allocator (io_pagetable.c
+``iopt_alloc_iova``) finds the lowest fitting hole without walking every area.
 """
 
 from __future__ import annotations
 
-import enum
-import itertools
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Union
+from typing import Iterable, Iterator
 
 from sortedcontainers import SortedList
 
-from iommu_lab.core.errors import IommuError
-from iommu_lab.core.ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
+from iommu_lab.core.perm import Perm
+from iommu_lab.core.ranges import U64_MAX, IovaRange, exact_int, fmt_addr, fmt_size
+from iommu_lab.hardware.device import ResvType
+from iommu_lab.iommufd.pages import HPAGE_SIZE, PAGE_SIZE, Pages
 
-__all__ = ["PAGE_SIZE", "HPAGE_SIZE", "Prot", "Pages", "Area", "AreaIndex", "align_up", "roundup_pow_of_two"]
+__all__ = [
+    "PAGE_SIZE",
+    "HPAGE_SIZE",
+    "Prot",
+    "Pages",
+    "Area",
+    "Reservation",
+    "AreaIndex",
+    "align_up",
+    "roundup_pow_of_two",
+    "uapi_int",
+]
 
-#: CPU page size the model assumes (x86-64 / arm64 4K kernels), ``PAGE_SIZE`` in the kernel.
-PAGE_SIZE = 0x1000
-#: Transparent huge page size on x86-64 with THP (``HPAGE_SIZE``), the auto-allocation cap.
-HPAGE_SIZE = 0x20_0000
+#: The IOAS's name for the one permission type: an area uses its READ and WRITE bits, which
+#: are the kernel's ``IOMMU_READ``/``IOMMU_WRITE``.
+Prot = Perm
 
-
-class Prot(enum.IntFlag):
-    """Mapping permissions, bit for bit the kernel's ``IOMMU_READ`` (1) and ``IOMMU_WRITE`` (2)
-    (include/linux/iommu.h), which iommufd derives from ``IOMMU_IOAS_MAP_READABLE|WRITEABLE``."""
-
-    NONE = 0
-    READ = 1
-    WRITE = 2
-    RW = 3
-
-    @classmethod
-    def parse(cls, value: Union[str, int, "Prot"]) -> "Prot":
-        """Read ``"rw"``, ``"r"``, ``"w"``, ``""``, a ``Prot`` or an int of IOMMU_READ/WRITE bits.
-
-        Unknown letters raise ``ValueError``; unknown bits in an int are flags the uapi does
-        not define, refused with EOPNOTSUPP as ``iommufd_ioas_map`` does first (rule 4.1).
-        """
-        if isinstance(value, Prot):
-            return value
-        if isinstance(value, str):
-            known = _PROT_STRINGS.get(value)
-            if known is not None:
-                return known
-        if isinstance(value, bool):
-            raise TypeError(f"prot must be 'rw', 'r', 'w' or Prot flags, got bool {value!r}")
-        if isinstance(value, int):
-            if value < 0:
-                raise ValueError(f"prot {value} is negative; use Prot.READ | Prot.WRITE")
-            if value & ~int(cls.RW):
-                raise IommuError(
-                    "EOPNOTSUPP",
-                    f"prot {value:#x} has bits outside IOMMU_READ|IOMMU_WRITE (0x3); the map "
-                    f"flags accept only FIXED_IOVA, WRITEABLE and READABLE (rule 4.1)",
-                )
-            return cls(value)
-        if not isinstance(value, str):
-            raise TypeError(f"prot must be 'rw', 'r', 'w' or Prot flags, got {type(value).__name__} {value!r}")
-        out = cls.NONE
-        for ch in value.lower():
-            if ch == "r":
-                out |= cls.READ
-            elif ch == "w":
-                out |= cls.WRITE
-            elif ch not in " -|":
-                raise ValueError(f"prot {value!r} has unknown letter {ch!r}; use 'r', 'w' or 'rw'")
-        return out
-
-    @property
-    def text(self) -> str:
-        """``"rw"``, ``"r-"``, ``"-w"`` or ``"--"``."""
-        return _PROT_TEXT[int(self) & 3]
-
-    @property
-    def letters(self) -> str:
-        """The form ``parse`` reads back: ``"rw"``, ``"r"``, ``"w"`` or ``""``."""
-        return _PROT_TEXT[int(self) & 3].replace("-", "")
-
-
-_PROT_TEXT = ("--", "r-", "-w", "rw")
-#: Prot by its int value (enum construction is slow on the map path).
+#: Prot by its int value, and its ``letters`` (enum construction and flag arithmetic are slow
+#: on the map path).
 PROT_BY_INT = (Prot.NONE, Prot.READ, Prot.WRITE, Prot.RW)
-_PROT_STRINGS = {"rw": Prot.RW, "wr": Prot.RW, "r": Prot.READ, "w": Prot.WRITE, "": Prot.NONE}
+PROT_LETTERS = ("", "r", "w", "rw")
 
 
-_pages_ids = itertools.count(1)
-
-
-@dataclass(frozen=True, eq=False)
-class Pages:
-    """The pinned user memory behind one or more areas, as ``struct iopt_pages``.
-
-    Identity matters, not value: a COPY shares the source's pages object, and whether a
-    writable mapping may be made of them is decided by ``writable`` — set when the original
-    MAP asked for write access (pages.c ``iopt_alloc_pages``: ``writable = iommu_prot &
-    IOMMU_WRITE``), so a WRITEABLE copy from a read-only map fails EPERM (rule 6.6).
-    """
-
-    user_va: int
-    length: int
-    writable: bool
-    id: int = field(default_factory=lambda: next(_pages_ids))
-
-    def __repr__(self) -> str:
-        return f"Pages(#{self.id}, va={fmt_addr(self.user_va)}, {fmt_size(self.length)}, {'rw' if self.writable else 'ro'})"
+def uapi_int(value: object, name: str) -> int:
+    """An argument bound for a ``__u64`` uapi field: an exact int (``exact_int``) that is not
+    negative. Values of 2**64 and above pass, so that each operation refuses them with the
+    errno its own kernel check gives (``iommufd_ioas_map``'s ``>= ULONG_MAX`` is EOVERFLOW)."""
+    value = exact_int(value, name)
+    if value < 0:
+        raise ValueError(f"{name} {value} is negative; the uapi field is an unsigned __u64")
+    return value
 
 
 @dataclass(frozen=True, repr=False)
@@ -167,6 +108,35 @@ class Area:
                 f"prot={self.prot.text!r}, pages=#{self.pages.id})")
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """One node of the reserved interval tree (``struct iopt_reserved``): ``[start, last]``.
+
+    ``kind`` says why it exists: ``"aperture"`` (outside a domain's aperture or windows,
+    ``iopt_table_add_domain``), ``"region"`` (a device reserved region,
+    ``iopt_table_enforce_dev_resv_regions``) or ``"user"`` (``reserve()``, the selftest's
+    IOMMU_TEST_OP_ADD_RESERVED with a NULL owner unless one is given).
+    """
+
+    start: int
+    last: int
+    owner: str | None
+    kind: str
+    type: ResvType | None = None
+
+    @property
+    def range(self) -> IovaRange:
+        return IovaRange(self.start, self.last)
+
+    def __repr__(self) -> str:
+        t = f", type={self.type.value!r}" if self.type is not None else ""
+        return f"Reservation({fmt_addr(self.start)}, {fmt_addr(self.last)}, owner={self.owner!r}, kind={self.kind!r}{t})"
+
+    def __str__(self) -> str:
+        what = self.type.value if self.type is not None else self.kind
+        return f"{self.range} {what}" + (f" ({self.owner})" if self.owner else "")
+
+
 def roundup_pow_of_two(n: int) -> int:
     """``roundup_pow_of_two`` of include/linux/log2.h (``n >= 1``)."""
     return 1 << (n - 1).bit_length()
@@ -179,10 +149,10 @@ def align_up(value: int, align: int) -> int | None:
     return (value + align - 1) & ~(align - 1)
 
 
-def _fits(start: int, last: int, length: int, align: int, page_offset: int) -> int | None:
+def alloc_iova_check_range(start: int, last: int, length: int, align: int, page_offset: int) -> int | None:
     """Mirrors io_pagetable.c ``__alloc_iova_check_range``: the aligned start in ``[start, last]``
     or None. Rejects a wrapping ALIGN_UP, ``aligned >= last`` (so a 1-byte hole never takes a
-    1-byte map, reference §11) and a hole too short for ``length``."""
+    1-byte map) and a hole too short for ``length``."""
     aligned = align_up(start, align)
     if aligned is None:
         return None
@@ -321,7 +291,7 @@ class AreaIndex:
         """Replace the reserved spans and rebuild the gap index (O(n); attach/detach are rare)."""
         merged: list[IovaRange] = []
         for r in sorted(ranges):
-            # Adjacent nodes merge, as interval_tree_span_iter does (rule 1.2).
+            # Adjacent nodes merge, as interval_tree_span_iter_next_gap does.
             if merged and r.start <= merged[-1].last + 1:
                 if r.last > merged[-1].last:
                     merged[-1] = IovaRange(merged[-1].start, r.last)
@@ -419,7 +389,7 @@ class AreaIndex:
         best: int | None = None
         gap = self._gap_holding(lo)
         if gap is not None:
-            found = _fits(lo, min(gap[1], hi), length, align, page_offset)
+            found = alloc_iova_check_range(lo, min(gap[1], hi), length, align, page_offset)
             if found is not None:
                 return found
         min_bits = length.bit_length()
@@ -427,7 +397,7 @@ class AreaIndex:
             if k < min_bits:
                 continue
             for start in bucket.irange(lo + 1, hi if best is None else min(hi, best - 1)):
-                found = _fits(start, min(self._gaps[start], hi), length, align, page_offset)
+                found = alloc_iova_check_range(start, min(self._gaps[start], hi), length, align, page_offset)
                 if found is not None:
                     best = found if best is None else min(best, found)
                     break
