@@ -321,6 +321,24 @@ def test_a_failing_map_row_names_the_row_and_changes_nothing():
     assert pt.translate(np.array([BASE], dtype=np.uint64))[0][0] == 0x4000_0000
 
 
+def test_a_failing_row_keeps_the_models_errno():
+    # mapping over a live mapping is EEXIST in the model; the replay must say so, not EINVAL
+    pt = PageTable("vtd-ss-4level")
+    tr = trace_of(("map", BASE, K4, 0x4000_0000), ("map", BASE, K4, 0x5000_0000))
+    with pytest.raises(IommuError) as err:
+        replay(tr, pt, iotlb_only(4))
+    assert err.value.errno == "EEXIST"
+    assert str(err.value).startswith("EEXIST: trace row 1 (map iova 0x1_0000_0000")
+    assert "EINVAL" not in str(err.value)
+    assert isinstance(err.value.__cause__, IommuError) and err.value.__cause__.errno == "EEXIST"
+
+
+def test_a_stage_two_row_on_a_single_stage_target_is_einval():
+    tr = trace_of(("map", BASE, K4, 0x4000_0000, 2))
+    with pytest.raises(IommuError, match=r"^EINVAL: trace row 0 .*stage-2 rows need a Nested target"):
+        replay(tr, PageTable("vtd-ss-4level"), iotlb_only(4))
+
+
 def test_bad_arguments_say_what_is_allowed():
     tr = trace_of(MAP16)
     with pytest.raises(ValueError, match="unknown flush policy 'eager'; allowed: 'strict', 'lazy'"):
