@@ -211,6 +211,12 @@ class NestedStages:
         rows = [(s.level, s.entry_address, self.n.stage2.walk(s.entry_address, "r")) for s in w1.steps]
         if not w1.ok:
             lvl = w1.fault.level
+            if lvl is not None and lvl not in {s.level for s in w1.steps}:
+                # the entry could not be fetched: its GPA's stage-2 walk faulted, and those
+                # stage-2 reads happened (the vectorised walker charges them too)
+                table = w1.steps[-1].entry.address if w1.steps else root
+                gpa = table + self.fmt.index(lvl, iova) * self.fmt.entry_size
+                rows.append((lvl, gpa, self.n.stage2.walk(gpa, "r")))
             return True, 0, -1, -1 if lvl is None else lvl, rows
         w2 = self.n.stage2.walk(w1.pa, "w" if write else "r")
         rows.append((None, w1.pa, w2))
