@@ -289,9 +289,10 @@ class CacheDefaults:
         self.where = where
 
     def for_platform(self, name: str, family: str) -> Caches:
-        if family not in self.families:
+        base = self.families.get(family)
+        if base is None:
             raise IommuError("ENOENT", f"{self.where}: no [families.{family!r}] table; families with defaults: {', '.join(sorted(self.families))}")
-        table = {**self.families[family], **self.platforms.get(name, {})}
+        table = {**base, **self.platforms.get(name, {})}
         return _caches_from_table(table, f"{self.where}: {name}", name)
 
 
