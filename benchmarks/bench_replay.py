@@ -1,4 +1,4 @@
-"""Throughput of DMA trace replay (issue 8 target: >= 1,000,000 accesses/s on the vectorisable parts).
+"""Throughput of DMA trace replay (target: >= 1,000,000 accesses/s on the vectorisable parts).
 
 Accesses are 4 KiB translation requests (a trace row split at 4 KiB boundaries). For each
 trace the script prints, best of three:
@@ -27,7 +27,8 @@ import numpy as np
 
 from iommu_lab.dma import trace as T
 from iommu_lab.dma.caches import Caches
-from iommu_lab.dma.replay import _NestedStages, _SingleStage, replay, split_accesses
+from iommu_lab.dma.replay import replay, split_accesses
+from iommu_lab.dma.targets import NestedStages, SingleStage
 from iommu_lab.nesting.nested import Nested
 from iommu_lab.pagetable.table import PageTable
 
@@ -46,7 +47,7 @@ def best(fn, repeat=3):
 def front_end(trace, table) -> int:
     """Split, translate and find the runs: what ``engine='fast'`` does before its loop."""
     acc = split_accesses(trace.frame)
-    stages = _NestedStages(table) if isinstance(table, Nested) else _SingleStage(table)
+    stages = NestedStages(table) if isinstance(table, Nested) else SingleStage(table)
     w = stages.batch(acc.iova, acc.write, acc.pasid)
     page = acc.iova >> np.uint64(12)
     same = np.zeros(len(acc), dtype=bool)

@@ -565,3 +565,28 @@ def test_hot_path_is_fast_enough_for_a_replay():
         else:
             cache.fill(k, k)
     assert 0 < hits < len(keys)
+
+
+def test_iotlb_and_its_statistics_as_dataframes():
+    tlb = Iotlb(CacheConfig(2))
+    tlb.fill(TAG, 0x1000, KIB4)
+    tlb.fill(TAG, 0x2000, KIB4)
+    tlb.fill(TAG, 0x3000, KIB4)  # evicts 0x1000
+    assert tlb.lookup(TAG, 0x3000) == KIB4 and tlb.lookup(TAG, 0x1000) is None
+    tlb.invalidate_range(TAG, 0x2000, 0x1000)
+    s = tlb.stats
+    assert (s.hits, s.misses, s.fills, s.evictions, s.invalidated) == (1, 1, 3, 1, 1)
+    assert s.lookups == 2 and s.hit_rate == 0.5 and s.flushed_entries == 1
+    row = s.to_dataframe()
+    assert len(row) == 1 and row.loc[0, "evictions"] == 1 and row.loc[0, "hit_rate"] == 0.5
+    df = tlb.to_dataframe()
+    assert str(df["iova"].dtype) == "UInt64" and df["iova"].tolist() == [0x3000]
+
+
+def test_caches_and_walk_caches_as_dataframes(fmt4):
+    c = Caches(iotlb=CacheConfig(8, ways=2), psc={1: 4, 2: 2})
+    assert c.to_dataframe().equals(c.describe())
+    assert c.to_dataframe()["cache"].tolist() == ["iotlb", "psc", "psc", "stage2_tlb"]
+    psc = PagingStructureCache(fmt4, {1: 4})
+    psc.lookup(TAG, 0x1000)
+    assert psc.to_dataframe().loc[0, "misses"] == 1

@@ -474,6 +474,21 @@ def test_stage2_change_must_flush_every_combined_entry():
     assert tlb.translate(0x4000_0000) == new_hpa
 
 
+def test_combined_iotlb_statistics_are_the_caches_own():
+    from iommu_lab.dma.cache import CacheStats
+
+    _n, tlb = _cached_pair()
+    tlb.translate(0x4000_0000)
+    tlb.translate(0x4000_0008)
+    tlb.invalidate_stage1(0x4000_0000, 0x1000)
+    s = tlb.stats
+    assert isinstance(s, CacheStats)
+    assert (s.hits, s.misses, s.invalidated, s.flushed_entries, s.walk_refs) == (1, 1, 1, 1, 24)
+    assert s.to_dataframe().loc[0, "walk_refs"] == 24
+    tlb.translate(0x4000_1000)
+    assert tlb.to_dataframe()["iova"].tolist() == [0x4000_1000]
+
+
 def test_nested_walk_answers_to_the_same_names_as_a_single_stage_walk():
     n = Nested.build("x86-64-4level", "vtd-ss-4level", guest_ram=16 * MiB, backing="eager")
     n.stage1.map(0x4000_0000, 0x10_0000, 0x1000)

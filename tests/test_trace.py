@@ -596,3 +596,27 @@ def test_sample_traces_load_and_map_every_access(name):
     tr = Trace.read(Path(__file__).parents[1] / "data" / "traces" / name)
     assert_well_formed(tr)
     assert tr.n_dma > 0
+
+
+def test_to_dataframe_gives_addresses_as_exact_uint64():
+    tr = wide_trace()
+    df = tr.to_dataframe()
+    assert tuple(df.columns) == COLUMNS
+    assert [str(df[c].dtype) for c in ("iova", "length", "pa")] == ["UInt64"] * 3
+    assert df["iova"].tolist() == [int(v) for v in tr.frame["iova"]]
+    assert df.il.hex_columns == ["iova", "pa"]
+    df.loc[0, "pa"] = 1
+    assert int(tr.frame.loc[0, "pa"]) == (1 << 63) + 0x1000  # a copy: the trace is unchanged
+
+
+def test_generators_take_the_replays_flush_policy_type():
+    from iommu_lab.dma.replay import FlushPolicy as ReplayPolicy
+    from iommu_lab.dma.trace import FlushPolicy
+
+    assert FlushPolicy is ReplayPolicy
+    by_enum = nic_rx_ring(600, ring=64, recycle=False, policy=FlushPolicy.LAZY)
+    by_text = nic_rx_ring(600, ring=64, recycle=False, policy="LAZY")
+    assert by_enum.frame.equals(by_text.frame)
+    assert not by_enum.frame.equals(nic_rx_ring(600, ring=64, recycle=False).frame)
+    with pytest.raises(ValueError, match="unknown flush policy 'eager'; allowed: 'strict', 'lazy'"):
+        storage_sg(1, policy="eager")

@@ -8,6 +8,7 @@ vectorised and the step-by-step engines.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -321,6 +322,24 @@ def test_a_failing_map_row_names_the_row_and_changes_nothing():
     assert pt.translate(np.array([BASE], dtype=np.uint64))[0][0] == 0x4000_0000
 
 
+def test_a_failing_row_keeps_the_models_errno():
+    # mapping over a live mapping is EEXIST in the model; the replay must say so, not EINVAL
+    pt = PageTable("vtd-ss-4level")
+    tr = trace_of(("map", BASE, K4, 0x4000_0000), ("map", BASE, K4, 0x5000_0000))
+    with pytest.raises(IommuError) as err:
+        replay(tr, pt, iotlb_only(4))
+    assert err.value.errno == "EEXIST"
+    assert str(err.value).startswith("EEXIST: trace row 1 (map iova 0x1_0000_0000")
+    assert "EINVAL" not in str(err.value)
+    assert isinstance(err.value.__cause__, IommuError) and err.value.__cause__.errno == "EEXIST"
+
+
+def test_a_stage_two_row_on_a_single_stage_target_is_einval():
+    tr = trace_of(("map", BASE, K4, 0x4000_0000, 2))
+    with pytest.raises(IommuError, match=r"^EINVAL: trace row 0 .*stage-2 rows need a Nested target"):
+        replay(tr, PageTable("vtd-ss-4level"), iotlb_only(4))
+
+
 def test_bad_arguments_say_what_is_allowed():
     tr = trace_of(MAP16)
     with pytest.raises(ValueError, match="unknown flush policy 'eager'; allowed: 'strict', 'lazy'"):
@@ -433,3 +452,322 @@ def test_progress_bar_on_request_and_on_long_traces_only(capsys):
     assert "/300" in err and "replay native" in err  # tqdm.auto: a text bar outside notebooks
     replay(tr, PageTable("vtd-ss-4level"), iotlb_only(4))  # short traces: no bar by default
     assert capsys.readouterr().err == ""
+
+
+# -- both engines against a plain reference model ------------------------------------------------
+#
+# The reference below shares no code with the replay: requests, caches, walk-cache cut-offs,
+# stage-2 costs and the strict / lazy invalidation rules are written out plainly from the
+# replay's documented rules. Only the page-table walkers (tested on their own) give it the
+# per-access facts: fault, leaf level, page size, and the GPA of each stage-1 entry read.
+
+S2_TAG = "s2"
+
+
+class RefCache:
+    """A set-associative cache as one list per set, next victim first (LRU or FIFO)."""
+
+    def __init__(self, cfg: CacheConfig):
+        nsets = 0 if cfg.entries == 0 else (1 if cfg.ways is None else cfg.entries // cfg.ways)
+        self.ways = cfg.entries // nsets if nsets else 0
+        self.sets = [[] for _ in range(max(nsets, 1))]
+        self.lru = cfg.replacement.value == "lru"
+
+    def _set(self, index):
+        return self.sets[index % len(self.sets)]
+
+    def lookup(self, key, index) -> bool:
+        s = self._set(index)
+        if key not in s:
+            return False
+        if self.lru:
+            s.remove(key)
+            s.append(key)
+        return True
+
+    def fill(self, key, index) -> None:
+        s = self._set(index)
+        if key in s:
+            if self.lru:
+                s.remove(key)
+                s.append(key)
+            return
+        if not self.ways:
+            return
+        if len(s) >= self.ways:
+            s.pop(0)
+        s.append(key)
+
+    def drop(self, doomed) -> int:
+        n = 0
+        for s in self.sets:
+            gone = [k for k in s if doomed(k)]
+            for k in gone:
+                s.remove(k)
+            n += len(gone)
+        return n
+
+    def keys(self):
+        return [k for s in self.sets for k in s]
+
+
+class RefTlb:
+    """Final translations keyed (tag, lg2, page number); a lookup tries the largest size first."""
+
+    def __init__(self, cfg):
+        self.c = RefCache(cfg)
+
+    def lookup(self, tag, iova):
+        for lg2 in sorted({k[1] for k in self.c.keys()}, reverse=True):
+            if self.c.lookup((tag, lg2, iova >> lg2), iova >> lg2):
+                return lg2
+        return None
+
+    def fill(self, tag, iova, lg2):
+        self.c.fill((tag, lg2, iova >> lg2), iova >> lg2)
+
+    def drop_range(self, tag_ok, iova, length):
+        end = iova + length
+        return self.c.drop(lambda k: tag_ok(k[0]) and k[2] << k[1] < end and (k[2] + 1) << k[1] > iova)
+
+
+class RefWalkCache:
+    """Table pointers per level L >= 1 of a 4-level, 4 KiB-granule table: an entry covers 2**(12 + 9L)."""
+
+    def __init__(self, levels, top):
+        self.levels = {lv: RefCache(cfg) for lv, cfg in sorted(levels.items()) if 1 <= lv <= top and cfg.entries}
+
+    def lookup(self, tag, iova):
+        for lv, c in self.levels.items():  # lowest level first: the deepest pointer wins
+            if c.lookup((tag, lv, iova >> (12 + 9 * lv)), iova >> (12 + 9 * lv)):
+                return lv
+        return None
+
+    def fill(self, tag, iova, levels):
+        for lv in levels:
+            if lv in self.levels:
+                self.levels[lv].fill((tag, lv, iova >> (12 + 9 * lv)), iova >> (12 + 9 * lv))
+
+    def drop(self, tag_ok, iova=None, length=None):
+        n = 0
+        for lv, c in self.levels.items():
+            if iova is None:
+                n += c.drop(lambda k: tag_ok(k[0]))
+            else:
+                lo, hi = iova >> (12 + 9 * lv), (iova + length - 1) >> (12 + 9 * lv)
+                n += c.drop(lambda k, lo=lo, hi=hi: tag_ok(k[0]) and lo <= k[2] <= hi)
+        return n
+
+
+def reference_replay(tr, model, caches, policy, fq_size, fq_timeout):
+    """Per-access (hit, refs, s2_refs, fault, page_size) and totals, by the plain rules."""
+    import copy
+
+    model = copy.deepcopy(model)
+    nested = isinstance(model, Nested)
+    s1 = model.stage1 if nested else model
+    top = s1.fmt.top_level
+    iotlb, psc = RefTlb(caches.iotlb), RefWalkCache(caches.psc, top)
+    s2tlb = RefTlb(caches.stage2_tlb)
+    s2psc = RefWalkCache(caches.stage2_psc, model.stage2.fmt.top_level if nested else 0)
+    tot = dict(hits=0, walks=0, faults=0, stale_hits=0, refs=0, flushes=0, invalidations=0,
+               iotlb_invalidated=0, psc_invalidated=0, reused_before_flush=0)
+    queues, deadlines, rows = {}, {}, []
+    devices = list(tr.frame["device"].cat.categories)
+
+    def flush(domain):
+        tot["iotlb_invalidated"] += iotlb.c.drop(lambda k: domain is None or k[0][0] == domain)
+        tot["psc_invalidated"] += psc.drop(lambda tag: domain is None or tag[0] == domain)
+        tot["flushes"] += 1
+
+    def fire_timers(now):
+        while deadlines and min(deadlines.values()) <= now:
+            dom = min(deadlines, key=deadlines.get)
+            flush(dom)
+            queues[dom], _ = [], deadlines.pop(dom)
+
+    def s2_cost(gpa, access):
+        w2 = model.stage2.walk(gpa, access)
+        if w2.ok and s2tlb.lookup(S2_TAG, gpa) is not None:
+            return 0, True
+        stop = w2.result.level if w2.ok else (-1 if w2.fault.level is None else w2.fault.level)
+        if stop < 0:
+            return 0, False
+        h = s2psc.lookup(S2_TAG, gpa)
+        start = model.stage2.fmt.top_level if h is None or h <= stop else h - 1
+        s2psc.fill(S2_TAG, gpa, range(stop + 1, start + 1))
+        if w2.ok:
+            s2tlb.fill(S2_TAG, gpa, w2.result.size.bit_length() - 1)
+        return start - stop + 1, w2.ok
+
+    for rec in tr.frame.itertuples():
+        dom = devices.index(rec.device)
+        iova, length, t = int(rec.iova), int(rec.length), int(rec.t)
+        fire_timers(t)
+        if rec.op in ("map", "unmap"):
+            table = model.stage2 if rec.stage == 2 else s1
+            queue = queues.setdefault(dom, [])
+            before = table.memory.bytes_used
+            if rec.op == "map":
+                table.map(iova, int(rec.pa), length, "rw")
+                tot["reused_before_flush"] += any(q < iova + length and iova < q + n for q, n in queue)
+                continue
+            table.unmap(iova, length)
+            freed = table.memory.bytes_used < before
+            if rec.stage == 2:
+                tot["iotlb_invalidated"] += s2tlb.drop_range(lambda tag: tag == S2_TAG, iova, length)
+                if freed:
+                    tot["psc_invalidated"] += s2psc.drop(lambda tag: tag == S2_TAG, iova, length)
+                tot["invalidations"] += 1
+                flush(None)
+            elif policy == "strict":
+                tot["iotlb_invalidated"] += iotlb.drop_range(lambda tag: tag[0] == dom, iova, length)
+                if freed:
+                    tot["psc_invalidated"] += psc.drop(lambda tag: tag[0] == dom, iova, length)
+                tot["invalidations"] += 1
+            else:
+                if len(queue) >= fq_size:
+                    flush(dom)
+                    queue = queues[dom] = []
+                    deadlines.pop(dom, None)
+                queue.append((iova, length))
+                deadlines.setdefault(dom, t + fq_timeout)
+            continue
+        access = "w" if rec.op == "write" else "r"
+        tag = (dom, -1 if pd.isna(rec.pasid) else int(rec.pasid))
+        page = iova & ~0xFFF
+        while page <= iova + length - 1:  # one request per 4 KiB page touched
+            va = max(iova, page)
+            w1 = s1.walk(va, access)
+            fault, lg2 = not w1.ok, (w1.result.size.bit_length() - 1 if w1.ok else 0)
+            stop = w1.result.level if w1.ok else (-1 if w1.fault.level is None else w1.fault.level)
+            if nested and w1.ok:
+                out = model.stage2.walk(w1.pa, access)
+                fault = not out.ok
+                lg2 = min(lg2, out.result.size.bit_length() - 1) if out.ok else 0
+            got = iotlb.lookup(tag, va)
+            if got is not None:
+                tot["hits"] += 1
+                tot["stale_hits"] += fault
+                rows.append((True, 0, 0, fault, 1 << got))
+            else:
+                tot["walks"] += 1
+                r1 = r2 = 0
+                if stop >= 0:
+                    h = psc.lookup(tag, va)
+                    start = top if h is None or h <= stop else h - 1
+                    ok = True
+                    if nested:
+                        gpa_of = {s.level: s.entry_address for s in w1.steps}
+                        if stop not in gpa_of:  # the faulting entry's own fetch failed in stage 2
+                            table = w1.steps[-1].entry.address if w1.steps else s1.root
+                            gpa_of[stop] = table + s1.fmt.index(stop, va) * s1.fmt.entry_size
+                        for level in range(start, stop - 1, -1):
+                            n2, ok = s2_cost(gpa_of[level], "r")
+                            r2 += n2
+                            if not ok:
+                                break
+                            r1 += 1
+                        if ok and w1.ok:
+                            r2 += s2_cost(w1.pa, access)[0]
+                    else:
+                        r1 = start - stop + 1
+                    if ok:
+                        psc.fill(tag, va, range(stop + 1, start + 1))
+                    if not fault:
+                        iotlb.fill(tag, va, lg2)
+                tot["faults"] += fault
+                tot["refs"] += r1 + r2
+                rows.append((False, r1 + r2, r2, fault, 0 if fault else 1 << lg2))
+            page += K4
+    fire_timers(float("inf"))
+    return rows, tot
+
+
+def assert_matches_reference(r, rows, tot):
+    a = r.accesses
+    got = list(zip(a["hit"], a["refs"], a["s2_refs"], a["fault"], a["page_size"]))
+    assert [tuple(map(int, g)) for g in got] == [tuple(map(int, x)) for x in rows]
+    assert {k: int(r.summary[k if k != "hits" else "iotlb_hits"]) for k in tot} == tot
+
+
+ref_caches_st = st.builds(
+    lambda e, ways, repl, l1, l2: Caches(
+        iotlb=CacheConfig(e, ways=ways if e and ways and e % ways == 0 and (e // ways) & (e // ways - 1) == 0 else None, replacement=repl),
+        psc={1: CacheConfig(l1, replacement=repl), 2: CacheConfig(l2)},
+        stage2_tlb=CacheConfig(e, replacement=repl),
+        stage2_psc={1: CacheConfig(l1), 2: CacheConfig(l2)},
+    ),
+    st.sampled_from([0, 1, 2, 4, 8]),
+    st.sampled_from([None, 1, 2]),
+    st.sampled_from(["lru", "fifo"]),  # RANDOM's victim is the generator's choice: no reference
+    st.sampled_from([0, 1, 4]),
+    st.sampled_from([0, 2]),
+)
+
+
+@st.composite
+def multi_domain_traces(draw):
+    """Single-stage traces from two devices (two domains), with and without PASIDs, and time
+    gaps that let the lazy timers fire between accesses."""
+    rows, mapped, t = [dict(MAP16_ROW, t=0)], set(range(16)), 0
+    for _ in range(draw(st.integers(1, 40))):
+        t += draw(st.integers(0, 4))
+        dev = draw(st.sampled_from(["nic0", "nvme0"]))
+        kind = draw(st.sampled_from(["read", "read", "write", "unmap", "map"]))
+        p = draw(st.integers(0, 17))
+        if kind == "unmap" and p in mapped:
+            rows.append({"t": t, "op": "unmap", "iova": page(p), "length": K4, "device": dev})
+            mapped.discard(p)
+        elif kind == "map" and p not in mapped and p < 16:
+            rows.append({"t": t, "op": "map", "iova": page(p), "length": K4, "pa": 0x4000_0000 + p * K4, "device": dev})
+            mapped.add(p)
+        elif kind in ("read", "write"):
+            rows.append({"t": t, "op": kind, "iova": page(p) + draw(st.integers(0, 0xFFF)),
+                         "length": draw(st.integers(1, 0x1800)), "device": dev,
+                         "pasid": draw(st.sampled_from([None, 1]))})
+    return Trace.from_records(rows, name="drawn")
+
+
+MAP16_ROW = {"op": "map", "iova": BASE, "length": 16 * K4, "pa": 0x4000_0000, "device": "nic0"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(multi_domain_traces(), ref_caches_st, st.sampled_from(["strict", "lazy"]), st.sampled_from(["fast", "step"]),
+       st.sampled_from([0x1000, 0x201000]))
+def test_both_engines_match_a_plain_reference_model_access_by_access(tr, caches, policy, engine, pgsizes):
+    pt = PageTable("vtd-ss-4level", pgsize_bitmap=pgsizes)
+    r = replay(tr, pt, caches, policy=policy, flush_queue=FlushQueue(2, 5), engine=engine)
+    assert_matches_reference(r, *reference_replay(tr, pt, caches, policy, 2, 5))
+
+
+@st.composite
+def nested_traces(draw):
+    """Guest maps, unmaps and DMA over a nest parent, and at most one host unmap of guest RAM
+    (the 2 MiB holding the guest's tables and data, or another one); after it the guest changes
+    no mapping (its tables may be unreachable), only its DMA runs on."""
+    rows, mapped, t, host_changed = [("map", GIOVA, 32 * K4, 0x10_0000)], set(range(32)), 0, False
+    for _ in range(draw(st.integers(1, 25))):
+        kind = draw(st.sampled_from(["read", "read", "write", "unmap", "map", "host"]))
+        p = draw(st.integers(0, 40))
+        t += draw(st.integers(0, 4))
+        if kind == "unmap" and p in mapped and not host_changed:
+            rows.append({"t": t, "op": "unmap", "iova": GIOVA + p * K4, "length": K4})
+            mapped.discard(p)
+        elif kind == "map" and p not in mapped and p < 32 and not host_changed:
+            rows.append({"t": t, "op": "map", "iova": GIOVA + p * K4, "length": K4, "pa": 0x10_0000 + p * K4})
+            mapped.add(p)
+        elif kind == "host" and not host_changed:
+            host_changed = True
+            rows.append({"t": t, "op": "unmap", "iova": draw(st.sampled_from([0, 0x200_0000])), "length": M2, "stage": 2})
+        elif kind in ("read", "write"):
+            rows.append({"t": t, "op": kind, "iova": GIOVA + p * K4 + 8, "length": 16})
+    return trace_of(*rows)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nested_traces(), ref_caches_st, st.sampled_from(["strict", "lazy"]), st.sampled_from(["fast", "step"]))
+def test_nested_engines_match_a_plain_reference_model_access_by_access(tr, caches, policy, engine):
+    n = nested_pair()
+    r = replay(tr, n, caches, policy=policy, flush_queue=FlushQueue(2, 5), engine=engine)
+    assert_matches_reference(r, *reference_replay(tr, n, caches, policy, 2, 5))

@@ -94,3 +94,15 @@ def test_native_nested_and_shadowed_side_by_side():
     unmaps = int((tr.frame["op"] == "unmap").sum())
     assert f.loc["shadowed", "traps"] == maps + unmaps
     assert f.loc["nested", "traps"] == unmaps and f.loc["native", "traps"] == 0
+
+
+def test_what_if_and_replay_give_their_tables_as_dataframes(working_set):
+    w = what_if(working_set, platforms=["intel-vtd-48"], pgsizes=["4K"])
+    df = w.to_dataframe()
+    assert df.equals(w.frame) and df is not w.frame
+    r = w.runs[0]
+    acc = r.to_dataframe()
+    assert str(acc["iova"].dtype) == "UInt64" and str(acc["page_size"].dtype) == "UInt64"
+    assert acc.il.hex_columns == ["iova", "page_size"]
+    assert acc["iova"].tolist() == [int(x) for x in r.accesses["iova"]]
+    assert int(acc["hit"].sum()) == r.summary["iotlb_hits"]

@@ -4,21 +4,17 @@ a VMM must follow: the one IOTLB of :mod:`iommu_lab.dma.caches`, tagged per PASI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
 from iommu_lab.core.errors import IommuError
-from iommu_lab.dma.caches import CacheConfig, Iotlb
+from iommu_lab.dma.cache import CacheConfig, CacheStats
+from iommu_lab.dma.iotlb import Iotlb
 from iommu_lab.nesting.nested import Nested
 
+__all__ = ["IotlbStats", "NestedIotlb"]
 
-@dataclass
-class IotlbStats:
-    """Hits, misses and the page-table references the misses cost."""
-
-    hits: int = 0
-    misses: int = 0
-    walk_refs: int = 0
-    flushed_entries: int = 0
+#: The combined IOTLB's statistics are the caches' own (``walk_refs`` filled in).
+IotlbStats = CacheStats
 
 
 class NestedIotlb:
@@ -38,19 +34,32 @@ class NestedIotlb:
       mistake the rulebook's checklist (§7, item 9) warns about.
 
     Each entry is cached per access type (``"r"``/``"w"``) so a hit never widens a permission.
-    The entries live in the trace replay's :class:`iommu_lab.caches.Iotlb` (fully associative,
+    The entries live in the one IOTLB model, :class:`iommu_lab.dma.iotlb.Iotlb` (fully associative,
     ``entries`` slots); to measure hit rates over a whole DMA trace, with capacities and walk
-    caches, use :func:`iommu_lab.trace_replay.replay` on the pair.
+    caches, use :func:`iommu_lab.dma.replay.replay` on the pair.
     """
 
     def __init__(self, nested: Nested, entries: int = 1 << 20) -> None:
-
         self.nested = nested
         # the IOTLB model of trace replays, tagged by (PASID, access); large enough by default
         # that only invalidations remove entries
         self._iotlb = Iotlb(CacheConfig(entries), name="combined IOTLB")
         self._base: dict[tuple, tuple[int, int]] = {}  # (tag, lg2, page) -> (hpa, gpa) bases
-        self.stats = IotlbStats()
+        self._walk_refs = 0
+
+    @property
+    def iotlb(self) -> Iotlb:
+        """The IOTLB the combined entries live in."""
+        return self._iotlb
+
+    @property
+    def stats(self) -> CacheStats:
+        """Hits, misses and invalidated entries of the IOTLB, with the references the misses cost."""
+        return dataclasses.replace(self._iotlb.stats, walk_refs=self._walk_refs)
+
+    def to_dataframe(self):
+        """The cached combined entries, one row each (see :meth:`Iotlb.entries`)."""
+        return self._iotlb.entries()
 
     def __len__(self) -> int:
         return len(self._iotlb)
@@ -60,11 +69,9 @@ class NestedIotlb:
         tag = (pasid, access)
         lg2 = self._iotlb.lookup(tag, iova)
         if lg2 is not None:
-            self.stats.hits += 1
             return self._base[(tag, lg2, iova >> lg2)][0] + (iova & ((1 << lg2) - 1))
-        self.stats.misses += 1
         w = self.nested.walk(iova, access=access, pasid=pasid)
-        self.stats.walk_refs += w.n_refs
+        self._walk_refs += w.n_refs
         if w.fault is not None:
             raise IommuError("EFAULT", str(w.fault))
         size = w.page_size or 0x1000
@@ -82,7 +89,6 @@ class NestedIotlb:
         for access in {k[0][1] for k in self._iotlb.cache.keys() if k[0][0] == pasid}:
             n += self._iotlb.invalidate_range((pasid, access), iova, size)
         self._forget_dropped()
-        self.stats.flushed_entries += n
         return n
 
     def invalidate_stage2(self, gpa: int, size: int, *, naive: bool = False) -> int:
@@ -92,7 +98,6 @@ class NestedIotlb:
             return 0
         n = self._iotlb.flush()
         self._base.clear()
-        self.stats.flushed_entries += n
         return n
 
     def _forget_dropped(self) -> None:

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from iommu_lab.core import display
-from iommu_lab.core.enums import member_of
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import fmt_size, parse_size
 from iommu_lab.dma.caches import Caches
-from iommu_lab.dma.replay import FlushPolicy, Replay, replay
+from iommu_lab.dma.iova import FlushPolicy
+from iommu_lab.dma.replay import Replay, replay
 
 __all__ = ["PgsizePolicy", "WhatIf", "nesting_modes", "what_if"]
 
@@ -92,6 +92,10 @@ class WhatIf:
     runs: dict[int, Replay] = field(default_factory=dict)
 
     plot = display.plot
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per run (a copy of ``frame``): platform, policies, format and the replay's figures."""
+        return self.frame.copy()
 
     _repr_html_ = display.html
 
@@ -224,7 +228,7 @@ def what_if(
         )
     policies = [PgsizePolicy.parse(p) for p in (pgsizes if pgsizes is not None else [None])]
     flushes = [
-        member_of(FlushPolicy, x, "flush policy", non_text=TypeError)
+        FlushPolicy.parse(x)
         for x in ([policy] if isinstance(policy, (str, FlushPolicy)) else policy)
     ]
     plats = _platforms(platforms)
