@@ -38,7 +38,8 @@ from iommu_lab.gallery import ENTRIES, SEED_EXAMPLES
 from iommu_lab.hardware.device import ResvType
 from iommu_lab.render import style
 from iommu_lab.render.axis import SegmentedAxis, cluster_ranges, fmt_approx, fmt_span, region_width
-from iommu_lab.render.layout import layout_data, rect_count
+from iommu_lab.render.draw import figure
+from iommu_lab.render.layout import LAYOUT, layout_data, rect_count
 
 EX_45BIT, EX_POWER, EX_64BIT = SEED_EXAMPLES
 
@@ -347,9 +348,9 @@ def test_rangeset_members_are_drawn_as_windows_by_default_or_as_asked():
 
 
 def test_a_list_shares_one_axis_and_draws_one_row_per_model():
-    fig = render.layout(list(SEED_EXAMPLES), title="three")
-    ax = fig.axes[0]
-    data = ax._iommu_layout
+    drawing = figure(LAYOUT, list(SEED_EXAMPLES), title="three")
+    ax = drawing.figure.axes[0]
+    data = drawing.data
     assert len(data.tracks) == 3
     assert [t.get_text() for t in ax.get_yticklabels()] == ["permitted", "reserved"] * 3
     titles = [t.get_text() for t in ax.texts if t.get_gid() == "layout:track-title"]
