@@ -85,6 +85,16 @@ class NestedData:
         return None
 
 
+def _level(stage: int, level: int) -> str:
+    """How a grid label names a stage's level: ``S1 L3``, as ``NestedRef.label`` does.
+
+    A nested walk does not carry its two formats, so the spec's level names
+    (``Format.level_name``) cannot be read here; when each reference carries its level name
+    this returns that name instead, and the labels follow.
+    """
+    return f"S{stage} L{level}"
+
+
 def _translates_output_gpa(cell: GridCell) -> bool:
     """Whether a stage-2 reference translates the output GPA (not a stage-1 table's GPA).
 
@@ -130,12 +140,13 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
             row_labels.append("(not needed:\nstage-1 leaf above)")
         elif i in s1_by_row:
             r = s1_by_row[i]
-            row_labels.append(f"S1 L{r.level} table\nGPA {fmt_addr(r.table)}" if r.table is not None else f"S1 L{r.level}")
+            row_labels.append(f"{_level(1, r.level)} table\nGPA {fmt_addr(r.table)}" if r.table is not None
+                              else _level(1, r.level))
         elif i in s2_gpa and s2_gpa[i] is not None:
-            row_labels.append(f"S1 L{n - 1 - i} table\nGPA {fmt_addr(s2_gpa[i])}")
+            row_labels.append(f"{_level(1, n - 1 - i)} table\nGPA {fmt_addr(s2_gpa[i])}")
         else:
-            row_labels.append(f"S1 L{n - 1 - i} table\n(not reached)")
-    col_labels = [f"S2 step {j + 1}\n(S2 L{m - 1 - j})" for j in range(cols - 1)] + ["S1 entry\nread"]
+            row_labels.append(f"{_level(1, n - 1 - i)} table\n(not reached)")
+    col_labels = [f"S2 step {j + 1}\n({_level(2, m - 1 - j)})" for j in range(cols - 1)] + ["S1 entry\nread"]
     c = nw.counts
     formula = nested_walk_refs(n, m)
     totals = (f"{c['pagetable']} page-table reference{'s' if c['pagetable'] != 1 else ''}: "
