@@ -138,7 +138,7 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-# -- issue 5: walks, nested walks, page-table trees, comparisons ---------------------------------
+# -- walks, nested walks, page-table trees, comparisons ----------------------------------------
 def example_pagetable():
     """A VT-d 4-level table with 2 GiB of 1 GiB pages at 0, 2 MiB of 4 KiB pages just past 4 GiB,
     three 4 KiB pages high up, and a 1 GiB page at 512 GiB."""
@@ -183,7 +183,7 @@ def example_workload():
 COMPARE_PLATFORMS = ("intel-vtd-48", "amd-v1", "arm-smmuv3-48", "power9-pseries", "riscv-sv48", "virtio-iommu-q35")
 
 
-def _register_issue5() -> None:
+def _register_table_figures() -> None:
     from iommu_lab.render.compare import compare
     from iommu_lab.render.nested import nested_walk
     from iommu_lab.render.pagetable import pagetable
@@ -200,7 +200,7 @@ def _register_issue5() -> None:
     add("compare-8g-guest", lambda style: compare(COMPARE_PLATFORMS, example_workload(), style=style))
 
 
-_register_issue5()
+_register_table_figures()
 
 
 def example_replay(policy: str = "lazy"):
@@ -228,11 +228,11 @@ def example_whatif():
     return what_if(tr, platforms=["intel-vtd-48", "power9-pseries"], pgsizes=["4K", "4K+2M"], progress=False)
 
 
-def _register_issue8() -> None:
+def _register_replay_figures() -> None:
     from iommu_lab.render.replay import replay
 
     add("replay-nic-nvme-lazy", lambda style: replay(example_replay(), style=style))
     add("whatif-working-set", lambda style: replay(example_whatif(), style=style))
 
 
-_register_issue8()
+_register_replay_figures()

@@ -11,7 +11,8 @@ from iommu_lab.core.ranges import GiB, IovaRange, MiB
 from iommu_lab.hardware.platform import platforms
 from iommu_lab.nesting.nested import nested_walk_refs
 from iommu_lab.pagetable import PageTable
-from iommu_lab.render.compare import compare_table
+from iommu_lab.render.compare import COMPARE, compare_table
+from iommu_lab.render.draw import figure
 from iommu_lab.review.workload import Workload, table_tree
 
 PLATFORMS = ["intel-vtd-48", "amd-v2", "power9-pseries", "riscv-sv39", "virtio-iommu-q35"]
@@ -92,10 +93,10 @@ def test_tce_windows_cost_their_flat_table_and_virtio_has_none(frame):
 
 
 def test_the_figure_draws_the_frame(guest, frame):
-    fig = render.compare(PLATFORMS, guest, frame=frame)
-    axes = fig.axes
+    drawing = figure(COMPARE, guest, platforms=PLATFORMS, frame=frame)
+    axes = drawing.figure.axes
     assert len(axes) == 4
-    drawn = axes[0]._iommu_compare
+    drawn = drawing.drawn
     assert drawn["frame"] is frame and drawn["platforms"] == PLATFORMS
     for name in PLATFORMS:
         r = row(frame, name, "4K")

@@ -36,9 +36,12 @@ from iommu_lab import render
 from iommu_lab.core.ranges import U64_MAX, GiB, IovaRange, MiB, RangeSet, TiB
 from iommu_lab.gallery import ENTRIES, SEED_EXAMPLES
 from iommu_lab.hardware.device import ResvType
+from iommu_lab.hardware.platform import platforms
+from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.render import style
 from iommu_lab.render.axis import SegmentedAxis, cluster_ranges, fmt_approx, fmt_span, region_width
-from iommu_lab.render.layout import layout_data, rect_count
+from iommu_lab.render.draw import figure
+from iommu_lab.render.layout import LAYOUT, layout_data, rect_count
 
 EX_45BIT, EX_POWER, EX_64BIT = SEED_EXAMPLES
 
@@ -347,9 +350,9 @@ def test_rangeset_members_are_drawn_as_windows_by_default_or_as_asked():
 
 
 def test_a_list_shares_one_axis_and_draws_one_row_per_model():
-    fig = render.layout(list(SEED_EXAMPLES), title="three")
-    ax = fig.axes[0]
-    data = ax._iommu_layout
+    drawing = figure(LAYOUT, list(SEED_EXAMPLES), title="three")
+    ax = drawing.figure.axes[0]
+    data = drawing.data
     assert len(data.tracks) == 3
     assert [t.get_text() for t in ax.get_yticklabels()] == ["permitted", "reserved"] * 3
     titles = [t.get_text() for t in ax.texts if t.get_gid() == "layout:track-title"]
@@ -452,11 +455,10 @@ def test_more_than_2000_areas_merge_only_below_one_pixel():
     assert 3 <= rect_count(collections_by_gid(fig)["layout:mapped"]) <= 3 * 1000
 
 
-# -- catalogue platforms and the real models, when they are there ------------------------------
+# -- catalogue platforms and the real models ---------------------------------------------------
 def test_every_catalogue_platform_draws_its_windows_and_reserved_regions():
-    platform = pytest.importorskip("iommu_lab.platform")
-    for name in platform.platforms.names():
-        p = platform.platforms.get(name)
+    for name in platforms.names():
+        p = platforms.get(name)
         data = layout_data(p)
         (win,) = data.tracks[0].bands_of("window")
         assert [(int(a), int(b)) for a, b in zip(win.starts, win.lasts)] == [(w.start, w.last) for w in p.windows]
@@ -469,10 +471,8 @@ def test_every_catalogue_platform_draws_its_windows_and_reserved_regions():
         assert fig.axes[0].get_xticklabels()[0].get_text() == "0x0"
 
 
-def test_real_ioas_from_a_platform_draws_when_available():
-    ioas_mod = pytest.importorskip("iommu_lab.ioas")
-    platform = pytest.importorskip("iommu_lab.platform")
-    ioas = ioas_mod.IOAS.from_platform(platform.platforms.get("power9-pseries"))
+def test_a_real_ioas_from_a_platform_draws_its_windows_and_areas():
+    ioas = IOAS.from_platform(platforms.get("power9-pseries"))
     area = ioas.map(64 * MiB)
     data = layout_data(ioas)
     assert any(w.start == 1 << 59 for w in data.axis.regions)

@@ -11,7 +11,8 @@ from iommu_lab import render
 from iommu_lab.gallery import example_nested
 from iommu_lab.nesting.nested import Nested, Stage
 from iommu_lab.render import style
-from iommu_lab.render.nested import nested_walk_data
+from iommu_lab.render.draw import figure
+from iommu_lab.render.nested import NESTED_WALK, nested_walk_data
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +39,11 @@ def test_a_4x4_walk_with_4k_pages_numbers_the_grid_1_to_24_in_hardware_order(laz
 
 def test_the_figure_writes_every_number_in_its_cell_and_the_totals(lazy):
     nw = lazy.walk(0x4000_0123)
-    fig = render.nested_walk(nw)
-    ax = fig.axes[0]
+    drawing = figure(NESTED_WALK, nw)
+    ax = drawing.figure.axes[0]
     seqs = sorted(int(t.get_text()) for t in ax.texts if t.get_gid() == "nested:seq")
     assert seqs == list(range(1, 25))
-    drawn = ax._iommu_nested["cells"]
+    drawn = drawing.drawn
     assert len(drawn["nested-s1"]) == 4 and len(drawn["nested-s2"]) == 20
     # Stage 1 and stage 2 differ in colour AND hatch, and the legend names both.
     colls = {c.get_gid(): c for c in ax.collections}
@@ -59,8 +60,7 @@ def test_a_large_stage2_leaf_shortens_each_stage2_walk_and_leaves_empty_cells():
     d = nested_walk_data(nw)
     assert d.counts["pagetable"] == nw.n_pagetable_refs < 24
     assert (d.grid == nw.grid()).all()
-    fig = render.nested_walk(nw)
-    assert "nested-none" in fig.axes[0]._iommu_nested["cells"]
+    assert "nested-none" in figure(NESTED_WALK, nw).drawn
 
 
 def test_a_guest_fault_is_marked_in_its_cell_with_its_owner(lazy):

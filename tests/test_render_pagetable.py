@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 from iommu_lab import render
 from iommu_lab.gallery import example_big_pagetable, example_pagetable
 from iommu_lab.pagetable import PageTable
-from iommu_lab.render.pagetable import human_bytes, pagetable_data
+from iommu_lab.render.draw import figure
+from iommu_lab.render.pagetable import PAGETABLE, human_bytes, pagetable_data
 from iommu_lab.review.workload import table_tree
 
 
@@ -64,12 +65,11 @@ def test_one_box_per_table_page_per_level_with_its_occupancy():
 
 def test_the_figure_shades_by_occupancy_with_a_cividis_colourbar_and_writes_the_bytes():
     pt = example_pagetable()
-    fig = render.pagetable(pt)
+    drawing = figure(PAGETABLE, pt)
+    fig, d = drawing.figure, drawing.data
     ax = fig.axes[0]
-    drawn = ax._iommu_pagetable
-    d = drawn["data"]
     for b in d.bands:
-        coll = drawn["collections"][b.level]
+        coll = drawing.drawn[b.level]
         assert coll.get_cmap().name == "cividis"
         assert np.allclose(coll.get_array(), b.occupancy)
         assert len(coll.get_paths()) == b.x0.size
@@ -84,10 +84,9 @@ def test_the_figure_shades_by_occupancy_with_a_cividis_colourbar_and_writes_the_
 def test_thousands_of_table_pages_draw_as_collections_in_well_under_a_second():
     pt = example_big_pagetable()  # 8 GiB of 4 KiB pages
     t = time.perf_counter()
-    fig = render.pagetable(pt)
+    drawing = figure(PAGETABLE, pt)
     elapsed = time.perf_counter() - t
-    ax = fig.axes[0]
-    d = ax._iommu_pagetable["data"]
+    ax, d = drawing.figure.axes[0], drawing.data
     leaf = d.bands[-1]
     assert leaf.tables == 4096
     assert int(leaf.count.sum()) == 4096 and leaf.x0.size < 4096  # sub-pixel boxes aggregated

@@ -12,12 +12,13 @@ from matplotlib.figure import Figure
 
 from iommu_lab import render
 from iommu_lab.dma.caches import Caches
-from iommu_lab.dma.replay import replay
+from iommu_lab.dma.replay import Replay, replay
 from iommu_lab.dma.trace import Trace, nic_rx_ring, random_working_set, storage_sg
 from iommu_lab.dma.whatif import nesting_modes, what_if
 from iommu_lab.hardware.platform import platforms
 from iommu_lab.pagetable import PageTable
-from iommu_lab.render.replay import MAX_POINTS, sizes_label
+from iommu_lab.render.draw import figure
+from iommu_lab.render.replay import MAX_POINTS, REPLAY, WHATIF, sizes_label
 
 VTD = "intel-vtd-48"
 
@@ -61,8 +62,18 @@ def modes():
     return nesting_modes(storage_sg(12, segments=(1, 2), seed=4), VTD, progress=False)
 
 
-def drawn(fig) -> dict:
-    return next(a._iommu_replay for a in fig.axes if hasattr(a, "_iommu_replay"))
+def drawing(model, **kw):
+    """The figure ``render.replay(model, **kw)`` draws and what its draw function reports drawing."""
+    time_axis = kw.pop("time_axis", "time")
+    if isinstance(model, Replay):
+        d = figure(REPLAY, model, x=time_axis, **kw)
+    else:
+        d = figure(WHATIF, model, **kw)
+    return d.figure, d.drawn
+
+
+def drawn(model, **kw) -> dict:
+    return drawing(model, **kw)[1]
 
 
 def lines(fig, gid):
@@ -71,8 +82,7 @@ def lines(fig, gid):
 
 # -- a Replay ----------------------------------------------------------------------------------
 def test_cumulative_references_and_misses_end_at_the_replays_totals(lazy):
-    fig = render.replay(lazy)
-    d = drawn(fig)
+    fig, d = drawing(lazy)
     s = lazy.summary
     assert d["cum_refs"][-1] == d["total_refs"] == s["refs"]
     assert d["cum_misses"][-1] == d["total_misses"] == s["iotlb_misses"]
@@ -84,7 +94,7 @@ def test_cumulative_references_and_misses_end_at_the_replays_totals(lazy):
 
 
 def test_the_curve_is_the_running_sum_of_each_accesss_references(lazy):
-    d = drawn(render.replay(lazy))
+    d = drawn(lazy)
     running = np.cumsum(lazy.accesses["refs"].to_numpy())
     assert np.array_equal(d["cum_refs"], running[d["index"]])
     assert np.array_equal(d["pos"], lazy.accesses["t"].to_numpy()[d["index"]])
@@ -92,8 +102,7 @@ def test_the_curve_is_the_running_sum_of_each_accesss_references(lazy):
 
 
 def test_flush_lines_sit_at_the_flush_events_times(lazy):
-    fig = render.replay(lazy)
-    d = drawn(fig)
+    fig, d = drawing(lazy)
     ev = lazy.events[lazy.events["op"] == "flush"]
     assert len(ev) == lazy.summary["flushes"] > 0
     assert np.array_equal(d["flushes"]["t"], ev["t"].to_numpy())
@@ -108,9 +117,8 @@ def test_flush_lines_sit_at_the_flush_events_times(lazy):
 
 
 def test_strict_mode_draws_no_flush_and_names_its_invalidations(strict):
-    fig = render.replay(strict)
+    fig, d = drawing(strict)
     assert not lines(fig, "replay:flush")
-    d = drawn(fig)
     n = int(strict.summary["invalidations"])
     assert n == strict.summary["unmaps"] > 0
     assert d["totals"].startswith(f"{n:,} range invalidations · 0 flushes")
@@ -118,14 +126,14 @@ def test_strict_mode_draws_no_flush_and_names_its_invalidations(strict):
 
 
 def test_map_and_unmap_rows_are_counted_exactly(strict):
-    d = drawn(render.replay(strict))
+    d = drawn(strict)
     ops = strict.events["op"]
     assert d["maps"]["count"] == int((ops == "map").sum()) == strict.summary["maps"]
     assert d["unmaps"]["count"] == int((ops == "unmap").sum()) == strict.summary["unmaps"]
 
 
 def test_miss_rate_windows_account_for_every_miss(lazy):
-    d = drawn(render.replay(lazy))
+    d = drawn(lazy)
     assert d["window_sizes"].sum() == len(lazy.accesses)
     assert round(float((d["window_miss_rate"] * d["window_sizes"]).sum())) == lazy.summary["iotlb_misses"]
 
@@ -144,14 +152,14 @@ def test_cache_panel_draws_every_caches_hit_rate(lazy):
 
 def test_a_nested_replay_shows_the_stage_2_caches(modes):
     nested = next(r for r in modes.runs.values() if r.kind == "nested")
-    d = drawn(render.replay(nested))
+    d = drawn(nested)
     names = {c["cache"] for c in d["caches"]}
     assert {"IOTLB", "PSC", "S2 TLB", "S2 PSC"} <= names
     assert d["cum_refs"][-1] == nested.summary["refs"]
 
 
 def test_access_axis_places_each_event_at_the_first_access_at_or_after_it(lazy):
-    d = drawn(render.replay(lazy, time_axis="access"))
+    d = drawn(lazy, time_axis="access")
     t = lazy.accesses["t"].to_numpy()
     assert np.array_equal(d["pos"], d["index"])
     assert np.array_equal(d["flushes"]["x"], np.searchsorted(t, d["flushes"]["t"], side="left"))
@@ -176,9 +184,8 @@ def million():
 def test_a_million_access_replay_renders_quickly_from_a_few_thousand_points(million):
     assert len(million.accesses) == 1_000_000
     start = time.perf_counter()
-    fig = render.replay(million)
+    fig, d = drawing(million)
     assert time.perf_counter() - start < 2.0
-    d = drawn(fig)
     assert len(d["index"]) <= MAX_POINTS
     assert all(len(ln.get_xdata()) <= MAX_POINTS for ln in fig.axes[0].get_lines())
     assert d["cum_refs"][-1] == million.summary["refs"]  # totals stay exact
@@ -186,8 +193,7 @@ def test_a_million_access_replay_renders_quickly_from_a_few_thousand_points(mill
 
 # -- a WhatIf ----------------------------------------------------------------------------------
 def test_whatif_bars_are_the_frames_numbers(whatif):
-    fig = render.replay(whatif)
-    d = drawn(fig)
+    fig, d = drawing(whatif)
     f = whatif.frame
     ran = f[f["note"] == ""]
     assert sorted(d["refs_per_access"]) == sorted(d["iotlb_hit_rate"]) == [f.index.get_loc(i) for i in ran.index]
@@ -201,8 +207,7 @@ def test_whatif_bars_are_the_frames_numbers(whatif):
 
 
 def test_runs_that_could_not_be_made_are_annotated_gaps(whatif):
-    fig = render.replay(whatif)
-    d = drawn(fig)
+    fig, d = drawing(whatif)
     noted = whatif.frame[whatif.frame["note"] != ""]
     assert sorted(d["notes"]) == [whatif.frame.index.get_loc(i) for i in noted.index] and len(noted) == 2
     texts = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "replay:note"]
@@ -220,8 +225,7 @@ def test_whatif_title_is_the_question_and_wide_ranges_use_a_log_scale(whatif):
 
 
 def test_nesting_modes_are_the_series_and_vm_exits_are_shown(modes):
-    fig = render.replay(modes)
-    d = drawn(fig)
+    fig, d = drawing(modes)
     assert d["by"] == "mode" and list(d["series"].values()) == ["native", "nested", "shadowed"]
     assert fig.axes[0].get_xscale() == "linear"
     shadowed = modes.frame[modes.frame["mode"] == "shadowed"].iloc[0]
@@ -268,8 +272,10 @@ def test_ax_draws_into_the_callers_figure(lazy, whatif, which):
 
 
 def test_plot_shortcuts_and_what_cannot_be_drawn(lazy, whatif):
-    assert drawn(lazy.plot())["total_refs"] == lazy.summary["refs"]
-    assert drawn(whatif.plot())["question"] == whatif.question
+    assert any(ln.get_gid() == "replay:cum_refs" for a in lazy.plot().axes for ln in a.get_lines())
+    assert any(p.get_gid() == "replay:iotlb_hit_rate" for a in whatif.plot().axes for p in a.patches)
+    assert drawn(lazy)["total_refs"] == lazy.summary["refs"]
+    assert drawn(whatif)["question"] == whatif.question
     with pytest.raises(TypeError, match="Replay"):
         render.replay(lazy.summary)
 

@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from iommu_lab import render
 from iommu_lab.pagetable import PageTable
 from iommu_lab.render import style
-from iommu_lab.render.walk import fmt_raw, walk_data
+from iommu_lab.render.draw import figure
+from iommu_lab.render.walk import WALK, fmt_raw, walk_data
 
 
 @pytest.fixture()
@@ -23,8 +24,10 @@ def vtd():
     return pt
 
 
-def _drawn(fig):
-    return fig.axes[0]._iommu_walk
+def _drawn(w, **kw):
+    """The figure of ``w`` and what its draw function reports drawing."""
+    drawing = figure(WALK, w, **kw)
+    return drawing.figure, drawing.drawn
 
 
 def test_bit_fields_span_each_levels_index_bits_then_the_offset(vtd):
@@ -81,8 +84,8 @@ def test_arrows_point_from_each_table_entry_to_the_next_rows_table_and_the_leaf_
                         (3, "result", 0x2_0000_0000)]
     for i, j, target in d.arrows[:-1]:
         assert d.rows[i].target == target == d.rows[j].table
-    fig = render.walk(w)
-    drawn = _drawn(fig)["arrows"]
+    fig, drawn = _drawn(w)
+    drawn = drawn["arrows"]
     assert [(i, j) for i, j, *_ in drawn] == [(i, j) for i, j, _ in d.arrows]
     assert sum(1 for p in fig.axes[0].patches if p.get_gid() == "walk:arrow") == 4
 

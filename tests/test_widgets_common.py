@@ -7,9 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
-pytest.importorskip("ipywidgets")
-
 from matplotlib.figure import Figure
 
 from iommu_lab.core.errors import IommuError
@@ -157,10 +154,3 @@ def test_every_explorer_builds_with_no_arguments_and_closes_all_its_parts(name):
     parts = [x.error, x.figure_view, *x.children]
     x.close()
     assert all(p.comm is None for p in parts)
-
-
-def test_find_renderer_gives_functions_or_none():
-    from iommu_lab.widgets.common import find_renderer
-
-    assert callable(find_renderer("layout"))
-    assert find_renderer("no_such_renderer") is None

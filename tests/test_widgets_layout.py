@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("ipywidgets")
-pytest.importorskip("iommu_lab.ioas", reason="iommu_lab.ioas has not landed yet")
-
 from iommu_lab import widgets
 from iommu_lab.core.ranges import MiB
 from iommu_lab.hardware.platform import platforms

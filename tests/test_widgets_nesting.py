@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("ipywidgets")
-pytest.importorskip("iommu_lab.shadow", reason="iommu_lab.shadow has not landed yet")
-
 from iommu_lab import widgets
 from iommu_lab.nesting.nested import Nested, nested_walk_refs
 
@@ -117,10 +114,6 @@ def test_a_given_nested_pair_is_the_one_walked():
 
 
 def test_the_nested_walk_figure_is_drawn_once_per_walk_not_per_reference(w):
-    from iommu_lab.widgets.common import find_renderer
-
-    if find_renderer("nested_walk") is None:
-        pytest.skip("render.nested_walk has not landed")
     assert w.figure_view.value[:4] == b"\x89PNG"
     before = w.figure_view.renders
     w.ref_slider.value = 3

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("ipywidgets")
-
 from iommu_lab import widgets
 from iommu_lab.hardware.platform import platforms
 

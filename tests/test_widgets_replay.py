@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("ipywidgets")
-
 from iommu_lab import widgets
 from iommu_lab.dma import trace as T
 from iommu_lab.dma.caches import Caches

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("ipywidgets")
-
 from iommu_lab import widgets
 from iommu_lab.pagetable import PageTable
 
@@ -134,10 +132,6 @@ def test_a_given_page_table_is_the_one_walked():
 
 
 def test_the_walk_figure_is_drawn_by_render_walk_and_restyled_on_demand(w):
-    from iommu_lab.widgets.common import find_renderer
-
-    if find_renderer("walk") is None:
-        pytest.skip("render.walk has not landed")
     assert w.figure_view.value[:4] == b"\x89PNG" and w.figure_view.layout.display is None
     before = w.figure_view.renders
     w.step_slider.value = 2  # stepping is HTML only: no redraw
@@ -146,10 +140,8 @@ def test_the_walk_figure_is_drawn_by_render_walk_and_restyled_on_demand(w):
     assert w.figure_view.renders == before + 1
 
 
-def test_without_a_walk_renderer_the_figure_is_hidden(monkeypatch):
-    import iommu_lab.widgets.walk as walk_module
-
-    monkeypatch.setattr(walk_module, "find_renderer", lambda name: None)
-    w = widgets.WalkExplorer()
+def test_an_unreadable_first_iova_leaves_the_figure_hidden_and_says_why():
+    w = widgets.WalkExplorer(iova="0xzz")
+    assert w.walk is None and "0xzz" in w.error.value
     assert w.figure_view.layout.display == "none" and w.figure_view.renders == 0
-    assert "SL-PTE" in w.steps_table.value
+    assert "SL-PTE" in w.mappings_table.value or "vtd-ss-4level" in w.mappings_table.value

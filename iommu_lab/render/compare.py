@@ -10,23 +10,23 @@ draws that frame (and nothing else) as four panels sharing one platform axis:
 (b) page-table memory per policy (log scale);
 (c) page-size mix under the "largest" policy;
 (d) walk references of a cold miss, native and nested, per policy.
-
-The frame and the drawn data are kept on the first panel as ``ax._iommu_compare``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from iommu_lab.render import style as _style
+import iommu_lab.render.style as _style
+from iommu_lab.render.draw import Renderer, figure, register
 from iommu_lab.render.pagetable import human_bytes, pgsize_category
 from iommu_lab.review.workload import POLICIES, Workload, compare_table, size_label
 
-__all__ = ["compare", "compare_table", "size_label"]
+__all__ = ["compare", "compare_data", "draw_compare", "COMPARE", "CompareData", "compare_table", "size_label"]
 
 _style.register_category("cmp-inside", "inside the permitted IOVA", _style.OKABE_ITO["green"], "", "compare")
 _style.register_category("cmp-outside", "outside (does not fit)", _style.OKABE_ITO["vermillion"], "xx", "compare")
@@ -34,6 +34,51 @@ _style.register_category("cmp-policy-4K", "4 KiB pages only", _style.OKABE_ITO["
 _style.register_category("cmp-policy-largest", "largest pages allowed", _style.OKABE_ITO["sky"], "//", "compare")
 _style.register_category("cmp-native", "native (one stage)", _style.OKABE_ITO["blue"], "", "compare")
 _style.register_category("cmp-nested", "nested (2-D walk)", _style.OKABE_ITO["orange"], "\\\\", "compare")
+
+
+@dataclass(frozen=True)
+class CompareData:
+    """What the comparison figure draws: the ``compare_table`` frame, its platforms and title."""
+
+    frame: Any  # pandas.DataFrame, one row per (platform, policy)
+    platforms: list[str]
+    title: str
+
+
+def compare_data(workload: Workload, *, platforms: Sequence[Any] = (), policies: Sequence[str] = POLICIES,
+                 frame=None, title: str | None = None) -> CompareData:
+    """What ``compare(platforms, workload)`` draws (``frame``: a ``compare_table`` to reuse)."""
+    df = frame if frame is not None else compare_table(platforms, workload, policies=policies)
+    names = list(dict.fromkeys(df["platform"]))
+    ram = sum(r.size for r in workload.guest_ram)
+    bars = sum(r.size for r in workload.bars)
+    head = title or (f"{workload.name}: {human_bytes(ram)} RAM in {len(workload.guest_ram)} bank(s)"
+                     + (f" + {human_bytes(bars)} of BARs" if bars else "") + f", on {len(names)} platforms")
+    return CompareData(df, names, head)
+
+
+def _size(data: CompareData) -> tuple[float, float]:
+    return (13.0, 2.4 + 0.62 * len(data.platforms) * 2)
+
+
+def _panels(ax, *, owns_figure: bool) -> list:
+    """Four panels sharing the platform axis: a new figure's grid, a sub-grid in ``ax``'s slot,
+    or four insets of an Axes placed by hand."""
+    if owns_figure:
+        fig = ax.figure
+        fig.delaxes(ax)
+        return list(fig.subplots(2, 2, sharey=True).ravel())
+    if ax.get_subplotspec() is not None:
+        spec = ax.get_subplotspec()
+        parent = ax.figure
+        parent.delaxes(ax)
+        gs = spec.subgridspec(2, 2)
+        first = parent.add_subplot(gs[0])
+        return [first] + [parent.add_subplot(gs[i], sharey=first) for i in range(1, 4)]
+    ax.set_axis_off()
+    boxes = ((0.0, 0.55), (0.55, 0.55), (0.0, 0.0), (0.55, 0.0))
+    first = ax.inset_axes([*boxes[0], 0.42, 0.4])
+    return [first] + [ax.inset_axes([*b, 0.42, 0.4], sharey=first) for b in boxes[1:]]
 
 
 def compare(platforms: Sequence[Any], workload: Workload, *, ax=None, filename: str | os.PathLike | None = None,
@@ -59,47 +104,15 @@ def compare(platforms: Sequence[Any], workload: Workload, *, ax=None, filename: 
     -------
     matplotlib.figure.Figure
     """
-    df = frame if frame is not None else compare_table(platforms, workload, policies=policies)
-    th = _style.theme(style)
-    names = list(dict.fromkeys(df["platform"]))
-    if figsize is None:
-        figsize = (13.0, 2.4 + 0.62 * len(names) * 2)
-    with _style.rc_context(th):
-        owns = ax is None
-        fig, ax, th = _style.new_figure(ax, style=th, figsize=figsize)
-        if owns:
-            fig.delaxes(ax)
-            axes = fig.subplots(2, 2, sharey=True).ravel()
-        elif ax.get_subplotspec() is not None:
-            spec = ax.get_subplotspec()
-            parent = ax.figure
-            parent.delaxes(ax)
-            gs = spec.subgridspec(2, 2)
-            first = parent.add_subplot(gs[0])
-            axes = np.array([first] + [parent.add_subplot(gs[i], sharey=first) for i in range(1, 4)])
-        else:  # an Axes placed by hand: split its rectangle into four insets
-            ax.set_axis_off()
-            boxes = ((0.0, 0.55), (0.55, 0.55), (0.0, 0.0), (0.55, 0.0))
-            first = ax.inset_axes([*boxes[0], 0.42, 0.4])
-            axes = np.array([first] + [ax.inset_axes([*b, 0.42, 0.4], sharey=first) for b in boxes[1:]])
-        for a in axes:
-            a.set_facecolor(th.axes_background)
-            a.patch.set_alpha(1.0)
-            a.tick_params(colors=th.foreground, labelcolor=th.foreground, labelsize=th.small_size)
-            for sp in a.spines.values():
-                sp.set_color(th.muted)
-            for sp in ("top", "right"):
-                a.spines[sp].set_visible(False)
-        drawn = _draw(axes, df, names, th)
-        ram = sum(r.size for r in workload.guest_ram)
-        bars = sum(r.size for r in workload.bars)
-        head = title or (f"{workload.name}: {human_bytes(ram)} RAM in {len(workload.guest_ram)} bank(s)"
-                         + (f" + {human_bytes(bars)} of BARs" if bars else "") + f", on {len(names)} platforms")
-        fig.suptitle(head, fontsize=th.title_size, color=th.foreground, x=0.01, ha="left")
-        axes[0]._iommu_compare = {"frame": df, "platforms": names, **drawn}
-    if filename is not None:
-        _style.save(fig, filename, style=th)
-    return fig
+    return figure(COMPARE, workload, ax=ax, filename=filename, style=style, figsize=figsize, platforms=platforms,
+                  policies=policies, frame=frame, title=title).figure
+
+
+def draw_compare(axes, data: CompareData, th: _style.Theme, *, owns_figure: bool = True) -> dict:
+    """Draw ``data`` into the four panels; returns the values drawn per panel."""
+    drawn = _draw(axes, data.frame, data.platforms, th)
+    _style.root_figure(axes[0]).suptitle(data.title, fontsize=th.title_size, color=th.foreground, x=0.01, ha="left")
+    return {"frame": data.frame, "platforms": data.platforms, **drawn}
 
 
 def _bar(a, y, width, key, th, *, left=0.0, height=0.36, gid=""):
@@ -272,3 +285,13 @@ class _BytesFormatter:
         from matplotlib.ticker import FuncFormatter
 
         return FuncFormatter(lambda v, _pos: human_bytes(int(v)) if v >= 1 else "")
+
+
+def _plot_workload(workload: Workload, platforms: Sequence[Any], **kwargs: Any):
+    """``workload.plot(platforms)``: the comparison figure of the workload on ``platforms``."""
+    return compare(platforms, workload, **kwargs)
+
+
+#: The comparison figure: ``compare_data`` drawn by ``draw_compare`` in four panels.
+COMPARE = Renderer("compare", compare_data, draw_compare, _size, panels=_panels)
+register(_plot_workload, "mpl", Workload)

@@ -1,8 +1,11 @@
 """Small HTML building blocks for ``_repr_html_``, themed after xarray's repr.
 
 Scoped class names (``il-``), colours from JupyterLab theme variables with fallbacks, so the
-same markup reads in light and dark themes, and a plain-text ``<pre>`` fallback for front
-ends that strip styles.
+same markup reads in light and dark themes. As xarray's ``xr-text-repr-fallback`` /
+``xr-wrap`` pair: the plain-text ``<pre>`` is visible by default and hidden by the stylesheet,
+while the rich view carries an inline ``display: none`` that only the stylesheet overrides.
+A front end that strips ``<style>`` (GitHub's notebook viewer, some e-mail and doc tools)
+therefore shows the text form alone, and one that keeps it shows the rich form alone.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ html[theme=dark] .il-repr, body[data-theme-light=false] .il-repr, body.vscode-da
 .il-repr .il-bad { color: var(--il-bad); font-weight: bold; }
 .il-repr .il-good { color: var(--il-good); font-weight: bold; }
 .il-repr .il-text { display: none; }
+.il-repr .il-rich { display: block !important; }
 </style>"""
 
 
@@ -51,7 +55,8 @@ def table_html(
     """A titled table; rows past ``max_rows`` are summarised, never silently dropped.
 
     Every argument is plain text, escaped here exactly once; ``footer`` keeps its line breaks,
-    and ``bad=True`` shows it as a fault.
+    and ``bad=True`` shows it as a fault. ``text`` is the plain-text form shown where the CSS is
+    stripped (default: the title).
     """
     rows = list(rows)
     shown = rows[:max_rows]
@@ -63,7 +68,7 @@ def table_html(
     cls = "il-bad" if bad else "il-muted"
     foot = f"<div class='{cls}'>{esc(footer).replace(chr(10), '<br>')}</div>" if footer else ""
     return (
-        f"{CSS}<div class='il-repr'><pre class='il-text'>{esc(text)}</pre>"
-        f"<div class='il-title'>{esc(title)}</div>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}{more}</tbody></table>{foot}</div>"
+        f"{CSS}<div class='il-repr'><pre class='il-text'>{esc(text or title)}</pre>"
+        f"<div class='il-rich' style='display: none'><div class='il-title'>{esc(title)}</div>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}{more}</tbody></table>{foot}</div></div>"
     )

@@ -29,11 +29,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import IovaRange, RangeSet
-from iommu_lab.render import style as _style
+from iommu_lab.hardware.platform import Platform
+from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.render.axis import SegmentedAxis, cluster_ranges
+from iommu_lab.render.draw import Renderer, figure, register
 
-__all__ = ["layout", "Band", "Track", "LayoutData", "layout_data", "track_of", "rect_count"]
+__all__ = ["layout", "draw_layout", "LAYOUT", "Band", "Track", "LayoutData", "layout_data", "track_of", "rect_count"]
 
 LANE_ORDER = ("ranges", "permitted", "allowed", "reserved", "mapped")
 LANE_LABELS = {
@@ -83,7 +86,7 @@ class Track:
         return [b for b in self.bands if b.category == category]
 
 
-@dataclass
+@dataclass(frozen=True)
 class LayoutData:
     """Everything a layout figure draws: its tracks and their shared segmented axis."""
 
@@ -353,6 +356,11 @@ def _zigzag(x: float, y0: float, y1: float, amp: float, n: int) -> tuple[np.ndar
     return xs, ys
 
 
+def _size(data: LayoutData, *, legend: bool = True) -> tuple[float, float]:
+    n_lanes = sum(len(t.lanes) or 1 for t in data.tracks)
+    return (12.0, 1.9 + 0.42 * n_lanes + 0.35 * len(data.tracks) + (0.35 if legend else 0.0))
+
+
 def layout(
     x: Any,
     *,
@@ -395,21 +403,12 @@ def layout(
     -------
     matplotlib.figure.Figure
     """
-    data = layout_data(x, title=title, area_category=area_category, rangeset_as=rangeset_as, max_clusters=max_clusters)
-    th = _style.theme(style)
-    n_lanes = sum(len(t.lanes) or 1 for t in data.tracks)
-    if figsize is None:
-        figsize = (12.0, 1.9 + 0.42 * n_lanes + 0.35 * len(data.tracks) + (0.35 if legend else 0.0))
-    with _style.rc_context(th):
-        owns_figure = ax is None
-        fig, ax, th = _style.new_figure(ax, style=th, figsize=figsize)
-        _draw(ax, data, th, legend=legend, owns_figure=owns_figure)
-    if filename is not None:
-        _style.save(fig, filename, style=th)
-    return fig
+    return figure(LAYOUT, x, ax=ax, filename=filename, style=style, figsize=figsize, title=title, legend=legend,
+                  area_category=area_category, rangeset_as=rangeset_as, max_clusters=max_clusters).figure
 
 
-def _draw(ax, data: LayoutData, th: _style.Theme, *, legend: bool, owns_figure: bool) -> None:
+def draw_layout(ax, data: LayoutData, th: _style.Theme, *, owns_figure: bool, legend: bool = True) -> dict[str, int]:
+    """Draw ``data`` into ``ax``; returns the rectangles drawn per category."""
     from matplotlib.collections import PolyCollection
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch, Rectangle
@@ -557,7 +556,7 @@ def _draw(ax, data: LayoutData, th: _style.Theme, *, legend: bool, owns_figure: 
         for txt in leg.get_texts():
             txt.set_color(th.foreground)
         leg.set_gid("layout:legend")
-    ax._iommu_layout = data  # what was drawn, for tests and widgets (read-only by convention)
+    return present
 
 
 def _axes_width_inches(ax) -> float:
@@ -592,3 +591,8 @@ def _owner_labels(ax, axis: SegmentedAxis, band: Band, y: float, th: _style.Them
             ax.text((a + b) / 2, y, owner, ha="center", va="center", fontsize=th.small_size - 0.5,
                     color=th.foreground, zorder=5, gid="layout:owner",
                     bbox=dict(boxstyle="round,pad=0.15", facecolor=th.axes_background, edgecolor="none", alpha=0.9))
+
+
+#: The layout figure: ``layout_data`` drawn by ``draw_layout``.
+LAYOUT = Renderer("layout", layout_data, draw_layout, _size, options=("legend",))
+register(layout, "mpl", RangeSet, Platform, IOAS)

@@ -11,7 +11,7 @@ a fault is marked in the cell where it was taken, with its owner (guest or host)
 records the hardware would log. PASID-structure reads, when the walk started from a PASID,
 are a strip above the grid.
 
-``nested_walk_data`` is the pure data; the drawn data is kept on ``ax._iommu_nested``.
+``nested_walk_data`` is the pure data the figure draws.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
+import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import fmt_addr, fmt_size
-from iommu_lab.render import style as _style
+from iommu_lab.nesting.nested import NestedWalk, nested_walk_refs
+from iommu_lab.render.draw import Renderer, figure, register
 
-__all__ = ["nested_walk", "nested_walk_data", "NestedData", "GridCell"]
+__all__ = ["nested_walk", "draw_nested_walk", "NESTED_WALK", "nested_walk_data", "NestedData", "GridCell"]
 
 _style.register_category("nested-s1", "stage-1 reference (guest table)", _style.OKABE_ITO["orange"], "", "nested")
 _style.register_category("nested-s2", "stage-2 reference (host table)", _style.OKABE_ITO["sky"], "//", "nested")
@@ -53,7 +55,7 @@ class GridCell:
     fault: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class NestedData:
     """Everything the nested-walk figure draws."""
 
@@ -83,10 +85,27 @@ class NestedData:
         return None
 
 
+def _level(stage: int, level: int) -> str:
+    """How a grid label names a stage's level: ``S1 L3``, as ``NestedRef.label`` does.
+
+    A nested walk does not carry its two formats, so the spec's level names
+    (``Format.level_name``) cannot be read here; when each reference carries its level name
+    this returns that name instead, and the labels follow.
+    """
+    return f"S{stage} L{level}"
+
+
+def _translates_output_gpa(cell: GridCell) -> bool:
+    """Whether a stage-2 reference translates the output GPA (not a stage-1 table's GPA).
+
+    The reference records say so only in their ``purpose`` text today; when they carry their
+    role as an enum this becomes one comparison with that member, and nothing else changes.
+    """
+    return "output GPA" in cell.purpose
+
+
 def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
     """What ``nested_walk(nw)`` draws, as plain data (no matplotlib)."""
-    from iommu_lab.nesting.nested import nested_walk_refs
-
     n, m = nw.n, nw.m
     grid_refs = [(k, r) for k, r in enumerate(nw.refs, start=1) if r.row >= 0]
     rows = max([r.row for _, r in grid_refs] + [n]) + 1
@@ -111,7 +130,7 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
             s2_gpa.setdefault(c.row, nw.refs[c.seq - 1].gpa)
     # A large stage-1 leaf ends the stage-1 walk early: the output GPA is then translated in an
     # earlier row, and the rows below it are never reached.
-    output_rows = {c.row for c in cells if c.stage == 2 and "output GPA" in c.purpose}
+    output_rows = {c.row for c in cells if c.stage == 2 and _translates_output_gpa(c)}
     output_row = min(output_rows) if output_rows else rows - 1
     for i in range(rows):
         if i == output_row:
@@ -121,12 +140,13 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
             row_labels.append("(not needed:\nstage-1 leaf above)")
         elif i in s1_by_row:
             r = s1_by_row[i]
-            row_labels.append(f"S1 L{r.level} table\nGPA {fmt_addr(r.table)}" if r.table is not None else f"S1 L{r.level}")
+            row_labels.append(f"{_level(1, r.level)} table\nGPA {fmt_addr(r.table)}" if r.table is not None
+                              else _level(1, r.level))
         elif i in s2_gpa and s2_gpa[i] is not None:
-            row_labels.append(f"S1 L{n - 1 - i} table\nGPA {fmt_addr(s2_gpa[i])}")
+            row_labels.append(f"{_level(1, n - 1 - i)} table\nGPA {fmt_addr(s2_gpa[i])}")
         else:
-            row_labels.append(f"S1 L{n - 1 - i} table\n(not reached)")
-    col_labels = [f"S2 step {j + 1}\n(S2 L{m - 1 - j})" for j in range(cols - 1)] + ["S1 entry\nread"]
+            row_labels.append(f"{_level(1, n - 1 - i)} table\n(not reached)")
+    col_labels = [f"S2 step {j + 1}\n({_level(2, m - 1 - j)})" for j in range(cols - 1)] + ["S1 entry\nread"]
     c = nw.counts
     formula = nested_walk_refs(n, m)
     totals = (f"{c['pagetable']} page-table reference{'s' if c['pagetable'] != 1 else ''}: "
@@ -161,6 +181,11 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
 
 
 # -- drawing -----------------------------------------------------------------------------------
+def _size(data: NestedData, *, legend: bool = True) -> tuple[float, float]:
+    extra = (0.9 if data.pasid_cells else 0.0) + (0.55 if data.fault_records else 0.0)
+    return (max(8.5, 2.4 + 1.55 * data.cols), 2.3 + 0.95 * data.rows + extra)
+
+
 def nested_walk(nw: Any, *, ax=None, filename: str | os.PathLike | None = None, style: str = "light",
                 title: str | None = None, legend: bool = True, figsize: tuple[float, float] | None = None):
     """Draw the 2-D grid of a nested walk with every reference numbered in hardware order.
@@ -182,17 +207,8 @@ def nested_walk(nw: Any, *, ax=None, filename: str | os.PathLike | None = None, 
     -------
     matplotlib.figure.Figure
     """
-    data = nested_walk_data(nw, title=title)
-    th = _style.theme(style)
-    if figsize is None:
-        extra = (0.9 if data.pasid_cells else 0.0) + (0.55 if data.fault_records else 0.0)
-        figsize = (max(8.5, 2.4 + 1.55 * data.cols), 2.3 + 0.95 * data.rows + extra)
-    with _style.rc_context(th):
-        fig, ax, th = _style.new_figure(ax, style=th, figsize=figsize)
-        _draw(ax, data, th, legend=legend)
-    if filename is not None:
-        _style.save(fig, filename, style=th)
-    return fig
+    return figure(NESTED_WALK, nw, ax=ax, filename=filename, style=style, figsize=figsize, title=title,
+                  legend=legend).figure
 
 
 def _boxes(xy: list[tuple[float, float]], w: float, h: float) -> np.ndarray:
@@ -202,7 +218,9 @@ def _boxes(xy: list[tuple[float, float]], w: float, h: float) -> np.ndarray:
     return v
 
 
-def _draw(ax, data: NestedData, th: _style.Theme, *, legend: bool) -> None:
+def draw_nested_walk(ax, data: NestedData, th: _style.Theme, *, owns_figure: bool = True,
+                     legend: bool = True) -> dict:
+    """Draw ``data`` into ``ax``; returns the grid cells drawn per category."""
     from matplotlib.collections import PolyCollection
     from matplotlib.patches import Patch, Rectangle
 
@@ -325,4 +343,9 @@ def _draw(ax, data: NestedData, th: _style.Theme, *, legend: bool) -> None:
         leg = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.0), ncols=min(3, len(handles)),
                         fontsize=th.small_size, frameon=True, borderaxespad=0.2)
         leg.get_frame().set_alpha(1.0)
-    ax._iommu_nested = {"data": data, "cells": drawn}
+    return drawn
+
+
+#: The nested-walk figure: ``nested_walk_data`` drawn by ``draw_nested_walk``.
+NESTED_WALK = Renderer("nested_walk", nested_walk_data, draw_nested_walk, _size, options=("legend",))
+register(nested_walk, "mpl", NestedWalk)

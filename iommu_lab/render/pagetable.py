@@ -11,7 +11,7 @@ each band carries its table count and memory (``4,096 × 4 KiB = 16 MiB``).
 The tree is read from the entries by ``workload.table_tree`` (one gather per level), and boxes
 are drawn as one ``PolyCollection`` per band: neighbouring boxes narrower than a pixel are
 aggregated (their occupancy summed), so a table of tens of thousands of pages draws in well
-under a second. The drawn data is kept on ``ax._iommu_pagetable``.
+under a second.
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ from typing import Any
 
 import numpy as np
 
+import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
-from iommu_lab.render import style as _style
+from iommu_lab.pagetable.table import PageTable
 from iommu_lab.render.axis import SegmentedAxis
+from iommu_lab.render.draw import Renderer, figure, register
 from iommu_lab.render.style import pgsize_category
 from iommu_lab.review.workload import TableTree, table_tree
 
-__all__ = ["pagetable", "pagetable_data", "PagetableData", "LevelBand", "AGGREGATE_EPS", "human_bytes", "pgsize_category"]
+__all__ = ["pagetable", "draw_pagetable", "PAGETABLE", "pagetable_data", "PagetableData", "LevelBand", "AGGREGATE_EPS", "human_bytes", "pgsize_category"]
 
 #: Boxes narrower than this fraction of the axis (about a pixel at 200 dpi on a 12-inch
 #: figure) are aggregated with their neighbours.
@@ -60,7 +62,7 @@ class LevelBand:
         return f"{self.tables:,} × {fmt_size(self.table_bytes)} = {human_bytes(self.nbytes)}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class PagetableData:
     """Everything the page-table figure draws."""
 
@@ -214,6 +216,10 @@ def _iova_of(f: Any, off: int) -> int:
     return off + f.va_base
 
 
+def _size(data: PagetableData, *, legend: bool = True, colorbar: bool = True) -> tuple[float, float]:
+    return (12.0, 1.9 + 0.55 * (len(data.bands) + 1))
+
+
 def pagetable(pt: Any, *, ax=None, filename: str | os.PathLike | None = None, style: str = "light",
               title: str | None = None, legend: bool = True, colorbar: bool = True,
               figsize: tuple[float, float] | None = None):
@@ -238,16 +244,8 @@ def pagetable(pt: Any, *, ax=None, filename: str | os.PathLike | None = None, st
     -------
     matplotlib.figure.Figure
     """
-    data = pagetable_data(pt, title=title)
-    th = _style.theme(style)
-    if figsize is None:
-        figsize = (12.0, 1.9 + 0.55 * (len(data.bands) + 1))
-    with _style.rc_context(th):
-        fig, ax, th = _style.new_figure(ax, style=th, figsize=figsize)
-        _draw(fig, ax, data, th, legend=legend, colorbar=colorbar)
-    if filename is not None:
-        _style.save(fig, filename, style=th)
-    return fig
+    return figure(PAGETABLE, pt, ax=ax, filename=filename, style=style, figsize=figsize, title=title, legend=legend,
+                  colorbar=colorbar).figure
 
 
 def _verts(x0: np.ndarray, x1: np.ndarray, y0: float, y1: float) -> np.ndarray:
@@ -259,7 +257,9 @@ def _verts(x0: np.ndarray, x1: np.ndarray, y0: float, y1: float) -> np.ndarray:
     return v
 
 
-def _draw(fig, ax, data: PagetableData, th: _style.Theme, *, legend: bool, colorbar: bool) -> None:
+def draw_pagetable(ax, data: PagetableData, th: _style.Theme, *, owns_figure: bool = True, legend: bool = True,
+                   colorbar: bool = True) -> dict:
+    """Draw ``data`` into ``ax``; returns the occupancy collection drawn per level."""
     import matplotlib
     from matplotlib.cm import ScalarMappable
     from matplotlib.collections import PolyCollection
@@ -338,7 +338,7 @@ def _draw(fig, ax, data: PagetableData, th: _style.Theme, *, legend: bool, color
     ax.set_title(data.title, fontsize=th.title_size, color=th.foreground, loc="left")
     if colorbar:
         sm = ScalarMappable(norm=norm, cmap=cmap)
-        cb = fig.colorbar(sm, ax=ax, fraction=0.03, pad=0.01)
+        cb = _style.root_figure(ax).colorbar(sm, ax=ax, fraction=0.03, pad=0.01)
         cb.set_label("entries used / total", fontsize=th.small_size, color=th.foreground)
         cb.ax.tick_params(labelsize=th.small_size, colors=th.foreground)
         cb.outline.set_edgecolor(th.muted)
@@ -355,4 +355,9 @@ def _draw(fig, ax, data: PagetableData, th: _style.Theme, *, legend: bool, color
         leg = ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=min(4, len(handles)),
                         fontsize=th.small_size, frameon=True, borderaxespad=0.1)
         leg.get_frame().set_alpha(1.0)
-    ax._iommu_pagetable = {"data": data, "collections": collections}
+    return collections
+
+
+#: The page-table figure: ``pagetable_data`` drawn by ``draw_pagetable``.
+PAGETABLE = Renderer("pagetable", pagetable_data, draw_pagetable, _size, options=("legend", "colorbar"))
+register(pagetable, "mpl", PageTable)

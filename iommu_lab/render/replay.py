@@ -16,8 +16,7 @@
   drawn as an annotated gap. The title is the what-if's ``question``.
 
 Long replays are downsampled for drawing (at most ``max_points`` points per curve), but every
-total written on the figure is the replay's exact figure. The data drawn is kept on the first
-panel as ``ax._iommu_replay``.
+total written on the figure is the replay's exact figure.
 """
 
 from __future__ import annotations
@@ -25,13 +24,18 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
-from iommu_lab.render import style as _style
+import iommu_lab.render.style as _style
+from iommu_lab.dma.replay import Replay
+from iommu_lab.dma.whatif import WhatIf
+from iommu_lab.render.draw import Renderer, figure, register
 
-__all__ = ["replay", "replay_data", "whatif_data", "sizes_label", "pct"]
+__all__ = ["replay", "replay_data", "whatif_data", "draw_replay", "draw_whatif", "REPLAY", "WHATIF",
+           "ReplayData", "WhatIfData", "sizes_label", "pct"]
 
 _style.register_category("rp-refs", "page-table references", _style.OKABE_ITO["blue"], "", "replay")
 _style.register_category("rp-misses", "IOTLB misses (walks)", _style.OKABE_ITO["orange"], "--", "replay")
@@ -75,7 +79,49 @@ def _time_unit(span_ns: float) -> tuple[str, float]:
 # ----------------------------------------------------------------------------------------------
 
 
-def replay_data(r: Any, *, x: str = "time", max_points: int = MAX_POINTS, windows: int = MISS_WINDOWS) -> dict:
+@dataclass(frozen=True)
+class ReplayData:
+    """What ``replay(r)`` draws for a Replay: sampled running totals, events, windows, caches."""
+
+    kind: str
+    target: str
+    policy: str
+    x: str
+    accesses: int
+    index: np.ndarray
+    pos: np.ndarray
+    cum_refs: np.ndarray
+    cum_misses: np.ndarray
+    total_refs: int
+    total_misses: int
+    flushes: dict
+    maps: dict
+    unmaps: dict
+    window_edges: np.ndarray
+    window_miss_rate: np.ndarray
+    window_sizes: np.ndarray
+    caches: list
+    summary: Any
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class WhatIfData:
+    """What ``replay(w)`` draws for a WhatIf: one row per run, grouped by platform, and the series."""
+
+    question: str
+    by: str
+    platforms: list
+    rows: list
+    series: dict
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def replay_data(r: Any, *, x: str = "time", max_points: int = MAX_POINTS, windows: int = MISS_WINDOWS) -> ReplayData:
     """The numbers ``replay(r)`` draws for a Replay, as plain arrays and dicts.
 
     ``x="time"`` places accesses and events at their trace time (ns); ``x="access"`` at the
@@ -137,30 +183,30 @@ def replay_data(r: Any, *, x: str = "time", max_points: int = MAX_POINTS, window
             "hits": int(row["hits"]),
             "hit_rate": float(row["hit_rate"]),
         })
-    return {
-        "kind": r.kind,
-        "target": r.target,
-        "policy": getattr(r.policy, "value", str(r.policy)),
-        "x": x,
-        "accesses": n,
-        "index": idx,
-        "pos": pos[idx],
-        "cum_refs": cum_refs[idx],
-        "cum_misses": cum_miss[idx],
-        "total_refs": int(s["refs"]),
-        "total_misses": int(s["iotlb_misses"]),
-        "flushes": flushes,
-        "maps": events_of("map"),
-        "unmaps": events_of("unmap"),
-        "window_edges": w_edges,
-        "window_miss_rate": rate,
-        "window_sizes": sizes,
-        "caches": caches,
-        "summary": s,
-    }
+    return ReplayData(
+        kind=r.kind,
+        target=r.target,
+        policy=getattr(r.policy, "value", str(r.policy)),
+        x=x,
+        accesses=n,
+        index=idx,
+        pos=pos[idx],
+        cum_refs=cum_refs[idx],
+        cum_misses=cum_miss[idx],
+        total_refs=int(s["refs"]),
+        total_misses=int(s["iotlb_misses"]),
+        flushes=flushes,
+        maps=events_of("map"),
+        unmaps=events_of("unmap"),
+        window_edges=w_edges,
+        window_miss_rate=rate,
+        window_sizes=sizes,
+        caches=caches,
+        summary=s,
+    )
 
 
-def whatif_data(w: Any) -> dict:
+def whatif_data(w: Any) -> WhatIfData:
     """The rows ``replay(w)`` draws for a WhatIf: one per run, grouped by platform.
 
     A *series* is what varies inside a platform: the nesting mode when the frame has several
@@ -203,13 +249,13 @@ def whatif_data(w: Any) -> dict:
                 "traps": int(r["traps"]) if ran and not _isnan(r["traps"]) else 0,
                 "format": str(r["format"]),
             })
-    return {
-        "question": w.question,
-        "by": "mode" if by_mode else ("pgsizes · flush" if by_flush else "pgsizes"),
-        "platforms": platforms,
-        "rows": rows,
-        "series": {k: " / ".join(v) for k, v in series_labels.items()},
-    }
+    return WhatIfData(
+        question=w.question,
+        by="mode" if by_mode else ("pgsizes · flush" if by_flush else "pgsizes"),
+        platforms=platforms,
+        rows=rows,
+        series={k: " / ".join(v) for k, v in series_labels.items()},
+    )
 
 
 def sizes_label(label: str) -> str:
@@ -267,36 +313,15 @@ def replay(x: Any, *, ax=None, filename: str | os.PathLike | None = None, style:
     -------
     matplotlib.figure.Figure
     """
-    from iommu_lab.dma.replay import Replay
-    from iommu_lab.dma.whatif import WhatIf
-
-    th = _style.theme(style)
     if isinstance(x, Replay):
-        data = replay_data(x, x=time_axis, max_points=max_points)
-        size = figsize or (12.0, 5.2)
-        draw = _draw_replay
-    elif isinstance(x, WhatIf):
-        data = whatif_data(x)
-        size = figsize or (12.0, 1.6 + 0.32 * len(data["rows"]) + 0.25 * len(data["platforms"]))
-        draw = _draw_whatif
-    else:
-        raise TypeError(
-            f"render.replay draws a Replay (iommu_lab.replay(...)) or a WhatIf (iommu_lab.what_if(...)), "
-            f"not {type(x).__name__}"
-        )
-    with _style.rc_context(th):
-        fig, axes = _panels(ax, th, size, draw is _draw_replay)
-        draw(axes, data, th)
-        head = title if title is not None else _title(data)
-        if ax is None:
-            fig.suptitle(head, fontsize=th.title_size, color=th.foreground, x=0.01, ha="left")
-        else:
-            axes[0].set_title(head + "\n" + axes[0].get_title(), fontsize=th.font_size, loc="left",
-                              color=th.foreground)
-        axes[0]._iommu_replay = data
-    if filename is not None:
-        _style.save(fig, filename, style=th)
-    return fig
+        return figure(REPLAY, x, ax=ax, filename=filename, style=style, figsize=figsize, title=title,
+                      x=time_axis, max_points=max_points).figure
+    if isinstance(x, WhatIf):
+        return figure(WHATIF, x, ax=ax, filename=filename, style=style, figsize=figsize, title=title).figure
+    raise TypeError(
+        f"render.replay draws a Replay (iommu_lab.replay(...)) or a WhatIf (iommu_lab.what_if(...)), "
+        f"not {type(x).__name__}"
+    )
 
 
 def _title(data: dict) -> str:
@@ -307,38 +332,56 @@ def _title(data: dict) -> str:
             f"IOTLB hit rate {float(s['iotlb_hit_rate']):.1%}, {float(s['refs_per_access']):.3g} references per access")
 
 
-def _panels(ax, th, figsize, is_replay: bool):
-    """The panel Axes: a new figure's grid, a sub-grid in ``ax``'s slot, or insets of ``ax``."""
-    if is_replay:
-        grid = dict(nrows=2, ncols=2, width_ratios=[3.2, 1.0], height_ratios=[1.6, 1.0])
-        places = ((0, 0), (1, 0), (slice(None), 1))
-        boxes = ((0.0, 0.42, 0.68, 0.58), (0.0, 0.0, 0.68, 0.32), (0.8, 0.0, 0.2, 1.0))
+def _head(axes, d: dict, th, title: str | None, owns_figure: bool) -> None:
+    """The figure's title: above the panels of a figure made for them, else over the first panel."""
+    head = title if title is not None else _title(d)
+    if owns_figure:
+        _style.root_figure(axes[0]).suptitle(head, fontsize=th.title_size, color=th.foreground, x=0.01, ha="left")
     else:
-        grid = dict(nrows=1, ncols=2)
-        places = ((0, 0), (0, 1))
-        boxes = ((0.0, 0.0, 0.46, 1.0), (0.54, 0.0, 0.46, 1.0))
-    owns = ax is None
-    fig, host, th = _style.new_figure(ax, style=th, figsize=figsize)
-    if owns or host.get_subplotspec() is not None:
+        axes[0].set_title(head + "\n" + axes[0].get_title(), fontsize=th.font_size, loc="left", color=th.foreground)
+
+
+def _split(host, *, owns_figure: bool, grid: dict, places, boxes) -> list:
+    """The panel Axes: a new figure's grid, a sub-grid in ``host``'s slot, or insets of ``host``."""
+    if owns_figure or host.get_subplotspec() is not None:
         parent = host.figure
-        gs = fig.add_gridspec(**grid) if owns else host.get_subplotspec().subgridspec(**grid)
+        gs = parent.add_gridspec(**grid) if owns_figure else host.get_subplotspec().subgridspec(**grid)
         parent.delaxes(host)
-        axes = [parent.add_subplot(gs[p]) for p in places]
-    else:  # an Axes placed by hand: split its rectangle into insets
-        host.set_axis_off()
-        axes = [host.inset_axes(list(b)) for b in boxes]
-    if is_replay:
-        axes[1].sharex(axes[0])
-    if not is_replay:
-        axes[1].sharey(axes[0])
-    for a in axes:
-        a.set_facecolor(th.axes_background)
-        a.patch.set_alpha(1.0)
-        a.tick_params(colors=th.foreground, labelcolor=th.foreground, labelsize=th.small_size)
-        for name, sp in a.spines.items():
-            sp.set_color(th.muted)
-            sp.set_visible(name in ("left", "bottom"))
-    return fig, axes
+        return [parent.add_subplot(gs[p]) for p in places]
+    host.set_axis_off()  # an Axes placed by hand: split its rectangle into insets
+    return [host.inset_axes(list(b)) for b in boxes]
+
+
+def _replay_panels(host, *, owns_figure: bool) -> list:
+    axes = _split(host, owns_figure=owns_figure,
+                  grid=dict(nrows=2, ncols=2, width_ratios=[3.2, 1.0], height_ratios=[1.6, 1.0]),
+                  places=((0, 0), (1, 0), (slice(None), 1)),
+                  boxes=((0.0, 0.42, 0.68, 0.58), (0.0, 0.0, 0.68, 0.32), (0.8, 0.0, 0.2, 1.0)))
+    axes[1].sharex(axes[0])
+    return axes
+
+
+def _whatif_panels(host, *, owns_figure: bool) -> list:
+    axes = _split(host, owns_figure=owns_figure, grid=dict(nrows=1, ncols=2), places=((0, 0), (0, 1)),
+                  boxes=((0.0, 0.0, 0.46, 1.0), (0.54, 0.0, 0.46, 1.0)))
+    axes[1].sharey(axes[0])
+    return axes
+
+
+def draw_replay(axes, data: ReplayData, th, *, owns_figure: bool = True, title: str | None = None) -> dict:
+    """Draw a replay's three panels; returns the data with what was drawn (scales, lines, totals)."""
+    d = data.as_dict()
+    _draw_replay(axes, d, th)
+    _head(axes, d, th, title, owns_figure)
+    return d
+
+
+def draw_whatif(axes, data: WhatIfData, th, *, owns_figure: bool = True, title: str | None = None) -> dict:
+    """Draw a what-if's two panels; returns the data with the values drawn per run."""
+    d = data.as_dict()
+    _draw_whatif(axes, d, th)
+    _head(axes, d, th, title, owns_figure)
+    return d
 
 
 def _legend(a, handles, th, **kw):
@@ -602,3 +645,13 @@ def _draw_whatif(axes, d: dict, th) -> None:
             title=what, title_fontsize=th.small_size - 0.5, alignment="right")
     d.update(drawn)
     d["ypos"] = ypos
+
+
+#: The replay figure: ``replay_data`` drawn by ``draw_replay`` in three panels.
+REPLAY = Renderer("replay", replay_data, draw_replay, lambda data, **_: (12.0, 5.2), options=("title",),
+                  panels=_replay_panels)
+#: The what-if figure: ``whatif_data`` drawn by ``draw_whatif`` in two panels.
+WHATIF = Renderer("replay", whatif_data, draw_whatif,
+                  lambda data, **_: (12.0, 1.6 + 0.32 * len(data.rows) + 0.25 * len(data.platforms)),
+                  options=("title",), panels=_whatif_panels)
+register(replay, "mpl", Replay, WhatIf)

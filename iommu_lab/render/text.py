@@ -13,9 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.core.ranges import RangeSet, fmt_addr
+from iommu_lab.hardware.platform import Platform
+from iommu_lab.iommufd.ioas import IOAS
+from iommu_lab.nesting.nested import NestedWalk
+from iommu_lab.pagetable.walk import Walk
 from iommu_lab.render.axis import SegmentedAxis, fmt_approx, fmt_span
+from iommu_lab.render.draw import register
 from iommu_lab.render.layout import LANE_LABELS, Band, LayoutData, layout_data
+from iommu_lab.render.nested import nested_walk_data
+from iommu_lab.render.walk import walk_data
 
 __all__ = ["layout_text", "walk_text", "nested_walk_text", "KIND_TEXT", "LANE_CHARS"]
 
@@ -220,8 +227,6 @@ def walk_text(w: Any, width: int = 100) -> str:
     IOVA bits (each level's index bits under its name, the page offset), then per entry read
     the level, table, index, raw entry and its decoded fields, and the translation or the fault.
     """
-    from iommu_lab.render.walk import walk_data
-
     d = walk_data(w)
     lines = [d.title, ""]
     # Bit ruler: one character per bit, 63 at the left, so spans line up under their labels.
@@ -257,8 +262,6 @@ def nested_walk_text(nw: Any, cell: int = 7) -> str:
 
     Reads the same ``NestedData`` the figure draws (``render.nested.nested_walk_data``).
     """
-    from iommu_lab.render.nested import nested_walk_data
-
     d = nested_walk_data(nw)
     lab_w = max(len(label.replace("\n", " ")) for label in d.row_labels) + 1
     lines = [d.title, ""]
@@ -284,3 +287,8 @@ def nested_walk_text(nw: Any, cell: int = 7) -> str:
         lines.append(d.fault_text)
         lines.extend(d.fault_records)
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+register(layout_text, "text", RangeSet, Platform, IOAS)
+register(walk_text, "text", Walk)
+register(nested_walk_text, "text", NestedWalk)

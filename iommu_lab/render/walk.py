@@ -13,7 +13,7 @@ and where the walk ended.
   the level where it happened in the fault colour and hatch with the reason written out.
 
 Extraction (``walk_data``: pure data) is separate from drawing, so tests and ``walk_text``
-read exactly what the figure shows; the drawn data is kept on ``ax._iommu_walk``.
+read exactly what the figure shows.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import fmt_addr, fmt_size
-from iommu_lab.render import style as _style
+from iommu_lab.pagetable.walk import Walk
+from iommu_lab.render.draw import Renderer, figure, register
 
-__all__ = ["walk", "walk_data", "WalkData", "WalkRow", "BitField", "level_category", "fmt_raw"]
+__all__ = ["walk", "draw_walk", "WALK", "walk_data", "WalkData", "WalkRow", "BitField", "level_category", "fmt_raw"]
 
 # Per-level colours and hatches (level numbers as the page-table layer numbers them: 0 = leaf
 # table). Okabe-Ito hues, each with its own hatch so levels differ in greyscale too.
@@ -101,7 +103,7 @@ class WalkRow:
     fault: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class WalkData:
     """Everything the walk figure draws."""
 
@@ -233,6 +235,10 @@ BAR_Y = 0.0
 X_LEVEL, X_TABLE, X_INDEX, X_RAW, X_DEC, X_END = 0.0, 13.0, 31.0, 38.5, 59.0, 100.0
 
 
+def _size(data: WalkData) -> tuple[float, float]:
+    return (12.0, 2.1 + 0.6 * (len(data.rows) + 1))
+
+
 def walk(w: Any, *, ax=None, filename: str | os.PathLike | None = None, style: str = "light",
          title: str | None = None, figsize: tuple[float, float] | None = None):
     """Draw one page-table walk: the IOVA's bit fields, every entry read, the result or fault.
@@ -254,16 +260,7 @@ def walk(w: Any, *, ax=None, filename: str | os.PathLike | None = None, style: s
     -------
     matplotlib.figure.Figure
     """
-    data = walk_data(w, title=title)
-    th = _style.theme(style)
-    if figsize is None:
-        figsize = (12.0, 2.1 + 0.6 * (len(data.rows) + 1))
-    with _style.rc_context(th):
-        fig, ax, th = _style.new_figure(ax, style=th, figsize=figsize)
-        _draw(ax, data, th)
-    if filename is not None:
-        _style.save(fig, filename, style=th)
-    return fig
+    return figure(WALK, w, ax=ax, filename=filename, style=style, figsize=figsize, title=title).figure
 
 
 def _rect(ax, x, y, w, h, cat_key: str, th, *, gid: str, lw=0.8, edge=None, face=None, zorder=2):
@@ -283,7 +280,8 @@ def _label_box(th):
     return dict(boxstyle="round,pad=0.18", facecolor=th.axes_background, edgecolor="none")
 
 
-def _draw(ax, data: WalkData, th: _style.Theme) -> None:
+def draw_walk(ax, data: WalkData, th: _style.Theme, *, owns_figure: bool = True) -> dict:
+    """Draw ``data`` into ``ax``; returns the fields, arrows and row positions drawn."""
     from matplotlib.patches import FancyArrowPatch
 
     mono = th.mono_family
@@ -392,4 +390,9 @@ def _draw(ax, data: WalkData, th: _style.Theme) -> None:
     ax.set_ylim(y_end - 0.35, y_bar + bar_h + 0.75)
     ax.set_axis_off()
     ax.set_title(data.title, fontsize=th.title_size, color=th.foreground, loc="left")
-    ax._iommu_walk = {"data": data, "fields": drawn_fields, "arrows": drawn_arrows, "row_y": row_y}
+    return {"fields": drawn_fields, "arrows": drawn_arrows, "row_y": row_y}
+
+
+#: The walk figure: ``walk_data`` drawn by ``draw_walk``.
+WALK = Renderer("walk", walk_data, draw_walk, _size)
+register(walk, "mpl", Walk)

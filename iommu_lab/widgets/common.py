@@ -34,7 +34,6 @@ __all__ = [
     "Outcome",
     "action_button",
     "close_tree",
-    "find_renderer",
     "frame_html",
     "not_replayed",
     "reporting",
@@ -344,30 +343,3 @@ def close_tree(widget: W.Widget) -> None:
     for child in getattr(widget, "children", ()):
         close_tree(child)
     W.Widget.close(widget)
-
-
-#: Where each figure renderer lives, for renderers not (yet) re-exported by ``iommu_lab.render``.
-_RENDER_MODULES = {"walk": "walk", "nested_walk": "nested", "pagetable": "pagetable"}
-
-
-def find_renderer(name: str) -> Any:
-    """``iommu_lab.render.<name>`` as a function, or ``None`` when that renderer does not exist.
-
-    Explorers show a renderer's figure when it is installed and fall back to their HTML views
-    otherwise, so they work while the renderer layer grows.
-    """
-    import importlib
-    import types
-
-    from iommu_lab import render
-
-    fn = getattr(render, name, None)
-    if isinstance(fn, types.ModuleType):  # the sub-module, imported but not re-exported
-        fn = getattr(fn, name, None)
-    if fn is None and name in _RENDER_MODULES:
-        try:
-            module = importlib.import_module(f"..render.{_RENDER_MODULES[name]}", __package__)
-        except ImportError:
-            return None
-        fn = getattr(module, name, None)
-    return fn if callable(fn) else None

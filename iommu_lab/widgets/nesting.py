@@ -7,14 +7,18 @@ from typing import Any
 import ipywidgets as W
 
 from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.hardware import formats
+from iommu_lab.hardware.platform import platforms
+from iommu_lab.nesting.nested import Nested, nested_walk_refs
+from iommu_lab.nesting.shadow import DmaPattern, compare_costs
 from iommu_lab.render.html import CSS, esc, table_html
+from iommu_lab.render.nested import nested_walk as draw_nested_walk
 from iommu_lab.widgets.common import (
     AddressInput,
     ErrorView,
     FigureView,
     action_button,
     close_tree,
-    find_renderer,
     not_replayed,
     reporting,
 )
@@ -31,13 +35,6 @@ DEMO_MAPPINGS: tuple[tuple[int, int, int, str], ...] = (
 )
 DEFAULT_IOVA = "0x1234"
 _NO_PLATFORM = "(formats below)"
-
-
-def _models():
-    from iommu_lab.hardware import formats
-    from iommu_lab.nesting.nested import Nested
-
-    return Nested, formats
 
 
 # -- the 2-D grid as HTML (presentation only: positions come from the walk's references) ------
@@ -163,7 +160,7 @@ class NestingExplorer(W.VBox):
     refs_table: ipywidgets.HTML
         Every reference (the walk's own table).
     figure_view: FigureView
-        ``render.nested_walk(walk)`` when that renderer is available (otherwise hidden).
+        ``render.nested_walk(walk)`` of the last walk (hidden before the first).
     style_picker: ipywidgets.ToggleButtons (default: "light")
         The figure's style, ``"light"`` or ``"dark"``.
     costs: ipywidgets.HTML
@@ -177,9 +174,6 @@ class NestingExplorer(W.VBox):
     """
 
     def __init__(self, nested: Any = None, *, iova: str = DEFAULT_IOVA, **kwargs: Any) -> None:
-        Nested, formats = _models()
-        from iommu_lab.hardware.platform import platforms
-
         self._log: list[tuple[int, int, int, str]] = []
         if nested is None:
             nested = Nested.build(DEFAULT_STAGE1, DEFAULT_STAGE2)
@@ -343,7 +337,6 @@ class NestingExplorer(W.VBox):
     def _on_platform(self, change: dict) -> None:
         if change["new"] == _NO_PLATFORM:
             return
-        Nested, _ = _models()
         with reporting(self.error) as out:
             nested = Nested.for_platform(change["new"])
         if out.ok:
@@ -352,7 +345,6 @@ class NestingExplorer(W.VBox):
     def _on_formats(self, change: dict) -> None:
         if self._quiet:
             return
-        Nested, _ = _models()
         with reporting(self.error) as out:
             nested = Nested.build(self.stage1_picker.value, self.stage2_picker.value)
         if out.ok:
@@ -398,16 +390,13 @@ class NestingExplorer(W.VBox):
         self._redraw()
 
     def _redraw(self) -> None:
-        draw = find_renderer("nested_walk")
-        if draw is None or self.walk is None:
+        if self.walk is None:
             self.figure_view.layout.display = "none"
             return
-        self.figure_view.show(draw(self.walk, style=self.style_picker.value))
+        self.figure_view.show(draw_nested_walk(self.walk, style=self.style_picker.value))
         self.figure_view.layout.display = None
 
     def _summary_html(self, nw: Any) -> str:
-        from iommu_lab.nesting.nested import nested_walk_refs
-
         c = nw.counts
         if nw.ok:
             result = (
@@ -464,8 +453,6 @@ class NestingExplorer(W.VBox):
 
     # -- workload comparison ------------------------------------------------------------------
     def _on_compare(self, _: Any = None) -> None:
-        from iommu_lab.nesting.shadow import DmaPattern, compare_costs
-
         with reporting(self.error) as out:
             workload = (
                 DmaPattern.dynamic() if self.workload_picker.value == "dynamic" else DmaPattern.static()

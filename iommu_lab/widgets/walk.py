@@ -8,14 +8,17 @@ from typing import Any
 import ipywidgets as W
 
 from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.hardware import formats
+from iommu_lab.hardware.formats import EntryKind
+from iommu_lab.pagetable import PageTable, PhysicalMemory
 from iommu_lab.render.html import CSS, esc
+from iommu_lab.render.walk import walk as draw_walk
 from iommu_lab.widgets.common import (
     AddressInput,
     ErrorView,
     FigureView,
     action_button,
     close_tree,
-    find_renderer,
     frame_html,
     not_replayed,
     reporting,
@@ -34,22 +37,12 @@ DEMO_MAPPINGS: tuple[tuple[int, int, int, str], ...] = (
 DEFAULT_IOVA = "0x1234"
 
 
-def _pagetable_api():
-    from iommu_lab.hardware import formats
-    from iommu_lab.pagetable import PageTable
-
-    return PageTable, formats
-
-
 def new_table(name: str) -> Any:
     """An empty ``PageTable(name)`` whose table memory fits the format's output addresses.
 
     ``PageTable``'s default memory is 64 GiB at 0x1000_0000, beyond a 32-bit-OAS format's reach;
     those get the same base with the memory cut to fit (a 32-bit OAS still leaves 3.75 GiB).
     """
-    from iommu_lab.pagetable import PhysicalMemory
-
-    PageTable, formats = _pagetable_api()
     fmt = formats.get(name)
     base, size = 0x1000_0000, 64 << 30
     limit = 1 << fmt.oas
@@ -58,15 +51,11 @@ def new_table(name: str) -> Any:
     return PageTable(fmt, PhysicalMemory(base, size))
 
 
-def _family(name: str) -> str:
-    """Group format names by everything before their last parameter (``arm-lpae-s2-4k``)."""
-    return name.rsplit("-", 1)[0] if "-" in name else name
-
-
-def _families(names: Sequence[str]) -> dict[str, list[str]]:
+def _families(fmts: Sequence[Any]) -> dict[str, list[str]]:
+    """Format names grouped by the family their descriptor names (``Format.family``), in order."""
     out: dict[str, list[str]] = {}
-    for n in names:
-        out.setdefault(_family(n), []).append(n)
+    for f in fmts:
+        out.setdefault(f.family, []).append(f.name)
     return out
 
 
@@ -101,8 +90,6 @@ def _iova_bits_html(fmt: Any, iova: int, level: int | None) -> str:
 
 def _entry_bits_html(fmt: Any, step: Any) -> str:
     """The raw entry as a datasheet draws it: bit ranges high to low, field names, values."""
-    from iommu_lab.hardware.formats import EntryKind
-
     kind = EntryKind.TABLE if step.entry.kind == EntryKind.TABLE else EntryKind.LEAF
     table = fmt.fields(step.level, kind)
     fields = sorted(table, key=lambda f: f.shift, reverse=True)
@@ -180,9 +167,10 @@ class WalkExplorer(W.VBox):
     walk: Walk or None
         The last walk (``pt.walk(iova)``).
     family_picker: ipywidgets.Dropdown (default: "vtd-ss")
-        The format family; picking one selects its first format.
+        The format family, as the format descriptor names it (``Format.family``); picking one
+        selects its first format.
     format_picker: ipywidgets.Dropdown (default: "vtd-ss-4level")
-        The formats of the family (levels, granule and IAS, or TCE page size).
+        The registered formats of the family (levels, granule and IAS, stage, or page size).
     map_iova_input, map_pa_input: AddressInput
         Where to map, and to which physical address.
     map_size_input: AddressInput (default: "4K", a size)
@@ -205,7 +193,7 @@ class WalkExplorer(W.VBox):
     steps_table: ipywidgets.HTML
         Every step of the walk (the walk's own HTML table).
     figure_view: FigureView
-        ``render.walk(walk)`` when that renderer is available (otherwise hidden).
+        ``render.walk(walk)`` of the last walk (hidden before the first).
     style_picker: ipywidgets.ToggleButtons (default: "light")
         The figure's style, ``"light"`` or ``"dark"``.
     mappings_table: ipywidgets.HTML
@@ -216,7 +204,6 @@ class WalkExplorer(W.VBox):
     """
 
     def __init__(self, pt: Any = None, *, iova: str = DEFAULT_IOVA, **kwargs: Any) -> None:
-        _, formats = _pagetable_api()
         #: The mappings made through this explorer, replayed when another format is picked.
         self._log: list[tuple[int, int, int, str]] = []
         if pt is None:
@@ -227,17 +214,19 @@ class WalkExplorer(W.VBox):
         self.pt = pt
         self.walk: Any = None
         self._picking = False
-        self._families = _families(formats.names())
+        self._families = _families([formats.get(n) for n in formats.names()])
         name = pt.fmt.name
-        if name not in {n for ns in self._families.values() for n in ns}:
-            self._families.setdefault(_family(name), []).append(name)
+        if name not in self._families.get(pt.fmt.family, ()):
+            # A table built from a factory call rather than a registered name.
+            self._families.setdefault(pt.fmt.family, []).append(name)
+        self._family_of = {n: fam for fam, names in self._families.items() for n in names}
 
         self.family_picker = W.Dropdown(
-            options=list(self._families), value=_family(name), description="format"
+            options=list(self._families), value=pt.fmt.family, description="format"
         )
         self.family_picker.add_class("il-walk-family")
         self.format_picker = W.Dropdown(
-            options=self._families[_family(name)], value=name, description="variant"
+            options=self._families[pt.fmt.family], value=name, description="variant"
         )
         self.format_picker.add_class("il-walk-format")
         self.format_info = W.HTML()
@@ -340,7 +329,7 @@ class WalkExplorer(W.VBox):
         """Pick format ``name`` (its family first) and rebuild the table once."""
         self._picking = True
         try:
-            self.family_picker.value = _family(name)
+            self.family_picker.value = self._family_of[name]
             self.format_picker.value = name
         finally:
             self._picking = False
@@ -427,11 +416,10 @@ class WalkExplorer(W.VBox):
         self._redraw()
 
     def _redraw(self) -> None:
-        draw = find_renderer("walk")
-        if draw is None or self.walk is None:
+        if self.walk is None:
             self.figure_view.layout.display = "none"
             return
-        self.figure_view.show(draw(self.walk, style=self.style_picker.value))
+        self.figure_view.show(draw_walk(self.walk, style=self.style_picker.value))
         self.figure_view.layout.display = None
 
     def _on_step(self, change: dict) -> None:
