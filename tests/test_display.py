@@ -34,10 +34,10 @@ from iommu_lab.io.scenario import Scenario
 from iommu_lab.io.sysfs import read_iommu_groups
 from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.nesting.explain import lookup as guest_lookup
-from iommu_lab.nesting.nested import GuestMemory, Nested, NestParent
+from iommu_lab.nesting.nested import Nested, NestParent
 from iommu_lab.nesting.pasid import AmdGcr3Table, Pgtt, SmmuCdTable, VtdPasidTable
 from iommu_lab.nesting.shadow import DmaPattern, ShadowNesting
-from iommu_lab.pagetable.memory import HostMemory, PhysicalMemory
+from iommu_lab.pagetable.memory import PhysicalMemory
 from iommu_lab.pagetable.table import PageTable
 from iommu_lab.review.workload import Workload, table_tree
 
@@ -119,13 +119,13 @@ def _examples() -> dict[str, Callable[[World], Any]]:
         "PlatformCatalogue": lambda w: platforms,
         "PlatformInfo": lambda w: w.platform.info(),
         "PhysicalMemory": lambda w: PhysicalMemory(name="host"),
-        "HostMemory": lambda w: w.ioas._host_memory() if hasattr(w.ioas, "_host_memory") else HostMemory(),
-        "GuestMemory": lambda w: w.nested.guest_memory if hasattr(w.nested, "guest_memory") else GuestMemory(),
+        "HostMemory": lambda w: w.ioas.host_memory,
+        "GuestMemory": lambda w: w.nested.guest_memory,
         "PageTable": lambda w: w.pt,
-        "Mapping": lambda w: _first(w.pt.mappings()) if callable(getattr(w.pt, "mappings", None)) else _first(w.pt.mappings),
+        "Mapping": lambda w: _first(w.pt.mappings()),
         "TablePage": lambda w: w.pt.tables[0],
         "Walk": lambda w: w.walk,
-        "WalkStep": lambda w: w.walk.steps[0],
+        "Reference": lambda w: w.walk.refs[0],
         "Translation": lambda w: w.walk.result,
         "WalkFault": lambda w: w.fault_walk.fault,
         "TranslatedBatch": lambda w: w.pt.translate([w.area.iova, w.area.iova + 0x1000], paths=True),
@@ -144,7 +144,7 @@ def _examples() -> dict[str, Callable[[World], Any]]:
         "VtdPasidTable": lambda w: w.vtd_pasid,
         "SmmuCdTable": lambda w: w.smmu_cds,
         "AmdGcr3Table": lambda w: w.amd_gcr3,
-        "PasidLookup": lambda w: w.vtd_pasid.lookup(0x40),
+        "PasidLookup": lambda w: w.vtd_pasid.resolve(0x40),
         "IOAS": lambda w: w.ioas,
         "Area": lambda w: w.area,
         "Access": lambda w: IOAS.from_platform(w.platform).add_access(),
@@ -156,6 +156,7 @@ def _examples() -> dict[str, Callable[[World], Any]]:
         "CacheConfig": lambda w: CacheConfig(16),
         "Caches": lambda w: w.caches,
         "Iotlb": lambda w: Iotlb(CacheConfig(16)),
+        "CacheStats": lambda w: Iotlb(CacheConfig(16)).stats,
         "NestedIotlb": lambda w: NestedIotlb(w.nested),
         "FlushQueue": lambda w: FlushQueue(),
         "Replay": lambda w: w.replay,

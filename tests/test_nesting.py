@@ -444,7 +444,7 @@ def _cached_pair():
 def test_iotlb_hit_costs_no_references_and_a_miss_costs_the_2d_walk():
     n, tlb = _cached_pair()
     hpa = tlb.translate(0x4000_0010)
-    assert hpa == n.translate(0x4000_0010) and tlb.stats.walk_refs == 24
+    assert hpa == n.translate_one(0x4000_0010) and tlb.stats.walk_refs == 24
     assert (
         tlb.translate(0x4000_0FF0) == hpa + 0xFE0
         and tlb.stats.hits == 1

@@ -23,7 +23,7 @@ def test_lookup_explains_each_entry_field_by_field():
     n = nested_with_one_page(prot="r")
     look = n.lookup(0x4000_0123)
     assert isinstance(look, GuestLookup) and look.ok and look.nested
-    assert look.gpa == 0x10_0123 and look.hpa == n.translate(0x4000_0123)
+    assert look.gpa == 0x10_0123 and look.hpa == n.translate_one(0x4000_0123)
     assert [e.name for e in look.entries] == ["PML4E", "PDPTE", "PDE", "PTE"]
     pml4e = look.entries[0]
     roles = {f.name: f.role for f in pml4e.fields}

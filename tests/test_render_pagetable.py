@@ -11,10 +11,11 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from iommu_lab import render
+from iommu_lab.core.ranges import fmt_size
 from iommu_lab.gallery import example_big_pagetable, example_pagetable
 from iommu_lab.pagetable import PageTable
 from iommu_lab.render.draw import figure
-from iommu_lab.render.pagetable import PAGETABLE, human_bytes, pagetable_data
+from iommu_lab.render.pagetable import PAGETABLE, pagetable_data
 from iommu_lab.review.workload import table_tree
 
 
@@ -77,7 +78,7 @@ def test_the_figure_shades_by_occupancy_with_a_cividis_colourbar_and_writes_the_
     texts = [t.get_text() for t in ax.texts if t.get_gid() == "pagetable:band-bytes"]
     assert texts == ["1 × 4 KiB = 4 KiB", "2 × 4 KiB = 8 KiB", "2 × 4 KiB = 8 KiB", "3 × 4 KiB = 12 KiB"]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["4 KiB leaves: 2.012 MiB", "1 GiB leaves: 3 GiB"]
+    assert legend == ["4 KiB leaves: ≈ 2.01 MiB", "1 GiB leaves: 3 GiB"]
     assert set(d.leaf_runs) == {4096, 1 << 30}
 
 
@@ -94,14 +95,14 @@ def test_thousands_of_table_pages_draw_as_collections_in_well_under_a_second():
     # The aggregate keeps the true occupancy: the table with the 1 MiB hole is half used.
     assert leaf.used.sum() == 4096 * 512 - 256
     assert elapsed < 1.0, f"{elapsed:.2f} s"
-    assert d.title == "vtd-ss-4level: 4,106 table pages, 16.04 MiB of tables"
+    assert d.title == "vtd-ss-4level: 4,106 table pages, ≈ 16 MiB of tables"
 
 
-def test_human_bytes():
-    assert human_bytes(16 << 20) == "16 MiB"
-    assert human_bytes((16 << 20) + (40 << 10)) == "16.04 MiB"
-    assert human_bytes((8 << 30) - (1 << 20)) == "7.999 GiB"
-    assert human_bytes(4096) == "4 KiB"
+def test_figure_sizes_use_the_one_size_formatter():
+    assert fmt_size(16 << 20, approx=True) == "16 MiB"
+    assert fmt_size((16 << 20) + (40 << 10), approx=True) == "≈ 16 MiB"
+    assert fmt_size((8 << 30) - (1 << 20), approx=True) == "≈ 8 GiB"
+    assert fmt_size(4096, approx=True) == "4 KiB"
 
 
 @pytest.mark.parametrize("st", ["light", "dark"])
@@ -154,48 +155,8 @@ REFERENCE_FIGURES = {
     "pagetable-8g-4k-dark": lambda: _entries()["pagetable-8g-4k"]("dark"),
 }
 REFERENCES: dict[str, tuple[str, str]] = {
-    "pagetable-8g-4k-dark": (
-        "3f3cff0ec8f4419b883372e03809fda777d48514f39124ab88b14a4eaef8c88f",
-        (
-            "1c1c1c1c344b36423d2f3c45413f464e4b2e383e2e3d4152402d1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c38402b35393e3237433e361e1e27271c"
-            "1c1c1c1c241c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1e202020322020201f838422201c"
-            "2f312d2e2b2525252525252525252525252525252525252525252525252525252525252525252525252525252525252525252526312930433730367f7f1c1c1c"
-            "1f1f201f292424242424242424242424242424242424242424242424242424242424242424242424242424242424242424242426252525252525227a7b2c291c"
-            "1c1c1d1d2b2626262626262626262626262626262626262626262626262626262626262626262626262626262626262626262628272728292b282474741c1c1c"
-            "2f3636312d2828282828282828282828282828282828282828282828282828282828282828282828282828282828282828282728332b31423531386d6e2d2c3f"
-            "1c1c1c1c5967676767656667676767646767676767646767676765666767676764676767676764676767676764676767676750282828282828282466661c2246"
-            "2840313191b5b5b5b5b0b2b5b5b5b5aeb5b5b5b5b5aeb5b5b5b5b0b2b5b5b5b5aeb5b5b5b5b5aeb5b5b5b5b5aeb5b5b5b5b582322d2c39483e30385e5e1c1c4a"
-            "1c1c1c1c5a68686868676868686868666868686868666868686867686868686866686868686866686868686866686868686853282828282828282456572d2744"
-            "1d3b333093b0b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5ae5b46262e3d3e3f2d374e4e1c1c1c"
-            "1c1c1c1c6e8083838383838383838383838383838383838383838383838383838383838383838383838383838383838383836a282828282828282447482d2c1c"
-            "1c1c2422454b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b3f28282828282828243f3f1c1c1c"
-            "1c1c2f2e464b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b3f282828282828282433331c1c1c"
-            "1c1c1c292c22222222222222222222222222222222222222222222222222222222222222222222222222222222222222222d3f242424242424304e23252f2b1c"
-            "1c1c1c221c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c24454c3d1d1c1c1c1c2d584f2b1c1c1c1c1c"
-            "1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c2b2d3c3f342a32332f373c3a3b332a31383435271f1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c"
-        ),
-    ),
-    "pagetable-mixed-light": (
-        "cdd9fbb3771af6f7a50a0da1318447b167ff125735274da335cd0f7c7274ad43",
-        (
-            "ffffffffe4cae2d4daead5cbddcbc1e9cfead0d7cbcbfeffffffffffffffffffffffffffffffffffdbcbeadad6e6dce6eecdb9e8d9dcd7d8e5d9e0fdfdf3f3ff"
-            "ffffffffdedddddddddddddddddccbdcddddddddddddddd1d4dddddddddddddddccadcdddddddddddddddddddddddddddddddddddddddddddbc5e7c0bff8fbff"
-            "e8e6eae95b262626262626262626262626262626262626262626262626262626262626262626262626262626262626262626262b768077636f7793bdbdffffff"
-            "ffffffff774c4c4c4c4c4c4c4c4b4a4b4c4c4c4c4c4c4c4a4a4c4c4c4c4c4c4c4b4a4b4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4d64646464626297b8b6edf0ff"
-            "fffffefe774d4d4d4d4d4d4d4d4c4b4c4d4d4d4d4d4d4d4b4b4d4d4d4d4d4d4d4c4b524c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4e78797774c5f1f6b1b1ffffff"
-            "e8dedde75d292929292929292929292929292929292929292929292929292929292930272727272727272727272727272727272b65716a58b5e4dfaaa9ecead2"
-            "fffffffff6fffffffffffffffff8f19270707070707072f1f17270707070707091f1fcfffffffffffffffffffffffffffffffffffffffffff6f1f6a3a3fffbcf"
-            "f5dff1e9f4fffffffffffffffff8f15c26262626262629f1f1282525252525255bf1fcfffffffffffffffffffffffffffffffffee9f5ecd8d8e3df9b9bfffdc7"
-            "fffffffff6fffffffffffffffff8f1b6a0a0a07f727274f1f174727272727272a3f1fcfffffffffffffffffffffffffffffffffffffffffff6f1f69392edf5d1"
-            "ffd8dfe8f4fffffffffffffffff8f1c5b5b5b54e252528f1f1292626262626268ef1fcffffffffffffffffffffffffffffffffedf0f2e5d1e0e6df8b8cffffff"
-            "fffffffff6fffffffffffffffff8f1e1dadadaa8949496f1f196949494949494c4f1fcfffffffffffffffffffffffffffffffffffffffffff6f1f68483ecedff"
-            "ffffe8e98d706f6f7070706f6faff1977a7a7adcfffffff1f1fffffffffcfffff8f18e706f6f7070706f6fb6fffffffffffffffffffffffff6f1f67b7bffffff"
-            "fffffefeb5a5a5a6a5a5a5a5a6c9eebcacacace7fcfcfceeeefcfcfcfcfafcfcf5eeb7a5a5a6a5a5a5a5a6d0fcfcfcfcfcfcfcfcfcfcfcfcf3eef47070ffffff"
-            "ffffffe9f1fbfbfbfbfbfbfbd9dffbfbfbfbfbfbfbf3ccf7fbfbfbfbfbfbfbe7e1fbfbfbfbfbfbfbfbfbd6e3fbfbfbfbfbfbfbfbfbfbfbfbf4d0b9fcfbe8ecff"
-            "fffffffffffffffffffffccfefffffffffffffffd6d6feffffffffffffdad1e2ffffffffffffffffd2d1f1ffffffffffffffffffffffffebc3e3ffffffffffff"
-            "ffffffffffffffffffffffffffffffffffffffffeeecdbd7e3efe6e4e9e0dadddce5efe8dfe3e2f2fcffffffffffffffffffffffffffffffffffffffffffffff"
-        ),
-    ),
+    "pagetable-8g-4k-dark": ("141caa30d560ae8ea00d80641e595403c9f70fd708f312bcad8db4a2117ffd63", "1c1c1c1c344b36443e2f3c44433f48504d2f3a3635473f4c4c1d1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c2d3e302d3943423a313d371e1e1c1c1c1c1c1c1c241c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1d1d1e1f1f1f311f1f1f1e84852c281c222225242a25252525252525252525252525252525252525252525252525252525252525252525252525252525252525252525262b262b36322b2c80801c1c1c2d2f2b2c2a24242424242424242424242424242424242424242424242424242424242424242424242424242424242424242424262b282a312b2a2c7a7c2d2e1c1c1c1c1c2924242424242424242424242424242424242424242424242424242424242424242424242424242424242424242425282828282828282474741c1c1c2f3738322d2828282828282828282828282828282828282828282828282828282828282828282828282828282828282828282728322a31433931376d6e2a283a1c1c1c1c5a6969696967686969696966696969696966696969696768696969696669696969696669696969696669696969695128282828282828246666202746273d2c3191b5b5b5b5b0b2b5b5b5b5aeb5b5b5b5b5aeb5b5b5b5b0b2b5b5b5b5aeb5b5b5b5b5aeb5b5b5b5b5aeb5b5b5b5b582312f2c37493f31385f5f1c1c561c1c1c1c5a68686868676868686868666868686868666868686867686868686866686868686866686868686866686868686853282828282828282456572c27481d3f373193b0b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5af5d46262e3d3e3f2e374f4f1c1c1c1c1c1c1c6e80838383838383838383838383838383838383838383838383838383838383838383838383838383838383838366282828282828282447482d2c1c1c1c2120454b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b3f28282828282828243f3f1c1c1c1c1c2f2f464b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b3f282828282828282433331c1c1c1c1c1c292c22222222222222222222222222222222222222222222222222222222222222222222222222222222222222222d40242424242424304e23252f2b1c1c1c1c221c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c24454d3d1e1c1c1c1c2d584f2b1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c2b2d3c3f342a31332f373c3a3b332a30383435271f1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c"),
+    "pagetable-mixed-light": ("23a45aa7a189f0888dfc017fd4b3875ce20208afbe9ec84f14934a80a298c9c7", "ffffffffe4cae2d2d9ead4c9dbc9bfe9cdeacfd7c9c9fefffffffffffffffffffffffffffffffffdcbe2e1dadedce0e8eee3bbead9ddd3d4e4d9e0fdfdfffffffffffffff6fffffffffffffffffeedfefffffffffffffff3f6fffffffffffffffeedfefffffffffffefefefefefefefefefefefefefefefefce6fdc1c0edf1fff4f4f2f35d282828282828282828282828282828282828282828282828282828282828282828282828282828282828282828282b6a716a5c626a91bebeffffffefeeefef764c4c4c4c4c4c4c4c4b4a4b4c4c4c4c4c4c4c4a4a4c4c4c4c4c4c4c4b4a4b4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4e7679777275759db8b7eceaffffffffff9171717171717171716f6c70717171717171716c6c717171717171716f6c75707070707070707070707070707070707088898888cef1f6b2b2ffffffece7e8e95d292929292929292929292929292929292929292929292929292929292930272727272727272727272727272727272b74807866b6e2dfabaaedefd7fffffffff6fffffffffffffffff8f1ad94949494949496f1f196949494949494abf1fcfffffffffffffffffffffffffffffffffffffffffff6f1f6a4a4fff8cff2d7e9e8f4fffffffffffffffff8f15c26262626262629f1f1282525252525255bf1fcfffffffffffffffffffffffffffffffffee9f5ecd9d8e2df9c9cffffcbfffffffff6fffffffffffffffff8f1b6a0a0a07f727274f1f174727272727272a3f1fcfffffffffffffffffffffffffffffffffffffffffff6f1f69492ecf3d2ffd8e2e8f4fffffffffffffffff8f1c5b5b5b54e252528f1f1292626262626268ef1fcffffffffffffffffffffffffffffffffeeeef2e6d0e0e5df8c8cfffffffffffffff6fffffffffffffffff8f1e1dadadaa8949496f1f196949494949494c4f1fcfffffffffffffffffffffffffffffffffffffffffff6f1f68483ecefffffffe8ea8d706f6f7070706f6faff1977a7a7adcfffffff1f1fffffffffcfffff8f18e706f6f7070706f6fb6fffffffffffffffffffffffff6f1f67b7bfffffffffffcfcb5a5a5a6a5a5a5a5a6c9eebcacacace7fcfcfceeeefcfcfcfcfafcfcf5eeb7a5a5a6a5a5a5a5a6d0fcfcfcfcfcfcfcfcfcfcfcfcf3eef47171ffffffffffffe9f1fbfbfbfbfbfbfbd9dffbfbfbfbfbfbfbf3ccf7fbfbfbfbfbfbfbe7e0fbfbfbfbfbfbfbfbfbd7e2fbfbfbfbfbfbfbfbfbfbfbfbf4d1bafcfbe8ecfffffffffffffffffffffffccfefffffffffffffffd6d6feffffffffffffdad1e2ffffffffffffffffd3d1f1ffffffffffffffffffffffffecc3e3ffffffffffffffffffffffffffffffffffffffffffffffffffffeeecdbd7e3efe7e4e9e0dadddce5efe8dfe3e2f2fcffffffffffffffffffffffffffffffffffffffffffffff"),
 }
 
 

@@ -256,10 +256,9 @@ def _family_names() -> str:
 
 def _family_of_format(name: Any):
     """The IOMMU family whose platforms may use page-table formats called ``name``."""
-    from iommu_lab.hardware.platform import _FAMILY_FORMATS
+    from iommu_lab.hardware.platform import families_using_format_family
 
-    prefix = f"{name}-" if isinstance(name, str) else None
-    owners = [fam for fam, prefixes in _FAMILY_FORMATS.items() if prefix in prefixes]
+    owners = families_using_format_family(name) if isinstance(name, str) else []
     if len(owners) == 1:
         return owners[0]
     if owners:

@@ -137,11 +137,6 @@ def families_using_format_family(format_family: str) -> list[IommuFamily]:
     return [fam for fam, codecs in FAMILY_FORMAT_FAMILIES.items() if format_family in codecs]
 
 
-# Kept for readers of the old prefix table (dma/caches.py): derived, not copied.
-_FAMILY_FORMATS: dict[IommuFamily, tuple[str, ...]] = {
-    fam: tuple(f"{c}-" for c in codecs) for fam, codecs in FAMILY_FORMAT_FAMILIES.items()
-}
-
 _MAX_PASID_BITS = 20  # PCIe PASID width
 
 

@@ -226,13 +226,11 @@ class NestedPair:
         return nested_walk(self, iova, access=access, pasid=pasid)
 
     def translate(self, iovas: Any, access: Any = "r", *, pasid: int | None = None):
-        """Translate an array of IOVAs through both stages: a ``TranslatedBatch`` (``pa``,
+        """Translate an array of IOVAs through both stages: a ``TranslatedBatch`` (``output``,
         ``fault``, ``size`` per IOVA; see :func:`iommu_lab.nesting.walk.translate_batch`).
 
-        A single ``int`` keeps the old meaning for one release: :meth:`translate_one`.
+        One IOVA's host-physical address (raising on a fault) is :meth:`translate_one`.
         """
-        if isinstance(iovas, int):
-            return self.translate_one(iovas, access=access, pasid=pasid)
         return translate_batch(self, iovas, access=access, pasid=pasid)
 
     def translate_one(self, iova: int, *, access: Any = "r", pasid: int | None = None) -> int:

@@ -103,12 +103,14 @@ class NestedRef:
     index: int | None = None
     gpa: int | None = None
     role: RefRole = RefRole.S1_ENTRY
+    name: str = ""
 
     @property
     def label(self) -> str:
-        return {Stage.CONFIG: "cfg", Stage.STAGE1: "S1", Stage.STAGE2: "S2"}[
-            self.stage
-        ] + f" L{self.level}"
+        """The stage and the level's name as its specification writes it (``S1 PML4E``,
+        ``S2 L1``); ``L<level>`` where the reference has no named level (configuration reads)."""
+        stage = {Stage.CONFIG: "cfg", Stage.STAGE1: "S1", Stage.STAGE2: "S2"}[self.stage]
+        return f"{stage} {self.name or f'L{self.level}'}"
 
 
 @dataclass
@@ -281,14 +283,14 @@ class _Refs:
         self.refs: list[NestedRef] = []
 
     def add(self, stage, level, address, raw, decoded, row, col, purpose, role, table=None, index=None,
-            gpa=None) -> None:
+            gpa=None, name="") -> None:
         self.refs.append(NestedRef(len(self.refs), stage, level, address, raw, decoded, row, col, purpose,
-                                   table, index, gpa, role))
+                                   table, index, gpa, role, name))
 
     def stage2(self, w2: Any, row: int, purpose: str, gpa: int, role: RefRole) -> None:
         for j, st in enumerate(w2.steps):
             self.add(Stage.STAGE2, st.level, st.read_address, st.raw, st.entry.fields, row, j, purpose, role,
-                     st.table, st.index, gpa)
+                     st.table, st.index, gpa, st.name)
 
 
 def _is_write(access: Any) -> bool:
@@ -386,7 +388,7 @@ def nested_walk(pair: Any, iova: int, *, access: Any = "r", pasid: int | None = 
         r.stage2(st.via, i, f"stage-2 walk of the S1 {st.name} table (GPA {fmt_addr(st.table)})",
                  st.entry_address, RefRole.S1_TABLE)
         r.add(Stage.STAGE1, st.level, st.read_address, st.raw, st.entry.fields, i, m,
-              f"S1 {st.name} entry [{st.index}]", RefRole.S1_ENTRY, st.table, st.index)
+              f"S1 {st.name} entry [{st.index}]", RefRole.S1_ENTRY, st.table, st.index, name=st.name)
     if not w1.ok:
         return result(fault=_stage1_fault(r, w1, last_s2[0], f1, f2, iova, access))
     gpa = w1.pa

@@ -47,7 +47,6 @@ __all__ = [
     "BREAK_WIDTH",
     "cluster_ranges",
     "fmt_span",
-    "fmt_approx",
     "as_u64",
 ]
 
@@ -116,26 +115,13 @@ def _naf(n: int) -> list[tuple[int, int]]:
     return out[::-1]
 
 
-def fmt_approx(size: int) -> str:
-    """A size to three significant figures in the largest binary unit: ``~511.9 PiB``."""
-    if size < KiB:
-        return f"{size} B"
-    for scale, unit in _UNITS:
-        if size >= scale:
-            value = size / scale
-            text = f"{value:.3g}" if value < 1000 else f"{value:.0f}"
-            exact = size % scale == 0 and float(text) * scale == size
-            return f"{'' if exact else '~'}{text} {unit}"
-    return f"{size} B"  # pragma: no cover
-
-
 def fmt_span(size: int, max_terms: int = 3) -> str:
     """The exact size of a span, as short as it can be said: ``2^59 − 1 GiB``, ``16 EiB``.
 
     Sizes that are whole units print as units (``1 GiB``, ``512 PiB``). Otherwise the size is
     written as at most ``max_terms`` signed powers of two (its non-adjacent form), which is
     how gaps between windows usually read (``2^64 − 2^59 − 32 TiB``); if that is not
-    possible the approximate ``~511.9 PiB`` is used.
+    possible the approximate ``≈ 512 PiB`` is used.
     """
     if size <= 0:
         return "0 B"
@@ -152,7 +138,7 @@ def fmt_span(size: int, max_terms: int = 3) -> str:
             else:
                 parts.append(f"{'+' if sign > 0 else '−'} {t}")
         return " ".join(parts)
-    return fmt_approx(size)
+    return fmt_size(size, approx=True)
 
 
 # -- segments ---------------------------------------------------------------------------------

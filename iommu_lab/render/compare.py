@@ -22,8 +22,9 @@ from typing import Any, Sequence
 import numpy as np
 
 import iommu_lab.render.style as _style
+from iommu_lab.core.ranges import fmt_size
 from iommu_lab.render.draw import Renderer, figure, register
-from iommu_lab.render.pagetable import human_bytes, pgsize_category
+from iommu_lab.render.pagetable import pgsize_category
 from iommu_lab.review.workload import POLICIES, Workload, compare_table, size_label
 
 __all__ = ["compare", "compare_data", "draw_compare", "COMPARE", "CompareData", "compare_table", "size_label"]
@@ -52,8 +53,8 @@ def compare_data(workload: Workload, *, platforms: Sequence[Any] = (), policies:
     names = list(dict.fromkeys(df["platform"]))
     ram = sum(r.size for r in workload.guest_ram)
     bars = sum(r.size for r in workload.bars)
-    head = title or (f"{workload.name}: {human_bytes(ram)} RAM in {len(workload.guest_ram)} bank(s)"
-                     + (f" + {human_bytes(bars)} of BARs" if bars else "") + f", on {len(names)} platforms")
+    head = title or (f"{workload.name}: {fmt_size(ram, approx=True)} RAM in {len(workload.guest_ram)} bank(s)"
+                     + (f" + {fmt_size(bars, approx=True)} of BARs" if bars else "") + f", on {len(names)} platforms")
     return CompareData(df, names, head)
 
 
@@ -166,7 +167,7 @@ def _draw(axes, df, names, th) -> dict:
         _bar(a, ypos[name], inside, "cmp-inside", th, height=0.6, gid="compare:inside")
         if out:
             _bar(a, ypos[name], out / total, "cmp-outside", th, left=inside, height=0.6, gid="compare:outside")
-        _note(a, 1.02, ypos[name], "fits" if not out else f"{human_bytes(out)} outside", th)
+        _note(a, 1.02, ypos[name], "fits" if not out else f"{fmt_size(out, approx=True)} outside", th)
         drawn["fits"][name] = (bool(r["fits"]), out)
     a.set_xlim(0, 1.45)
     a.set_xticks([0, 0.5, 1.0], ["0", "50%", "100%"])
@@ -192,7 +193,7 @@ def _draw(axes, df, names, th) -> dict:
                     _note(a, lo * 1.1, ypos[name], "no page table (map/unmap requests only)", th)
                 continue
             _bar(a, yy, int(v) - lo, f"cmp-policy-{pol}", th, left=lo, height=hb * 0.9, gid=f"compare:tables:{pol}")
-            _note(a, int(v) * 1.15, yy, f"{human_bytes(int(v))} ({int(sub.loc[name, 'table_pages']):,} pages)", th)
+            _note(a, int(v) * 1.15, yy, f"{fmt_size(int(v), approx=True)} ({int(sub.loc[name, 'table_pages']):,} pages)", th)
             drawn["table_bytes"][(name, pol)] = int(v)
     a.set_xscale("log", base=2)
     a.set_xlim(lo, hi)
@@ -284,7 +285,7 @@ class _BytesFormatter:
     def __new__(cls):
         from matplotlib.ticker import FuncFormatter
 
-        return FuncFormatter(lambda v, _pos: human_bytes(int(v)) if v >= 1 else "")
+        return FuncFormatter(lambda v, _pos: fmt_size(int(v), approx=True) if v >= 1 else "")
 
 
 def _plot_workload(workload: Workload, platforms: Sequence[Any], **kwargs: Any):

@@ -24,7 +24,7 @@ import numpy as np
 
 import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import fmt_addr, fmt_size
-from iommu_lab.nesting.nested import NestedWalk, nested_walk_refs
+from iommu_lab.nesting import NestedWalk, RefRole, nested_walk_refs
 from iommu_lab.render.draw import Renderer, figure, register
 
 __all__ = ["nested_walk", "draw_nested_walk", "NESTED_WALK", "nested_walk_data", "NestedData", "GridCell"]
@@ -85,23 +85,6 @@ class NestedData:
         return None
 
 
-def _level(stage: int, level: int) -> str:
-    """How a grid label names a stage's level: ``S1 L3``, as ``NestedRef.label`` does.
-
-    A nested walk does not carry its two formats, so the spec's level names
-    (``Format.level_name``) cannot be read here; when each reference carries its level name
-    this returns that name instead, and the labels follow.
-    """
-    return f"S{stage} L{level}"
-
-
-def _translates_output_gpa(cell: GridCell) -> bool:
-    """Whether a stage-2 reference translates the output GPA (not a stage-1 table's GPA).
-
-    The reference records say so only in their ``purpose`` text today; when they carry their
-    role as an enum this becomes one comparison with that member, and nothing else changes.
-    """
-    return "output GPA" in cell.purpose
 
 
 def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
@@ -112,7 +95,14 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
     cols = max([r.col for _, r in grid_refs] + [m]) + 1
     last_k = len(nw.refs) if nw.refs else 0
     fault = nw.fault
+    names = {(int(r.stage), r.level): r.name for r in nw.refs if r.name}
+
+    def _level(stage: int, level: int) -> str:
+        # The spec's name for the level wherever the walk read one (S1 PML4E, S2 L1).
+        return f"S{stage} {names.get((stage, level)) or f'L{level}'}"
+
     cells, pasid_cells = [], []
+    output_rows = {r.row for r in nw.refs if r.role is RefRole.OUTPUT_GPA}
     for k, r in enumerate(nw.refs, start=1):
         st = int(r.stage)
         c = GridCell(r.row, r.col, k, st, r.level, r.address, r.raw, r.label, r.purpose, _STAGE_CAT[st],
@@ -130,7 +120,6 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
             s2_gpa.setdefault(c.row, nw.refs[c.seq - 1].gpa)
     # A large stage-1 leaf ends the stage-1 walk early: the output GPA is then translated in an
     # earlier row, and the rows below it are never reached.
-    output_rows = {c.row for c in cells if c.stage == 2 and _translates_output_gpa(c)}
     output_row = min(output_rows) if output_rows else rows - 1
     for i in range(rows):
         if i == output_row:

@@ -30,7 +30,7 @@ from iommu_lab.render.draw import Renderer, figure, register
 from iommu_lab.render.style import pgsize_category
 from iommu_lab.review.workload import TableTree, table_tree
 
-__all__ = ["pagetable", "draw_pagetable", "PAGETABLE", "pagetable_data", "PagetableData", "LevelBand", "AGGREGATE_EPS", "human_bytes", "pgsize_category"]
+__all__ = ["pagetable", "draw_pagetable", "PAGETABLE", "pagetable_data", "PagetableData", "LevelBand", "AGGREGATE_EPS", "pgsize_category"]
 
 #: Boxes narrower than this fraction of the axis (about a pixel at 200 dpi on a 12-inch
 #: figure) are aggregated with their neighbours.
@@ -59,7 +59,7 @@ class LevelBand:
 
     @property
     def label(self) -> str:
-        return f"{self.tables:,} × {fmt_size(self.table_bytes)} = {human_bytes(self.nbytes)}"
+        return f"{self.tables:,} × {fmt_size(self.table_bytes)} = {fmt_size(self.nbytes, approx=True)}"
 
 
 @dataclass(frozen=True)
@@ -194,20 +194,8 @@ def pagetable_data(pt: Any, *, title: str | None = None, tree: TableTree | None 
             runs[int(size)] = (x0, np.maximum(x1, x0 + eps * 0.35))
     tb = tree.table_bytes
     t = title or (f"{f.name}: {len(tree):,} table page{'s' if len(tree) != 1 else ''}, "
-                  f"{human_bytes(tb)} of tables")
+                  f"{fmt_size(tb, approx=True)} of tables")
     return PagetableData(t, f.name, tree, axis, x_max, bands, runs, tree.mix(), tb)
-
-
-def human_bytes(n: int) -> str:
-    """Bytes to four significant digits in binary units (``16.0 MiB``); exact sizes stay exact."""
-    exact = fmt_size(n)
-    if " " in exact and exact.split()[0].isdigit() and int(exact.split()[0]) < 1000:
-        return exact
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            v = n / (1 << shift)
-            return f"{v:.4g} {unit}" if v < 1000 else f"{v:,.0f} {unit}"
-    return f"{n} B"
 
 
 def _iova_of(f: Any, off: int) -> int:
@@ -348,7 +336,7 @@ def draw_pagetable(ax, data: PagetableData, th: _style.Theme, *, owns_figure: bo
             cat = _style.category(key)
             face = cat.face(th)
             h = Patch(facecolor=face, edgecolor=th.foreground, hatch=cat.hatch or None, lw=0.5,
-                      label=f"{fmt_size(size)} leaves: {human_bytes(data.mix.get(size, 0))}")
+                      label=f"{fmt_size(size)} leaves: {fmt_size(data.mix.get(size, 0), approx=True)}")
             if cat.hatch:
                 h.set_hatchcolor(_style.hatch_color(face))
             handles.append(h)

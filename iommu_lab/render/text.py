@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from iommu_lab.core.ranges import RangeSet, fmt_addr
+from iommu_lab.core.ranges import RangeSet, fmt_addr, fmt_size
 from iommu_lab.hardware.platform import Platform
 from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.nesting.nested import NestedWalk
 from iommu_lab.pagetable.walk import Walk
-from iommu_lab.render.axis import SegmentedAxis, fmt_approx, fmt_span
+from iommu_lab.render.axis import SegmentedAxis, fmt_span
 from iommu_lab.render.draw import register
 from iommu_lab.render.layout import LANE_LABELS, Band, LayoutData, layout_data
 from iommu_lab.render.nested import nested_walk_data
@@ -181,7 +181,7 @@ def layout_text(x: Any, width: int = 100, **kw) -> str:
         for start, last, kind, owner, _cat in _rows(data, ti):
             size = fmt_span(last - start + 1)
             if len(size) > 20:
-                size = fmt_approx(last - start + 1)
+                size = fmt_size(last - start + 1, approx=True)
             rows.append((fmt_addr(start), fmt_addr(last), size, kind, owner, start, last))
         cw = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(("start", "last", "size", "kind", "owner"))]
         cw[4] = min(cw[4], 12)
