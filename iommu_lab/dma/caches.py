@@ -56,6 +56,7 @@ from iommu_lab.dma.cache import (
 )
 from iommu_lab.dma.iotlb import Iotlb, nested_entry_lg2
 from iommu_lab.dma.psc import PagingStructureCache, walk_references
+from iommu_lab.hardware.platform import IommuFamily, families_using_format_family, platforms
 
 __all__ = [
     "Replacement",
@@ -166,7 +167,6 @@ class Caches:
         laid over its family's table. A string that names no platform is tried as a family
         (see :meth:`for_family`); ``ENOENT`` lists both kinds of name otherwise.
         """
-        from iommu_lab.hardware.platform import IommuFamily, platforms
 
         if isinstance(platform, IommuFamily):
             return cls.for_family(platform)
@@ -193,7 +193,6 @@ class Caches:
         (``"VT-d"``, ``"smmuv3"``), or a page-table format family that belongs to exactly one
         IOMMU family (``"vtd-ss"``, ``"arm-lpae"``; not ``"x86-64"``, used by VT-d and AMD).
         """
-        from iommu_lab.hardware.platform import IommuFamily
 
         try:
             fam = IommuFamily.parse(family)
@@ -249,14 +248,12 @@ class Caches:
 
 
 def _family_names() -> str:
-    from iommu_lab.hardware.platform import IommuFamily
 
     return ", ".join(f.value for f in IommuFamily)
 
 
 def _family_of_format(name: Any):
     """The IOMMU family whose platforms may use page-table formats called ``name``."""
-    from iommu_lab.hardware.platform import families_using_format_family
 
     owners = families_using_format_family(name) if isinstance(name, str) else []
     if len(owners) == 1:

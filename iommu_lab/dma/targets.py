@@ -17,6 +17,11 @@ import pandas as pd
 
 from iommu_lab.core.errors import IommuError
 from iommu_lab.dma.accesses import NO_PASID
+from iommu_lab.iommufd.ioas import IOAS
+from iommu_lab.nesting.nested import Nested
+from iommu_lab.nesting.shadow import ShadowNesting
+from iommu_lab.pagetable.table import PageTable
+from iommu_lab.pagetable.walk import translate, walk
 
 __all__ = ["NestedStages", "SingleStage", "Walked", "as_target"]
 
@@ -154,7 +159,6 @@ class NestedStages:
         return self.n._pasid_roots.get(pasid)
 
     def batch(self, iova: np.ndarray, write: np.ndarray, pasid: np.ndarray) -> Walked:
-        from iommu_lab.pagetable.walk import translate
 
         f1, s1mem, s2 = self.fmt, self.n.stage1.memory, self.n.stage2
         n, rows = iova.shape[0], f1.top_level + 2
@@ -202,7 +206,6 @@ class NestedStages:
         Returns ``(fault, lg2, leaf, fault_level, rows)`` where ``rows`` lists, per stage-1 level
         read (top first) and then the output GPA, ``(level or None, gpa, s2 walk)``.
         """
-        from iommu_lab.pagetable.walk import walk
 
         root = self._root(pasid)
         if root is None:
@@ -260,10 +263,6 @@ class NestedStages:
 
 def as_target(model: Any):
     """Wrap what the user passed; a clear error for anything that cannot translate."""
-    from iommu_lab.iommufd.ioas import IOAS
-    from iommu_lab.nesting.nested import Nested
-    from iommu_lab.nesting.shadow import ShadowNesting
-    from iommu_lab.pagetable.table import PageTable
 
     if isinstance(model, PageTable):
         return SingleStage(model)

@@ -26,6 +26,11 @@ from iommu_lab.core.ranges import fmt_size, parse_size
 from iommu_lab.dma.caches import Caches
 from iommu_lab.dma.iova import FlushPolicy
 from iommu_lab.dma.replay import Replay, replay
+from iommu_lab.dma.trace import Trace
+from iommu_lab.hardware.platform import platforms as catalogue
+from iommu_lab.nesting.nested import Nested
+from iommu_lab.nesting.shadow import ShadowNesting
+from iommu_lab.pagetable.table import PageTable
 
 __all__ = ["PgsizePolicy", "WhatIf", "nesting_modes", "what_if"]
 
@@ -139,7 +144,6 @@ def _row(
 
 
 def _platforms(platforms: Any) -> list:
-    from iommu_lab.hardware.platform import platforms as catalogue
 
     if platforms is None:
         return [p for p in catalogue.values() if "paging" in p.formats]
@@ -172,7 +176,6 @@ def place(trace: Any, usable: Any) -> tuple[Any, int]:
     fit) so large pages stay usable — and changes only where it sits. ``usable`` is a
     :class:`~iommu_lab.ranges.RangeSet`. Raises ``ENOSPC`` when no range can hold the trace.
     """
-    from iommu_lab.dma.trace import Trace
 
     f = trace.frame
     rows = (f["stage"] == 1).to_numpy()
@@ -217,8 +220,6 @@ def what_if(
     permit are moved into a permitted range first (:func:`place`). A platform that cannot run a
     mode gets a row whose ``note`` says why, instead of stopping the comparison.
     """
-    from iommu_lab.nesting.nested import Nested
-    from iommu_lab.pagetable.table import PageTable
 
     f = trace.frame
     if not (f["op"] == "map").any():
@@ -301,10 +302,6 @@ def nesting_modes(
       format (:class:`~iommu_lab.shadow.ShadowNesting`): walks are native, but every guest map
       and unmap is a VM exit (``traps``).
     """
-    from iommu_lab.hardware.platform import platforms as catalogue
-    from iommu_lab.nesting.nested import Nested
-    from iommu_lab.nesting.shadow import ShadowNesting
-    from iommu_lab.pagetable.table import PageTable
 
     p = catalogue.get(platform) if isinstance(platform, str) else platform
     c = caches if caches is not None else Caches.for_platform(p)

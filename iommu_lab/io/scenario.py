@@ -40,6 +40,7 @@ from typing import Any, Union
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, fmt_addr, parse_size
 from iommu_lab.hardware.device import Device, ReservedRegion
+from iommu_lab.hardware.platform import platforms
 from iommu_lab.iommufd.ioas import (
     IOAS,
     AllowOp,
@@ -196,7 +197,6 @@ class Scenario:
 
     # -- replay ------------------------------------------------------------------------------
     def _platform(self, name: str | None, where: str):
-        from iommu_lab.hardware.platform import platforms
 
         try:
             return platforms.get(name)

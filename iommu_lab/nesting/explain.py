@@ -28,6 +28,7 @@ from iommu_lab.hardware.formats import EntryKind
 from iommu_lab.nesting.faults import FaultSite, NestedFault, Stage
 from iommu_lab.nesting.memory import GuestMemory, _fmt, _memory, _walk
 from iommu_lab.nesting.pair import NestedPair
+from iommu_lab.pagetable.walk import TableFetchError
 
 __all__ = ["ROLE_OF_FIELD", "EntryReading", "FieldReading", "GuestLookup", "explain", "lookup"]
 
@@ -295,7 +296,6 @@ lookup = explain
 
 def _stage1_steps(nested: NestedPair, iova: int, access: Any):
     """The stage-1 steps of the nested walk (the walker with the stage-2 seam, once more)."""
-    from iommu_lab.pagetable.walk import TableFetchError
 
     def through_stage2(entry_gpa: int, level: int):
         w2 = _walk(nested.stage2, entry_gpa, access="r")

@@ -13,6 +13,8 @@ from typing import Any
 
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.pagetable.memory import PhysicalMemory
+from iommu_lab.pagetable.walk import translate, walk
 
 __all__ = ["GuestMemory", "host_memory_for"]
 
@@ -54,7 +56,6 @@ class GuestMemory:
         name: str = "guest",
         backing: str = "eager",
     ) -> None:
-        from iommu_lab.pagetable.memory import PhysicalMemory
 
         if backing not in ("eager", "lazy", "external"):
             raise ValueError(f"backing must be 'eager', 'lazy' or 'external', got {backing!r}")
@@ -151,8 +152,6 @@ class GuestMemory:
         is outside guest RAM, not mapped by stage 2, or outside host memory."""
         import numpy as np
 
-        from iommu_lab.pagetable.walk import translate
-
         flat = np.asarray(addrs, dtype=np.uint64).reshape(-1)
         out = np.zeros(flat.shape, dtype=np.uint64)
         inside = np.zeros(flat.shape, dtype=bool)
@@ -225,7 +224,6 @@ def _walk(
     pt: Any, addr: int, *, access=None, table_hook=None, root: int | None = None, memory: Any = None
 ):
     """The page-table layer's single walker (``iommu_lab.pagetable.walk.walk``) on ``pt``."""
-    from iommu_lab.pagetable.walk import walk
 
     return walk(
         _fmt(pt),
@@ -240,7 +238,6 @@ def _walk(
 def host_memory_for(stage2_fmt: Any):
     """Host RAM at 0x1000_0000 (the reference's worked walks), up to 64 GiB or what the stage-2
     format's output width can point at."""
-    from iommu_lab.pagetable.memory import PhysicalMemory
 
     base = 0x1000_0000
     size = min(64 << 30, (1 << stage2_fmt.oas) - base)

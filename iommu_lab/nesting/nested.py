@@ -18,6 +18,7 @@ from typing import Any
 
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.core.faults import FaultKind
+from iommu_lab.hardware import formats as _formats
 from iommu_lab.hardware.faults import AMD_EVENT_FLAGS, SMMU_CLASS, SMMU_EVENT_IDS, VTD_SM_REASONS
 from iommu_lab.nesting.explain import GuestLookup, explain
 from iommu_lab.nesting.faults import (
@@ -43,6 +44,7 @@ from iommu_lab.nesting.pair import NestedPair
 from iommu_lab.nesting.rules import NestingCapability, check_nest_pair
 from iommu_lab.nesting.shadow import ShadowNesting
 from iommu_lab.nesting.walk import NestedRef, NestedWalk, RefRole, _is_write, nested_walk_refs
+from iommu_lab.pagetable.table import PageTable
 
 __all__ = [
     "AMD_EVENT_FLAGS",
@@ -143,8 +145,6 @@ class NestParent:
     """
 
     def __init__(self, ioas: Any, *, fmt: Any = None, platform: Any = None) -> None:
-        from iommu_lab.hardware import formats as _formats
-        from iommu_lab.pagetable.table import PageTable
 
         p = platform if platform is not None else getattr(ioas, "_platform", None)
         cap = ioas.info().capabilities.nesting
@@ -228,8 +228,6 @@ class NestParent:
         The guest's RAM is an IOAS area (default: the first); its stage-1 tables are allocated
         in it and reached through this parent.
         """
-        from iommu_lab.hardware import formats as _formats
-        from iommu_lab.pagetable.table import PageTable
 
         self.sync()
         if guest_base is None:

@@ -18,11 +18,14 @@ from typing import Any
 from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.hardware import formats as _formats
+from iommu_lab.hardware.platform import NestingSupport, platforms
 from iommu_lab.hardware.structures import DEFAULT_STAGE1_BINDING
 from iommu_lab.nesting.memory import GuestMemory, _fmt, _memory, _root, host_memory_for
 from iommu_lab.nesting.pasid import PASID_STRUCTURES, Binding
 from iommu_lab.nesting.rules import NestingCapability, check_nest_pair, nest_family
 from iommu_lab.nesting.walk import NestedWalk, nested_walk, resolve_pasid, translate_batch
+from iommu_lab.pagetable.table import PageTable
 
 __all__ = ["NestedPair"]
 
@@ -105,8 +108,6 @@ class NestedPair:
         into the nest parent's IOAS) with the largest pages ``iommu_pgsize`` allows;
         ``"lazy"`` backs each guest table page with its own 4 KiB stage-2 mapping.
         """
-        from iommu_lab.hardware import formats as _formats
-        from iommu_lab.pagetable.table import PageTable
 
         f1, f2 = _formats.get(stage1_format), _formats.get(stage2_format)
         check_nest_pair(f1, f2)
@@ -126,7 +127,6 @@ class NestedPair:
         instead: POWER (TCE windows) has no second stage at all; virtio-iommu has only MAP/UNMAP
         requests, so the host can only shadow (use :class:`iommu_lab.shadow.ShadowNesting`).
         """
-        from iommu_lab.hardware.platform import NestingSupport, platforms
 
         p = platforms.get(platform) if isinstance(platform, str) else platform
         if p.nesting is NestingSupport.NONE:

@@ -29,9 +29,12 @@ from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.core.perm import Perm
 from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.hardware import formats as _formats
+from iommu_lab.hardware.platform import NestingSupport, platforms
 from iommu_lab.nesting.memory import GuestMemory, _fmt, _memory, _walk, host_memory_for
 from iommu_lab.nesting.pair import NestedPair
 from iommu_lab.pagetable.memory import PhysicalMemory
+from iommu_lab.pagetable.table import PageTable
 
 __all__ = [
     "CountingMemory",
@@ -150,7 +153,6 @@ class ShadowNesting:
     """
 
     def __init__(self, stage1: Any, stage2: Any, *, fmt: Any = None) -> None:
-        from iommu_lab.pagetable.table import PageTable
 
         if stage1 is not None and not isinstance(_memory(stage1), GuestMemory):
             raise IommuError(
@@ -186,8 +188,6 @@ class ShadowNesting:
     ) -> ShadowNesting:
         """Fresh host memory, a stage 2 mapping guest RAM and an empty guest table
         (``stage1_format=None`` for a virtio-iommu guest that keeps no table)."""
-        from iommu_lab.hardware import formats as _formats
-        from iommu_lab.pagetable.table import PageTable
 
         host = host_memory_for(_formats.get(stage2_format))
         s2 = PageTable(_formats.get(stage2_format), memory=host)
@@ -208,7 +208,6 @@ class ShadowNesting:
         platforms default to their own stage-1 and stage-2 formats. POWER has no second stage
         to shadow into and raises ``EOPNOTSUPP``.
         """
-        from iommu_lab.hardware.platform import NestingSupport, platforms
 
         p = platforms.get(platform) if isinstance(platform, str) else platform
         if p.nesting is NestingSupport.NONE:

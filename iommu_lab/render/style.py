@@ -25,6 +25,8 @@ from typing import Any
 import matplotlib
 from matplotlib.figure import Figure
 
+from iommu_lab.core.ranges import fmt_size
+
 __all__ = [
     "Theme",
     "THEMES",
@@ -186,7 +188,6 @@ _PGSIZE_SLOT = {12: 0, 21: 1, 30: 2, 16: 3, 14: 4, 25: 5, 29: 6, 24: 7}
 def pgsize_category(size: int) -> str:
     """Category key for pages (leaves, mapped areas) of ``size`` bytes: one look per page size
     in every figure, registered on first use."""
-    from iommu_lab.core.ranges import fmt_size
 
     key = f"leaf-{size:#x}"
     if key not in CATEGORIES:

@@ -33,8 +33,13 @@ import pandas as pd
 from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_size
-from iommu_lab.hardware.platform import platforms
+from iommu_lab.hardware import formats as _formats
+from iommu_lab.hardware.platform import NestingSupport, platforms
+from iommu_lab.nesting import GuestMemory, Nested
+from iommu_lab.nesting.memory import host_memory_for
 from iommu_lab.pagetable.census import TableTree, table_tree
+from iommu_lab.pagetable.memory import PhysicalMemory
+from iommu_lab.pagetable.table import PageTable
 
 __all__ = ["TableTree", "table_tree", "Workload", "WorkloadCost", "POLICIES"]
 
@@ -159,7 +164,6 @@ class Workload:
         if not fname:
             return WorkloadCost(**base, table_bytes=None, table_pages=None,
                                 nested_note="no page table: map/unmap requests only")
-        from iommu_lab.hardware import formats as _formats
 
         fmt = _formats.get(fname)
         if fmt.linear:
@@ -177,8 +181,6 @@ class Workload:
 
     @staticmethod
     def _radix(fmt: Any, bitmap: int, inside: RangeSet):
-        from iommu_lab.pagetable.memory import PhysicalMemory
-        from iommu_lab.pagetable.table import PageTable
 
         # Table pages only: leaf output addresses are numbers in the entries, not allocations.
         mem = PhysicalMemory(base=0x1000_0000, size=min(64 << 30, (1 << fmt.oas) - 0x1000_0000), name="host")
@@ -193,7 +195,6 @@ class Workload:
 
     @staticmethod
     def _tce_cost(platform: Any, fmt: Any, bitmap: int, inside: RangeSet, base: dict) -> WorkloadCost:
-        from iommu_lab.hardware import formats as _formats
 
         page = 1 << (bitmap.bit_length() - 1)  # one page size per window; the largest allowed
         shift = page.bit_length() - 1
@@ -212,14 +213,12 @@ class Workload:
                             nested_note="no stage 2: TCE windows have no nesting")
 
     def _nested_refs(self, platform: Any, policy: str, tree: TableTree) -> tuple[int | None, str]:
-        from iommu_lab.hardware.platform import NestingSupport
 
         if platform.nesting is not NestingSupport.HARDWARE:
             return None, f"no hardware nesting ({platform.nesting.value})"
         mix = tree.mix()
         if not mix:
             return None, "nothing mapped"
-        from iommu_lab.hardware import formats as _formats
 
         dominant = max(mix, key=lambda s: (mix[s], s))
         try:
@@ -237,10 +236,6 @@ class Workload:
 def _nested_walk_refs(platform: Any, policy: str, page: int) -> int:
     """References of a real cold 2-D walk of one ``page``-sized stage-1 leaf over a stage 2 that
     maps the guest's RAM with the same policy (``Nested`` over ``GuestMemory``)."""
-    from iommu_lab.hardware import formats as _formats
-    from iommu_lab.nesting import GuestMemory, Nested
-    from iommu_lab.nesting.memory import host_memory_for
-    from iommu_lab.pagetable.table import PageTable
 
     f1 = _formats.get(platform.format_name("stage1"))
     f2 = _formats.get(platform.format_name("stage2"))
