@@ -75,8 +75,12 @@ class IommuFamily(enum.Enum):
         return member_of(cls, value, "IOMMU family")
 
 
-class NestingSupport(enum.Enum):
+class NestingSupport(enum.StrEnum):
     """How stage 1 over stage 2 is done: the ``/dev/ioasid`` proposal's capability.
+
+    The one nesting-capability type: a platform declares it, ``IOAS.info().capabilities``
+    reports it and a nested pair answers it (``Nested.capability``). Its members compare equal
+    to their text (``"hardware"``), as GET_INFO users write it.
 
     ``HARDWARE``: the IOMMU walks both tables (VT-d PGTT=NESTED, SMMUv3 STE Cfg=NESTED, AMD
     GCR3 over a v1 host table). ``SOFTWARE``: only map/unmap exists, so a VMM merges the two

@@ -15,7 +15,7 @@ from typing import Any
 
 from iommu_lab.core.enums import member_of
 from iommu_lab.core.ranges import IovaRange, fmt_addr
-from iommu_lab.hardware.platform import Stage1Binding
+from iommu_lab.hardware.platform import NestingSupport, Stage1Binding
 from iommu_lab.iommufd.area import Area, Reservation
 from iommu_lab.iommufd.type1 import Semantics
 
@@ -26,7 +26,8 @@ __all__ = ["Capabilities", "IoasInfo", "Lookup", "capabilities_of"]
 class Capabilities:
     """What the ``/dev/ioasid`` RFC's IOASID_GET_INFO reported: the platform's capabilities.
 
-    ``nesting`` is ``"hardware"``, ``"software"`` or ``"none"``. Without platform information
+    ``nesting`` is a :class:`~iommu_lab.hardware.platform.NestingSupport` (equal to its text,
+    ``"hardware"``, ``"software"`` or ``"none"``). Without platform information
     the defaults are: type1 map/unmap yes (every IOAS is kernel-managed), page-table and
     PASID-table binding no, nesting ``"software"`` (a VMM can always shadow through map/unmap).
     """
@@ -34,7 +35,7 @@ class Capabilities:
     type1_map_unmap: bool = True
     pgtable_binding: bool = False
     pasid_table_binding: bool = False
-    nesting: str = "software"
+    nesting: NestingSupport = NestingSupport.SOFTWARE
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,12 @@ def capabilities_of(platform: Any) -> Capabilities:
     info = getattr(platform, "info", None)
     if callable(info):
         pi = info()
-        nesting = getattr(pi.nesting, "value", pi.nesting)
-        return Capabilities(bool(pi.map_unmap), bool(pi.pgtable_binding), bool(pi.pasid_table_binding), str(nesting))
-    nesting = getattr(platform, "nesting", None)
-    nesting = getattr(nesting, "value", nesting)
-    nesting = nesting if nesting in ("hardware", "software", "none") else "software"
+        nesting = member_of(NestingSupport, str(pi.nesting), "nesting")
+        return Capabilities(bool(pi.map_unmap), bool(pi.pgtable_binding), bool(pi.pasid_table_binding), nesting)
+    declared_nesting = getattr(platform, "nesting", None)
+    nesting = (member_of(NestingSupport, str(declared_nesting), "nesting")
+               if str(declared_nesting) in {m.value for m in NestingSupport} else NestingSupport.SOFTWARE)
     declared = getattr(platform, "stage1_binding", None)
     binding = None if declared is None else member_of(Stage1Binding, declared, "stage-1 binding")
-    hw = nesting == "hardware"
+    hw = nesting is NestingSupport.HARDWARE
     return Capabilities(True, hw and binding is Stage1Binding.PGTABLE, hw and binding is Stage1Binding.PASID_TABLE, nesting)

@@ -148,11 +148,11 @@ class NestParent:
 
         p = platform if platform is not None else getattr(ioas, "_platform", None)
         cap = ioas.info().capabilities.nesting
-        if cap != "hardware":
+        if cap is not NestingCapability.HARDWARE:
             name = getattr(p, "name", "this IOAS")
             offer = (
                 "software nesting only: shadow the guest's mappings (iommu_lab.shadow.ShadowNesting)"
-                if cap == "software"
+                if cap is NestingCapability.SOFTWARE
                 else "no nesting at all"
             )
             raise UnsupportedError(

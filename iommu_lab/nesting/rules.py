@@ -8,7 +8,6 @@ HWPT configures is ``hardware.platform.HARDWARE_NESTING``.
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 from iommu_lab.core.errors import IommuError
@@ -16,6 +15,7 @@ from iommu_lab.hardware.platform import (
     HARDWARE_NESTING,
     NEST_PARENT_RULES,
     IommuFamily,
+    NestingSupport,
     families_using_format_family,
     nesting_pairs,
 )
@@ -23,12 +23,8 @@ from iommu_lab.hardware.platform import (
 __all__ = ["NestingCapability", "check_nest_pair", "nest_family"]
 
 
-class NestingCapability(enum.Enum):
-    """How a platform (or a pair of tables) nests: the ``/dev/ioasid`` GET_INFO capability."""
-
-    HARDWARE = "hardware"
-    SOFTWARE = "software"
-    NONE = "none"
+#: How a pair of tables nests: the platform's one nesting-capability type, under its older name.
+NestingCapability = NestingSupport
 
 
 def nest_family(stage1_fmt: Any, stage2_fmt: Any) -> IommuFamily:
