@@ -351,7 +351,7 @@ def _cmd_replay(args) -> None:
 
     path = Path(args.trace)
     if not path.exists():
-        raise UsageError(f"{path}: no such trace file (a .csv or .parquet in the iommu_lab.trace schema; see data/traces/)")
+        raise UsageError(f"{path}: no such trace file (a .csv or .parquet in the iommu_lab.dma.trace schema; see data/traces/)")
     trace = Trace.read(path)
     w = what_if(
         trace,

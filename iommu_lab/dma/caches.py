@@ -22,18 +22,8 @@ keys and invalidation rules of the real structures. :class:`Caches` is the confi
 whole hierarchy, with per-family defaults from ``data/caches/defaults.toml`` (figures cited in
 ``data/caches/README.md``).
 
-Walk cost with a paging-structure cache
----------------------------------------
-A hit at level ``L`` for an address whose leaf sits at level ``leaf`` supplies the pointer to the
-level ``L - 1`` table, so the walk reads levels ``L - 1 .. leaf``: ``L - leaf`` references. With
-no hit the walk reads every level from the top: ``fmt.top_level - leaf + 1`` references.
-:func:`walk_references` computes it; the replay charges it.
-
-Levels use the numbering of :class:`iommu_lab.pagetable.formats.Format` (and of Linux's
-generic_pt): level 0 holds the leaf PTEs of the smallest page, ``fmt.top_level`` is the root
-table. Arm documents count the other way (level 0 is the root of a 4-level table): for a
-4 KiB-granule, 48-bit table the TCU "stage 1 level 0" walk cache holds what this module calls
-level 3, and Arm level 2 is this module's level 1.
+How a walk-cache hit shortens a walk, and the level numbering the caches use, is in
+:mod:`iommu_lab.dma.psc`.
 """
 
 
@@ -161,7 +151,7 @@ class Caches:
 
     @classmethod
     def for_platform(cls, platform: Any) -> Caches:
-        """Defaults for a platform: a :class:`~iommu_lab.platform.Platform` or a catalogue name.
+        """Defaults for a platform: a :class:`~iommu_lab.hardware.platform.Platform` or a catalogue name.
 
         Taken from ``data/caches/defaults.toml``: the platform's own table if there is one,
         laid over its family's table. A string that names no platform is tried as a family
@@ -189,7 +179,7 @@ class Caches:
 
     @classmethod
     def for_family(cls, family: Any) -> Caches:
-        """Defaults for an IOMMU family: an :class:`~iommu_lab.platform.IommuFamily`, its name
+        """Defaults for an IOMMU family: an :class:`~iommu_lab.hardware.platform.IommuFamily`, its name
         (``"VT-d"``, ``"smmuv3"``), or a page-table format family that belongs to exactly one
         IOMMU family (``"vtd-ss"``, ``"arm-lpae"``; not ``"x86-64"``, used by VT-d and AMD).
         """

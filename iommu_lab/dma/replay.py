@@ -1,9 +1,9 @@
 """Replaying a DMA trace through the IOTLB and the paging-structure caches.
 
-``replay(trace, target, caches)`` plays every row of a :class:`~iommu_lab.trace.Trace` against
+``replay(trace, target, caches)`` plays every row of a :class:`~iommu_lab.dma.trace.Trace` against
 one translation — a single-stage :class:`~iommu_lab.pagetable.PageTable`, an :class:`IOAS`
 with an attached device's domain, a hardware-nested :class:`~iommu_lab.nesting.Nested` pair, or
-a VMM's :class:`~iommu_lab.shadow.ShadowNesting` — and counts what the IOMMU would do: IOTLB hits,
+a VMM's :class:`~iommu_lab.nesting.shadow.ShadowNesting` — and counts what the IOMMU would do: IOTLB hits,
 walks, the page-table memory references each walk makes once the paging-structure caches have
 cut it short, faults, and the invalidations the trace's unmaps cause.
 

@@ -174,7 +174,7 @@ def place(trace: Any, usable: Any) -> tuple[Any, int]:
     have used other IOVAs. Moving every stage-1 row by one offset keeps the pattern — strides,
     sharing of pages and each address's offset within 1 GiB (2 MiB if 1 GiB alignment does not
     fit) so large pages stay usable — and changes only where it sits. ``usable`` is a
-    :class:`~iommu_lab.ranges.RangeSet`. Raises ``ENOSPC`` when no range can hold the trace.
+    :class:`~iommu_lab.core.ranges.RangeSet`. Raises ``ENOSPC`` when no range can hold the trace.
     """
 
     f = trace.frame
@@ -214,7 +214,7 @@ def what_if(
     Each run starts from an empty domain of the platform's paging format (``nested=True``: a
     hardware-nested pair from :meth:`Nested.for_platform`, the policy restricting the guest's
     stage 1) and lets the trace's map rows fill it, so the trace must carry its maps (the
-    generators in :mod:`iommu_lab.trace` emit them). ``caches=None`` takes each platform's
+    generators in :mod:`iommu_lab.dma.trace` emit them). ``caches=None`` takes each platform's
     documented defaults (:meth:`Caches.for_platform`). ``policy`` may list several flush
     policies (``["strict", "lazy"]``) to compare invalidation costs. IOVAs the platform does not
     permit are moved into a permitted range first (:func:`place`). A platform that cannot run a
@@ -299,7 +299,7 @@ def nesting_modes(
     * **native**: the host's own DMA domain of the platform's stage-2 format (no VM);
     * **nested**: guest stage 1 over host stage 2, the 2-D walk (rulebook §2.2);
     * **shadowed**: the VMM composes the guest's maps into one shadow table of the stage-2
-      format (:class:`~iommu_lab.shadow.ShadowNesting`): walks are native, but every guest map
+      format (:class:`~iommu_lab.nesting.shadow.ShadowNesting`): walks are native, but every guest map
       and unmap is a VM exit (``traps``).
     """
 

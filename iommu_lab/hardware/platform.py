@@ -13,7 +13,7 @@ executed. ``data/platforms/README.md`` describes the schema and cites every fact
 
 Errors
 ------
-Every error raised here is an :class:`~iommu_lab.errors.IommuError`:
+Every error raised here is an :class:`~iommu_lab.core.errors.IommuError`:
 
 * ``EINVAL`` for a malformed platform file (the message names the file, the key, the value and
   what is allowed) and for an unknown stage name;
@@ -335,7 +335,7 @@ class Platform:
             ) from None
 
     def format(self, stage: str = "paging") -> Any:
-        """The format descriptor, ``iommu_lab.pagetable.formats.get(self.format_name(stage))``.
+        """The format descriptor, ``iommu_lab.hardware.formats.get(self.format_name(stage))``.
 
         """
         return _formats.get(self.format_name(stage))

@@ -151,7 +151,7 @@ class NestParent:
         if cap is not NestingCapability.HARDWARE:
             name = getattr(p, "name", "this IOAS")
             offer = (
-                "software nesting only: shadow the guest's mappings (iommu_lab.shadow.ShadowNesting)"
+                "software nesting only: shadow the guest's mappings (iommu_lab.nesting.shadow.ShadowNesting)"
                 if cap is NestingCapability.SOFTWARE
                 else "no nesting at all"
             )

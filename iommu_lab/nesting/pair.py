@@ -125,7 +125,7 @@ class NestedPair:
 
         Raises ``EOPNOTSUPP`` on platforms without hardware nesting, saying what they offer
         instead: POWER (TCE windows) has no second stage at all; virtio-iommu has only MAP/UNMAP
-        requests, so the host can only shadow (use :class:`iommu_lab.shadow.ShadowNesting`).
+        requests, so the host can only shadow (use :class:`iommu_lab.nesting.shadow.ShadowNesting`).
         """
 
         p = platforms.get(platform) if isinstance(platform, str) else platform
@@ -140,7 +140,7 @@ class NestedPair:
                 f"platform {p.name!r} ({p.title}) has no hardware nesting: its guests send MAP/UNMAP "
                 f"requests and never write a table the IOMMU walks, so nesting is software only — "
                 f"the host composes the guest's mappings into one shadow table "
-                f"(iommu_lab.shadow.ShadowNesting / Nested.shadow())"
+                f"(iommu_lab.nesting.shadow.ShadowNesting / Nested.shadow())"
             )
         f1 = stage1 if stage1 is not None else p.format_name("stage1")
         f2 = stage2 if stage2 is not None else p.format_name("stage2")

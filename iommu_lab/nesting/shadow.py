@@ -386,7 +386,7 @@ class ShadowNesting:
 
 @dataclass(frozen=True)
 class DmaPattern:
-    """A guest DMA pattern (not to be confused with ``iommu_lab.workload.Workload``, a memory
+    """A guest DMA pattern (not to be confused with ``iommu_lab.review.workload.Workload``, a memory
     layout for design reviews): operations ``("map", iova, gpa, size)``, ``("unmap", iova, size)``
     and ``("dma", iova)`` (an IOTLB miss at ``iova``; caches are assumed cold for each).
 

@@ -2,7 +2,7 @@
 
 ``replay(x)`` draws either result of the trace-replay layer:
 
-* a :class:`~iommu_lab.trace_replay.Replay` as three panels --
+* a :class:`~iommu_lab.dma.replay.Replay` as three panels --
   (a) cumulative page-table references and cumulative IOTLB misses (walks) over the trace, with
   every domain flush as a vertical line (where a lazy flush queue's collateral misses start)
   and the map/unmap rows as ticks along the bottom;
@@ -10,7 +10,7 @@
   after each flush that the cumulative curve only bends at;
   (c) the hit rate of every cache the replay drove (IOTLB, each paging-structure-cache level,
   and in nesting the stage-2 TLB and walk caches) from ``Replay.cache_stats``;
-* a :class:`~iommu_lab.whatif.WhatIf` as two panels of horizontal bars, one bar per run grouped
+* a :class:`~iommu_lab.dma.whatif.WhatIf` as two panels of horizontal bars, one bar per run grouped
   by platform -- (a) page-table references per access (log scale when the values span more
   than 20x), (b) IOTLB hit rate -- with a run that could not be made (a row with a ``note``)
   drawn as an annotated gap. The title is the what-if's ``question``.

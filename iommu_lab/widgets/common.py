@@ -1,8 +1,8 @@
 """Building blocks every explorer shares: hex-aware inputs, inline errors and figure views.
 
 Nothing here knows an IOMMU rule. An :class:`AddressInput` reads text with
-:func:`iommu_lab.ranges.parse_address` (or ``parse_size`` / ``RangeSet.parse``) and says what it
-read; an :class:`ErrorView` shows an :class:`~iommu_lab.errors.IommuError` as the kernel would
+:func:`iommu_lab.core.ranges.parse_address` (or ``parse_size`` / ``RangeSet.parse``) and says what it
+read; an :class:`ErrorView` shows an :class:`~iommu_lab.core.errors.IommuError` as the kernel would
 report it (errno name, then the model's message); a :class:`FigureView` shows a
 ``matplotlib.figure.Figure`` as PNG bytes in an ``ipywidgets.Image``, so there is one display
 path (no ipympl canvas, no double display) and tests can compare bytes.
@@ -50,7 +50,7 @@ class AddressInput(W.Text):
     """A text box for an address, a size or a set of ranges, written the way engineers write them.
 
     Accepts ``0x1000``, ``0x1_0000``, ``4096``, ``4K``, ``2MiB`` (addresses and sizes) or
-    ``0x0..0xffff, 0x10_0000+1M`` (ranges), parsed by :mod:`iommu_lab.ranges`. The text is read
+    ``0x0..0xffff, 0x10_0000+1M`` (ranges), parsed by :mod:`iommu_lab.core.ranges`. The text is read
     when the user presses Enter or leaves the box (``continuous_update=False``), and
     :attr:`message` echoes what was read (``= 0x1000``) or why it could not be read.
 

@@ -1,6 +1,6 @@
 """Replay one DMA trace interactively: platform, page sizes, flush policy and cache sizes.
 
-The explorer holds no IOMMU logic: each change calls :func:`iommu_lab.whatif.what_if` for one
+The explorer holds no IOMMU logic: each change calls :func:`iommu_lab.dma.whatif.what_if` for one
 platform, one page-size policy and one flush policy (a fresh domain the trace's maps fill), then
 shows the run's summary and ``render.replay`` of it.
 """
