@@ -48,6 +48,7 @@ lab: $(VENV)/.installed-notebook
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT) notebooks/00-start-here.ipynb
 
 bench: $(VENV)/.installed-test
+	-@$(PY) -m pip install --quiet -e '.[bench]' || echo 'libcachesim did not install; bench_replay prints no peer anchor'
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 gallery: $(VENV)/.installed-test
