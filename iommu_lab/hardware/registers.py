@@ -40,7 +40,8 @@ from typing import Any, Mapping
 from iommu_lab.core.bits import Field, FieldTable
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import fmt_size
-from iommu_lab.hardware.platform import IommuFamily, NestingSupport, Platform
+from iommu_lab.hardware import formats as _formats
+from iommu_lab.hardware.platform import IommuFamily, NestingSupport, Platform, platforms
 
 __all__ = [
     "AMD_EFR", "AMD_EFR2", "HW_CAP_DIRTY_TRACKING", "HW_CAP_PCI_ATS_NOT_SUPPORTED",
@@ -226,17 +227,13 @@ def _smmu_registers(p: Platform) -> dict[str, int]:
 
 
 def _fmt_granule(name: str) -> int:
-    from iommu_lab.hardware import formats
-
-    return formats.get(name).granule_lg2
+    return _formats.get(name).granule_lg2
 
 
 def _amd_registers(p: Platform) -> dict[str, int]:
-    from iommu_lab.hardware import formats
-
     nested = p.nesting is NestingSupport.HARDWARE
-    host_levels = max((formats.get(f).max_format.levels for s, f in p.formats.items()
-                       if formats.get(f).family == "amd-v1"), default=4)
+    host_levels = max((_formats.get(f).max_format.levels for f in p.formats.values()
+                       if _formats.get(f).family == "amd-v1"), default=4)
     efr = AMD_EFR.encode(PREFSUP=1, PPRSUP=int(p.pasid_bits > 0), XTSUP=1, NXSUP=1, GTSUP=int(p.pasid_bits > 0),
                          IASUP=1, GASUP=1, HESUP=1, PCSUP=1, HATS=min(max(host_levels - 4, 0), 2), GATS=0,
                          GLX=1, GAM=1, PASMAX=max(p.pasid_bits - 1, 0), GIOSUP=int(nested),
@@ -329,8 +326,6 @@ def hw_info(platform: Platform | str, *, device_pasid_bits: int = 20, pasid_exec
         Whether ATS can be used (``IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED`` otherwise).
     """
     if isinstance(platform, str):
-        from iommu_lab.hardware.platform import platforms
-
         platform = platforms.get(platform)
     if isinstance(device_pasid_bits, bool) or not isinstance(device_pasid_bits, int) or not 0 <= device_pasid_bits <= 20:
         raise IommuError("EINVAL", f"device_pasid_bits {device_pasid_bits!r} must be 0..20 (PCIe PASID width)")

@@ -130,9 +130,8 @@ class DirtyTracker:
         """DMA writes to ``iovas``: each write through a writable leaf marks that leaf dirty
         while the hardware updates dirty state. Returns a bool mask of writes that translated
         with write permission (faulting writes change nothing)."""
-        iv = np.atleast_1d(np.asarray(iovas, dtype=_U64))
         t = self.table
-        batch = t.translate(iv, paths=True)
+        batch = t.translate(iovas, paths=True)
         ok = ~batch.fault
         if not ok.any():
             return ok
@@ -149,11 +148,13 @@ class DirtyTracker:
         return ok
 
     # ---------------------------------------------------------------- leaves over a range
-    def _leaf_runs(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        """(leaf base offset, leaf size, slot addresses) of every leaf overlapping [lo, hi];
-        a replicated leaf (AMD NL=7) brings every slot of its run."""
+    def _leaf_runs(self, lo: int, hi: int):
+        """Leaves overlapping [lo, hi]: ``(plain_base, plain_size, plain_addr)`` arrays for leaves
+        of their level's item size, and ``(base, size, slot addresses)`` for replicated leaves
+        (AMD NL=7), each run taken whole."""
         fmt, mem = self.table.fmt, self.table.memory
-        bases, sizes, slots = [], [], []
+        plain: list[tuple[np.ndarray, int, np.ndarray]] = []
+        runs: list[tuple[int, int, np.ndarray]] = []
 
         def visit(tb: Tables) -> None:
             kinds = tb.kinds
@@ -162,36 +163,39 @@ class DirtyTracker:
             leaves = np.flatnonzero(kinds == EntryKind.LEAF)
             if not leaves.size:
                 return
-            raw = tb.raw[leaves]
-            lg2 = fmt.rules.leaf_lg2(fmt, raw, tb.level)
-            off = tb.offset[leaves]
             item = fmt.item_lg2(tb.level)
-            for j, o, g, ea in zip(leaves.tolist(), off.tolist(), lg2.tolist(), tb.eaddr[leaves].tolist()):
-                base = o & ~((1 << g) - 1)
-                if bases and bases[-1] == base and sizes[-1] == 1 << g:
+            lg2 = fmt.rules.leaf_lg2(fmt, tb.raw[leaves], tb.level)
+            same = lg2 == item
+            if same.any():
+                plain.append((tb.offset[leaves[same]], 1 << item, tb.eaddr[leaves[same]]))
+            for j, g in zip(leaves[~same].tolist(), lg2[~same].tolist()):
+                base = tb.off(j) & ~((1 << g) - 1)
+                if runs and runs[-1][0] == base and runs[-1][1] == 1 << g:
                     continue  # the next replica of a run already taken whole
-                bases.append(base)
-                sizes.append(1 << g)
-                count = 1 << (g - item) if g > item else 1
-                slots.append(tb.slots_at(j, base, count) if count > 1 else np.array([ea], dtype=_U64))
+                runs.append((base, 1 << g, tb.slots_at(j, base, 1 << (g - item))))
 
         walk_range(fmt, mem, self.table.root, lo, hi, visit)
-        return np.array(bases, dtype=object), np.array(sizes, dtype=object), slots
+        return plain, runs
 
     def _read_and_clear(self, iova: int, last: int, clear: bool) -> list[tuple[int, int]]:
         """Dirty leaves overlapping [iova, last] as (leaf iova, size); cleared when ``clear``."""
         fmt, mem, sch = self.table.fmt, self.table.memory, self.scheme
-        lo, hi = offset_of(fmt, iova), offset_of(fmt, last)
-        bases, sizes, slots = self._leaf_runs(lo, hi)
-        out = []
-        for base, size, addrs in zip(bases.tolist(), sizes.tolist(), slots):
-            raw, _ = mem.gather(addrs)
-            raw = sch.map_quirk(raw)
+        plain, runs = self._leaf_runs(offset_of(fmt, iova), offset_of(fmt, last))
+        out: list[tuple[int, int]] = []
+        for offs, size, addrs in plain:
+            raw = sch.map_quirk(mem.gather(addrs)[0])
+            dirty = sch.is_dirty(raw)
+            if dirty.any():
+                out.extend((int(o) + fmt.va_base, size) for o in offs[dirty].tolist())
+                if clear:
+                    mem.scatter(addrs[dirty], sch.clear_dirty(raw[dirty]))
+        for base, size, addrs in runs:
+            raw = sch.map_quirk(mem.gather(addrs)[0])
             if sch.is_dirty(raw).any():
                 out.append((base + fmt.va_base, size))
                 if clear:
                     mem.scatter(addrs, sch.clear_dirty(raw))
-        return out
+        return sorted(out)
 
     # ---------------------------------------------------------------- uAPI
     def set_dirty_tracking(self, enable: bool = True, *, flags: int | None = None, reserved: int = 0) -> None:
