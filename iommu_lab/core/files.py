@@ -34,6 +34,8 @@ import stat
 import tomllib
 from typing import IO, Iterator, Union
 
+from iommu_lab.core.errors import cut
+
 __all__ = [
     "FileInputError",
     "TEXT_LIMIT",
@@ -86,8 +88,7 @@ class FileInputError(ValueError):
         return (type(self), (self.what, self.path, self.reason, self.line))
 
 
-def _cut(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+_cut = cut
 
 
 def _size(n: int) -> str:
