@@ -355,6 +355,13 @@ def _cmd_walk(args) -> None:
     from iommu_lab import render
     from iommu_lab.pagetable import PageTable
 
+    from iommu_lab.hardware import formats
+
+    known = formats.names()
+    if args.format not in known:
+        hint = _suggest(args.format, known) or f"; known formats include {', '.join(known[:6])}, ..."
+        raise UsageError(f"unknown page-table format {cut(repr(args.format))}{hint} ({len(known)} formats: "
+                         f"vtd-ss-*, x86-64-*, amd-v1-*, arm-lpae-*, riscv-sv*, ...)")
     try:
         pt = PageTable(args.format)
     except IommuError as e:
@@ -433,6 +440,8 @@ def _cmd_replay(args) -> None:
     from iommu_lab.dma.trace import Trace
     from iommu_lab.dma.whatif import what_if
 
+    for name in args.platform or ():
+        _get_platform(name)
     path = Path(args.trace)
     if not path.exists():
         raise UsageError(f"{path}: no such trace file (a .csv or .parquet in the iommu_lab.dma.trace schema; see data/traces/)")
