@@ -353,9 +353,8 @@ def _import_debugfs(args, path: Path) -> bool:
 
 def _cmd_walk(args) -> None:
     from iommu_lab import render
-    from iommu_lab.pagetable import PageTable
-
     from iommu_lab.hardware import formats
+    from iommu_lab.pagetable import PageTable
 
     known = formats.names()
     if args.format not in known:
