@@ -1,24 +1,38 @@
 """The ``iommu-lab`` command: figures and tables for design reviews, without Jupyter.
 
 Each sub-command is a thin wrapper: it parses arguments, calls a model and a renderer, and
-writes SVG/PNG/PDF/CSV by the output's suffix or text to the terminal. Bad input exits with
-status 2 and one line naming what was wrong (argparse's own convention), never a traceback.
+writes SVG/PNG/PDF/CSV by the output's suffix or text to the terminal.
+
+Exit status, as argparse and most Unix tools use it: 0 on success; 2 for bad input (an unknown
+command, flag or platform, a value that breaks a rule, an unreadable or malformed file, an
+output path that cannot be written), with one line on stderr naming the value, the rule and
+what is allowed; 1 for an unexpected internal error, with one line saying so and where to
+report it. No input makes it print a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from iommu_lab.core.errors import IommuError
+from iommu_lab.core.errors import IommuError, cut
 
 __all__ = ["main", "build_parser"]
 
 
 class UsageError(Exception):
     """Bad input from the command line: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors turned into one line (``UsageError``), not usage + error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _out_kind(path: str | None) -> str:
@@ -31,7 +45,24 @@ def _out_kind(path: str | None) -> str:
         return "csv"
     if suffix in (".txt", ".text"):
         return "textfile"
-    raise UsageError(f"output {path!r} has an unknown suffix; use .svg, .png, .pdf (figure), .csv (table) or .txt")
+    raise UsageError(f"output {cut(repr(path))} has an unknown suffix; use .svg, .png, .pdf (figure), .csv (table) or .txt")
+
+
+def _check_output(path: str | None) -> None:
+    """Refuse an output that cannot be written before any work is done (its folder must exist)."""
+    if path is None:
+        return
+    _out_kind(path)
+    if "\0" in path:
+        raise UsageError(f"output {cut(repr(path))} contains a NUL character")
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"output {cut(repr(path))}: folder {cut(str(parent))} does not exist; create it first")
+    if target.is_dir():
+        raise UsageError(f"output {cut(repr(path))} is a directory; give a file name such as out.svg")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"output {cut(repr(path))}: folder {cut(str(parent))} is not writable")
 
 
 def _emit(args, *, text: Callable[[], str], frame: Callable[[], object] | None = None,
@@ -66,13 +97,23 @@ def _cmd_platforms(args) -> None:
           frame=platforms.to_dataframe)
 
 
+def _suggest(name: str, known) -> str:
+    """``"; did you mean 'x'?"`` for a near miss among ``known``, else an empty string."""
+    close = difflib.get_close_matches(name.lower(), list(known), n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
 def _get_platform(name: str):
     from iommu_lab.hardware.platform import platforms
 
     try:
         return platforms.get(name)
-    except (IommuError, KeyError, LookupError) as e:
-        raise UsageError(str(e).strip("'\"")) from None
+    except (IommuError, KeyError, LookupError):
+        names = platforms.names()
+        raise UsageError(
+            f"no platform {cut(repr(name))}{_suggest(name, names)} known platforms: {', '.join(names)} "
+            f"(list them with 'iommu-lab platforms')"
+        ) from None
 
 
 def _cmd_info(args) -> None:
@@ -140,7 +181,7 @@ def _cmd_import(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="iommu-lab",
         description="IOMMU address spaces, page tables and walks as figures and tables.",
     )
@@ -166,28 +207,71 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _where_to_report() -> str:
+    """The project's issue tracker, from the installed package's metadata when it names one."""
     try:
+        from importlib.metadata import metadata
+
+        for entry in metadata("iommu-lab").get_all("Project-URL") or ():
+            label, _, url = entry.partition(",")
+            if label.strip().lower() in ("issues", "bug tracker", "tracker", "bugs"):
+                return url.strip()
+    except Exception:  # noqa: BLE001 - reporting must never fail
+        pass
+    return "the iommu-lab repository's issue tracker"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``iommu-lab argv``; return the exit status (0 ok, 2 bad input, 1 internal error)."""
+    parser = build_parser()
+    command = "iommu-lab"
+    try:
+        args = parser.parse_args(argv)
+        command = f"iommu-lab {args.command}"
+        _check_output(getattr(args, "output", None))
         args.func(args)
-    except (UsageError, IommuError, ValueError, TypeError) as e:
-        # ParseError is a ValueError; IommuError carries its errno in the message.
-        print(f"iommu-lab {args.command}: error: {e}", file=sys.stderr)
+    except UsageError as e:
+        print(f"{command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except (IommuError, ValueError, TypeError) as e:
+        # Our errors name the value, the rule and what is allowed; ParseError is a ValueError;
+        # IommuError carries its errno in the message.
+        print(f"{command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # Writing the output (a full disk, a path that vanished): name the file and why.
+        where = e.filename if e.filename is not None else "a file"
+        print(f"{command}: error: cannot write or read {cut(str(where))}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
+    except RecursionError as e:
+        print(f"{command}: internal error: input nested too deeply ({cut(str(e))}); "
+              f"please report it at {_where_to_report()}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - the CLI's promise: never a traceback
+        print(f"{command}: internal error: {type(e).__name__}: {cut(_one_line(e), 160)}; this is a bug in "
+              f"iommu-lab, please report it with the command line at {_where_to_report()}", file=sys.stderr)
+        return 1
     return 0
 
 
 # -- walks, nesting, comparisons, scenarios, debugfs --------------------------------------------
 def _u64_arg(text: str, what: str) -> int:
+    """An address or size from the command line, in core's one grammar (``parse_size``)."""
     from iommu_lab.core.ranges import U64_MAX, parse_size
 
     try:
         v = parse_size(text)
-    except (ValueError, TypeError, IommuError):
-        raise UsageError(f"{what} {text!r} is not an address or size (e.g. 0x1000, 2M)") from None
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"{what} {cut(repr(text))}: {e}") from None
     if not 0 <= v <= U64_MAX:
-        raise UsageError(f"{what} {text!r} does not fit in 64 bits")
+        raise UsageError(f"{what} {cut(repr(text))} does not fit in 64 bits (at most 0xffff_ffff_ffff_ffff)")
     return v
 
 
@@ -196,8 +280,8 @@ def _map_arg(text: str, *, prot: bool = True) -> tuple:
     n = 4 if prot else 3
     if not n - 1 <= len(parts) <= n:
         form = "IOVA:PA:SIZE[:PROT]" if prot else "IOVA:GPA:SIZE"
-        raise UsageError(f"--map {text!r} is not {form} (e.g. 0x100000:0x40000000:2M" + (":rw)" if prot else ")"))
-    out = tuple(_u64_arg(x, "--map " + text + ":") for x in parts[:3])
+        raise UsageError(f"--map {cut(repr(text))} is not {form} (e.g. 0x100000:0x40000000:2M" + (":rw)" if prot else ")"))
+    out = tuple(_u64_arg(x, f"--map {name}") for x, name in zip(parts[:3], ("IOVA", "GPA" if not prot else "PA", "SIZE")))
     return out + ((parts[3] if len(parts) == 4 else "rw"),)
 
 
@@ -269,8 +353,14 @@ def _import_debugfs(args, path: Path) -> bool:
 
 def _cmd_walk(args) -> None:
     from iommu_lab import render
+    from iommu_lab.hardware import formats
     from iommu_lab.pagetable import PageTable
 
+    known = formats.names()
+    if args.format not in known:
+        hint = _suggest(args.format, known) or f"; known formats include {', '.join(known[:6])}, ..."
+        raise UsageError(f"unknown page-table format {cut(repr(args.format))}{hint} ({len(known)} formats: "
+                         f"vtd-ss-*, x86-64-*, amd-v1-*, arm-lpae-*, riscv-sv*, ...)")
     try:
         pt = PageTable(args.format)
     except IommuError as e:
@@ -349,6 +439,8 @@ def _cmd_replay(args) -> None:
     from iommu_lab.dma.trace import Trace
     from iommu_lab.dma.whatif import what_if
 
+    for name in args.platform or ():
+        _get_platform(name)
     path = Path(args.trace)
     if not path.exists():
         raise UsageError(f"{path}: no such trace file (a .csv or .parquet in the iommu_lab.dma.trace schema; see data/traces/)")

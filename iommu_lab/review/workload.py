@@ -31,10 +31,18 @@ import numpy as np
 import pandas as pd
 
 from iommu_lab.core import display
-from iommu_lab.core.errors import IommuError
-from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_size
+from iommu_lab.core.errors import IommuError, cut
+from iommu_lab.core.ranges import (
+    U64_MAX,
+    IovaRange,
+    RangeSet,
+    fmt_addr,
+    fmt_size,
+    parse_address,
+    parse_size,
+)
 from iommu_lab.hardware import formats as _formats
-from iommu_lab.hardware.platform import NestingSupport, platforms
+from iommu_lab.hardware.platform import NestingSupport, Platform, platforms
 from iommu_lab.nesting import GuestMemory, Nested
 from iommu_lab.nesting.memory import host_memory_for
 from iommu_lab.pagetable.census import TableTree, table_tree
@@ -49,20 +57,40 @@ _U64 = np.uint64
 #: ``"largest"`` (every size the platform advertises and the format can hold).
 POLICIES = ("4K", "largest")
 
+#: The most leaf entries :meth:`Workload.cost` builds in one table (2^25: a 128 GiB guest in
+#: 4 KiB pages, about 256 MiB of table pages). A larger workload is refused before any table
+#: page is allocated, naming the policy that would fit.
+MAX_LEAVES = 1 << 25
+
 
 # ============================================================================== workload
 def _ranges(items: Iterable[Any], what: str) -> tuple[IovaRange, ...]:
+    """``items`` as ranges: IovaRange or ``(start, size)`` with exact integers or size text.
+
+    Addresses and sizes are read with core's one grammar (``parse_address``/``parse_size``); a
+    float is refused, never truncated.
+    """
+    if items is None:
+        return ()
+    if isinstance(items, (str, bytes, IovaRange)) or not isinstance(items, Iterable):
+        raise TypeError(f"{what} must be a sequence of IovaRange or (start, size) pairs, "
+                        f"got {type(items).__name__} {cut(repr(items))}")
     out = []
-    for it in items or ():
+    for i, it in enumerate(items):
         if isinstance(it, IovaRange):
             out.append(it)
-        elif isinstance(it, tuple) and len(it) == 2:
-            start, size = int(it[0]), parse_size(it[1]) if isinstance(it[1], str) else int(it[1])
+        elif isinstance(it, (tuple, list)) and len(it) == 2:
+            start = parse_address(it[0], f"{what}[{i}] start")
+            size = parse_size(it[1])
             if size <= 0:
                 raise ValueError(f"{what} range at {fmt_addr(start)} has size {size}; sizes must be positive")
+            if start + size - 1 > U64_MAX:
+                raise ValueError(f"{what} range of {fmt_size(size)} at {fmt_addr(start)} wraps past the top of "
+                                 f"the 64-bit space 0xffff_ffff_ffff_ffff")
             out.append(IovaRange(start, start + size - 1))
         else:
-            raise TypeError(f"{what} entries are IovaRange or (start, size) tuples, got {it!r}")
+            raise TypeError(f"{what} entries are IovaRange or (start, size) pairs, got {type(it).__name__} "
+                            f"{cut(repr(it))}")
     return tuple(out)
 
 
@@ -108,6 +136,8 @@ class Workload:
     name: str = "workload"
 
     def __init__(self, guest_ram: Sequence[Any], bars: Sequence[Any] = (), name: str = "workload") -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__} {cut(repr(name))}")
         object.__setattr__(self, "guest_ram", _ranges(guest_ram, "guest_ram"))
         object.__setattr__(self, "bars", _ranges(bars, "bars"))
         object.__setattr__(self, "name", name)
@@ -119,8 +149,13 @@ class Workload:
                  name: str | None = None) -> "Workload":
         """A PC-style guest: ``low`` bytes of RAM at 0, the rest from 4 GiB (the 32-bit MMIO
         hole in between holds the BARs), as QEMU's q35 machine lays it out."""
-        total = parse_size(ram) if isinstance(ram, str) else int(ram)
-        lo = min(total, parse_size(low) if isinstance(low, str) else int(low))
+        total, low_size = parse_size(ram), parse_size(low)
+        if total <= 0:
+            raise ValueError(f"guest RAM {cut(repr(ram))} is empty; give a positive size such as '4G'")
+        lo = min(total, low_size)
+        if total > lo and (1 << 32) + (total - lo) - 1 > U64_MAX:
+            raise ValueError(f"guest RAM {cut(repr(ram))} does not fit the 64-bit space above 4 GiB, where a PC "
+                             f"guest's high RAM starts; at most {fmt_size(U64_MAX + 1 - (1 << 32) + lo, approx=True)}")
         banks = [(0, lo)] + ([(1 << 32, total - lo)] if total > lo else [])
         return cls(banks, bars, name or f"{fmt_size(total)} PC guest")
 
@@ -133,12 +168,12 @@ class Workload:
         return sum(r.size for r in self.ranges)
 
     def outside(self, platform: Any) -> tuple[IovaRange, ...]:
-        """The parts of the workload outside ``platform.iova_ranges()``."""
-        return tuple((RangeSet(self.ranges) - platform.iova_ranges()))
+        """The parts of the workload outside ``platform.iova_ranges()`` (a Platform or its name)."""
+        return tuple((RangeSet(self.ranges) - _platform(platform).iova_ranges()))
 
     def fits(self, platform: Any) -> bool:
         """Whether every RAM and BAR range lies in the IOVA the platform lets a device use."""
-        return not self.outside(platform)
+        return not self.outside(_platform(platform))
 
     # ------------------------------------------------------------------ costs
     #: ``workload.plot(platforms, **kw)``: the comparison figure (``render.compare``).
@@ -149,9 +184,20 @@ class Workload:
         return compare_table(platforms, self, policies=policies)
 
     def cost(self, platform: Any, policy: str = "largest") -> WorkloadCost:
-        """Table memory, page-size mix and walk references of this workload on ``platform``."""
-        if policy not in POLICIES:
-            raise ValueError(f"policy must be one of {', '.join(map(repr, POLICIES))}, not {policy!r}")
+        """Table memory, page-size mix and walk references of this workload on ``platform``.
+
+        ``platform`` is a ``Platform`` or a catalogue name (``"intel-vtd-48"``).
+
+        Raises
+        ------
+        ValueError
+            An unknown policy, or a workload that needs more than ``MAX_LEAVES`` leaf entries
+            under the policy (checked before any table page is allocated).
+        IommuError
+            ENOENT for an unknown platform name.
+        """
+        platform = _platform(platform)
+        _check_policy(policy)
         outside = self.outside(platform)
         inside = RangeSet(self.ranges) & platform.iova_ranges()
         out_bytes = sum(r.size for r in outside)
@@ -170,6 +216,7 @@ class Workload:
             # Each window is its own TCE table with its own page shift (ibm,create-pe-dma-window).
             return self._tce_cost(platform, fmt, self._bitmap(platform.pgsizes, policy), inside, base)
         bitmap = self._bitmap(platform.pgsizes & fmt.leaf_bitmap, policy)
+        _check_leaves(inside, bitmap, platform.name, policy)
         tree, pt = self._radix(fmt, bitmap, inside)
         nested, note = self._nested_refs(platform, policy, tree)
         return WorkloadCost(**base, table_bytes=tree.table_bytes, table_pages=len(tree), mix=tree.mix(),
@@ -267,10 +314,51 @@ def size_label(size: int) -> str:
     return fmt_size(size).replace(" ", "").replace("iB", "").replace("B", "")
 
 
-def _platform(p: Any):
+def _platform(p: Any) -> Platform:
+    """A ``Platform`` from a platform or its catalogue name (ENOENT naming the known ones)."""
+    if isinstance(p, Platform):
+        return p
     if isinstance(p, str):
         return platforms.get(p)
-    return p
+    raise TypeError(f"platform must be a Platform or a catalogue name such as 'intel-vtd-48', "
+                    f"got {type(p).__name__} {cut(repr(p))}")
+
+
+def _platform_list(ps: Any) -> list[Platform]:
+    if isinstance(ps, (str, Platform)):
+        return [_platform(ps)]
+    if ps is None or not isinstance(ps, Iterable):
+        raise TypeError(f"platforms must be a list of Platform objects or catalogue names, "
+                        f"got {type(ps).__name__} {cut(repr(ps))}")
+    out = [_platform(p) for p in ps]
+    if not out:
+        raise ValueError("platforms is empty; give at least one Platform or catalogue name")
+    return out
+
+
+def _check_policy(policy: Any) -> None:
+    if not isinstance(policy, str) or policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(map(repr, POLICIES))}, not {cut(repr(policy))}")
+
+
+def _check_leaves(inside: RangeSet, bitmap: int, platform: str, policy: str) -> None:
+    """Refuse, before building it, a table of more than ``MAX_LEAVES`` leaf entries.
+
+    An upper bound of ``iommu_map``'s page split (``iommu_pgsize``): per range, the bytes over
+    the largest page plus, for each smaller size, the entries that can fill one larger page at
+    either end.
+    """
+    if not bitmap:
+        return
+    sizes = [1 << b for b in range(64) if bitmap >> b & 1]
+    edge = 2 * sum(sizes[i + 1] // sizes[i] for i in range(len(sizes) - 1))
+    leaves = sum(r.size // sizes[-1] + edge for r in inside)
+    if leaves > MAX_LEAVES:
+        raise ValueError(
+            f"the workload needs about {leaves:,} leaf entries on {platform} with policy {policy!r} "
+            f"({fmt_size(inside.size, approx=True)} in {fmt_size(sizes[-1])} pages), more than the "
+            f"{MAX_LEAVES:,} the model builds; use a smaller guest or larger pages (policy 'largest')"
+        )
 
 
 def compare_table(platforms: Sequence[Any], workload: Workload, *, policies: Sequence[str] = POLICIES):
@@ -282,10 +370,17 @@ def compare_table(platforms: Sequence[Any], workload: Workload, *, policies: Seq
     ``mix_<size>`` column per page size with the bytes mapped at that size. Values that do not
     apply (no page table, no nesting) are missing (``<NA>``/NaN).
     """
+    plats = _platform_list(platforms)
+    if not isinstance(workload, Workload):
+        raise TypeError(f"workload must be a Workload, got {type(workload).__name__} {cut(repr(workload))}")
+    if isinstance(policies, str):
+        policies = [policies]
+    policies = list(policies)
+    for pol in policies:
+        _check_policy(pol)
     rows = []
     sizes: set[int] = set()
-    for p in platforms:
-        p = _platform(p)
+    for p in plats:
         for pol in policies:
             c = workload.cost(p, pol)
             sizes.update(c.mix)
