@@ -6,6 +6,11 @@ one line::
 
     gallery.add("walk-vtd-4level", lambda style: render.walk(example_walk(), style=style))
 
+A renderer module that brings a new *kind* of figure (faults, object graph, migration, ...)
+adds one line to ``KINDS`` below: the module and the function in it that registers its gallery
+entries (``register(add)``). ``kinds()`` lists the kinds the gallery holds, so the tests check
+that every kind is written in every style and format.
+
 The layout entries draw David Gibson's three window examples from the /dev/ioasid thread
 (17 Jun 2021; see nesting_pasid_windows.md §0) and every platform in the catalogue.
 """
@@ -23,7 +28,7 @@ from iommu_lab.hardware.device import ReservedRegion
 from iommu_lab.render import style as _style
 from iommu_lab.render.layout import layout
 
-__all__ = ["add", "ENTRIES", "SEED_EXAMPLES", "SeedExample", "write", "main"]
+__all__ = ["add", "ENTRIES", "KINDS", "SEED_EXAMPLES", "SeedExample", "kind_of", "kinds", "write", "main"]
 
 ENTRIES: dict[str, Callable[[str], object]] = {}
 
@@ -134,8 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 # -- walks, nested walks, page-table trees, comparisons ----------------------------------------
@@ -236,3 +239,37 @@ def _register_replay_figures() -> None:
 
 
 _register_replay_figures()
+
+
+#: Figure kinds other renderer modules add: ``(module, function)``; the function is called with
+#: ``add`` and registers that module's gallery entries. One line per module.
+KINDS: list[tuple[str, str]] = [
+]
+
+
+def _register_kinds() -> None:
+    import importlib
+
+    for module, func in KINDS:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:  # that renderer is not installed in this tree
+            continue
+        getattr(mod, func)(add)
+
+
+_register_kinds()
+
+
+def kind_of(name: str) -> str:
+    """The figure kind of a gallery entry: the part of its name before the first '-'."""
+    return name.split("-", 1)[0]
+
+
+def kinds() -> list[str]:
+    """Every figure kind the gallery writes (layout, walk, nested, pagetable, compare, ...)."""
+    return list(dict.fromkeys(kind_of(n) for n in ENTRIES))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -191,5 +191,6 @@ def test_returned_figures_display_as_png_without_pyplot_or_ipython():
     from iommu_lab.core.ranges import RangeSet
 
     fig = render.layout(RangeSet.bits(45))
-    png = fig._repr_png_()
+    png, meta = fig._repr_png_()
+    assert meta["width"] == round(fig.get_figwidth() * 96)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

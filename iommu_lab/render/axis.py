@@ -115,13 +115,13 @@ def _naf(n: int) -> list[tuple[int, int]]:
     return out[::-1]
 
 
-def fmt_span(size: int, max_terms: int = 3) -> str:
-    """The exact size of a span, as short as it can be said: ``2^59 − 1 GiB``, ``16 EiB``.
+def fmt_span(size: int, max_terms: int = 1) -> str:
+    """The size of a span as a reader says it: ``1 GiB``, ``16 EiB``, ``≈ 3.98 GiB``.
 
-    Sizes that are whole units print as units (``1 GiB``, ``512 PiB``). Otherwise the size is
-    written as at most ``max_terms`` signed powers of two (its non-adjacent form), which is
-    how gaps between windows usually read (``2^64 − 2^59 − 32 TiB``); if that is not
-    possible the approximate ``≈ 512 PiB`` is used.
+    Sizes that are a whole number of units (under 1024 of them) print exactly; any other
+    size prints approximately with three significant digits (``fmt_size(approx=True)``),
+    never as a sum of powers of two. ``max_terms`` above 1 allows the exact signed-power
+    form (``2^64 − 2^59``) with at most that many terms, for callers that want it.
     """
     if size <= 0:
         return "0 B"
@@ -129,7 +129,7 @@ def fmt_span(size: int, max_terms: int = 3) -> str:
     if not exact.endswith(" B") and not exact.startswith("0x") and int(exact.split()[0]) < 1024:
         return exact
     terms = _naf(size)
-    if len(terms) <= max_terms:
+    if max_terms > 1 and len(terms) <= max_terms:
         parts = []
         for i, (sign, bit) in enumerate(terms):
             t = _term(bit)

@@ -29,12 +29,16 @@ from iommu_lab.review.workload import POLICIES, Workload, compare_table, size_la
 
 __all__ = ["compare", "compare_data", "draw_compare", "COMPARE", "CompareData", "compare_table", "size_label"]
 
-_style.register_category("cmp-inside", "inside the permitted IOVA", _style.OKABE_ITO["green"], "", "compare")
+_style.register_category("cmp-inside", "inside the permitted IOVA", "theme:free", "", "compare")
 _style.register_category("cmp-outside", "outside (does not fit)", _style.OKABE_ITO["vermillion"], "xx", "compare")
-_style.register_category("cmp-policy-4K", "4 KiB pages only", _style.OKABE_ITO["blue"], "", "compare")
-_style.register_category("cmp-policy-largest", "largest pages allowed", _style.OKABE_ITO["sky"], "//", "compare")
-_style.register_category("cmp-native", "native (one stage)", _style.OKABE_ITO["blue"], "", "compare")
-_style.register_category("cmp-nested", "nested (2-D walk)", _style.OKABE_ITO["orange"], "\\\\", "compare")
+# One colour per meaning across the four panels: the 4 KiB policy wears the 4 KiB page look of
+# panel (c), "largest pages allowed" a neutral grey (its page sizes are panel (c)'s colours), and
+# nested walks differ from native ones by hatch only, in the policy's colour.
+_style.register_category("cmp-policy-4K", "4 KiB pages ((b), (d): 4 KiB pages only)", _style.category(_style.pgsize_category(4096)).color,
+                         "", "compare")
+_style.register_category("cmp-policy-largest", "largest pages allowed", "theme:outside", "", "compare")
+_style.register_category("cmp-native", "native (one stage)", "theme:axes_background", "", "compare")
+_style.register_category("cmp-nested", "nested (2-D walk): hatched", "theme:axes_background", "xx", "compare")
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,12 @@ def compare_data(workload: Workload, *, platforms: Sequence[Any] = (), policies:
     return CompareData(df, names, head)
 
 
+#: Panel heights: (b) and (d) carry two and four bars per platform.
+HEIGHT_RATIOS = (1.0, 1.3, 1.0, 2.0)
+
+
 def _size(data: CompareData) -> tuple[float, float]:
-    return (13.0, 2.4 + 0.62 * len(data.platforms) * 2)
+    return (_style.FIG_WIDTH, 1.8 + sum(HEIGHT_RATIOS) * (0.7 + 0.36 * len(data.platforms)))
 
 
 def _panels(ax, *, owns_figure: bool) -> list:
@@ -68,18 +76,18 @@ def _panels(ax, *, owns_figure: bool) -> list:
     if owns_figure:
         fig = ax.figure
         fig.delaxes(ax)
-        return list(fig.subplots(2, 2, sharey=True).ravel())
+        return list(fig.subplots(4, 1, sharey=True, height_ratios=HEIGHT_RATIOS).ravel())
     if ax.get_subplotspec() is not None:
         spec = ax.get_subplotspec()
         parent = ax.figure
         parent.delaxes(ax)
-        gs = spec.subgridspec(2, 2)
+        gs = spec.subgridspec(4, 1, height_ratios=HEIGHT_RATIOS)
         first = parent.add_subplot(gs[0])
         return [first] + [parent.add_subplot(gs[i], sharey=first) for i in range(1, 4)]
     ax.set_axis_off()
-    boxes = ((0.0, 0.55), (0.55, 0.55), (0.0, 0.0), (0.55, 0.0))
-    first = ax.inset_axes([*boxes[0], 0.42, 0.4])
-    return [first] + [ax.inset_axes([*b, 0.42, 0.4], sharey=first) for b in boxes[1:]]
+    boxes = ((0.0, 0.78), (0.0, 0.52), (0.0, 0.26), (0.0, 0.0))
+    first = ax.inset_axes([*boxes[0], 1.0, 0.2])
+    return [first] + [ax.inset_axes([*b, 1.0, 0.2], sharey=first) for b in boxes[1:]]
 
 
 def compare(platforms: Sequence[Any], workload: Workload, *, ax=None, filename: str | os.PathLike | None = None,
@@ -112,7 +120,8 @@ def compare(platforms: Sequence[Any], workload: Workload, *, ax=None, filename: 
 def draw_compare(axes, data: CompareData, th: _style.Theme, *, owns_figure: bool = True) -> dict:
     """Draw ``data`` into the four panels; returns the values drawn per panel."""
     drawn = _draw(axes, data.frame, data.platforms, th)
-    _style.root_figure(axes[0]).suptitle(data.title, fontsize=th.title_size, color=th.foreground, x=0.01, ha="left")
+    _figure_legend(axes, drawn.pop("legend"), th, owns_figure=owns_figure)
+    _style.root_figure(axes[0]).suptitle(_style.wrap(data.title, th), fontsize=th.title_size, color=th.foreground, x=0.01, ha="left")
     return {"frame": data.frame, "platforms": data.platforms, **drawn}
 
 
@@ -127,26 +136,30 @@ def _bar(a, y, width, key, th, *, left=0.0, height=0.36, gid=""):
     return bars
 
 
-def _legend(a, keys, th, *, loc="lower right", labels=None):
+def _figure_legend(axes, keys, th, *, owns_figure: bool):
+    """One legend for the four panels: each colour or hatch has one meaning in all of them."""
     from matplotlib.patches import Patch
 
     hs = []
-    for i, k in enumerate(keys):
+    for k in dict.fromkeys(keys):
         cat = _style.category(k)
         face = cat.face(th)
-        h = Patch(facecolor=face, edgecolor=th.foreground, lw=0.5, hatch=cat.hatch or None,
-                  label=labels[i] if labels else cat.label)
+        h = Patch(facecolor=face, edgecolor=th.foreground, lw=0.5, hatch=cat.hatch or None, label=cat.label)
         if cat.hatch:
-            h.set_hatchcolor(_style.hatch_color(face))
+            h.set_hatchcolor(th.foreground if face == th.axes_background else _style.hatch_color(face))
         hs.append(h)
-    leg = a.legend(handles=hs, loc="upper left", bbox_to_anchor=(0.0, -0.07), ncols=min(4, len(hs)),
-                   fontsize=th.small_size - 0.5, frameon=True)
-    leg.get_frame().set_alpha(1.0)
+    if owns_figure:
+        leg = _style.root_figure(axes[0]).legend(handles=hs, loc="outside lower center", ncols=3,
+                                                 fontsize=th.small_size, frameon=False)
+    else:
+        leg = axes[-1].legend(handles=hs, loc="upper left", bbox_to_anchor=(0.0, -0.15), ncols=3,
+                              fontsize=th.small_size, frameon=True)
+    leg.set_gid("compare:legend")
     return leg
 
 
 def _note(a, x, y, text, th, *, ha="left"):
-    a.text(x, y, text, ha=ha, va="center", fontsize=th.small_size - 0.5, color=th.foreground, gid="compare:value",
+    a.text(x, y, text, ha=ha, va="center", fontsize=th.small_size, color=th.foreground, gid="compare:value",
            bbox=dict(boxstyle="round,pad=0.12", facecolor=th.axes_background, edgecolor="none"))
 
 
@@ -156,6 +169,7 @@ def _draw(axes, df, names, th) -> dict:
     pols = list(dict.fromkeys(df["policy"]))
     first = df.drop_duplicates("platform").set_index("platform")
     drawn: dict[str, Any] = {"fits": {}, "table_bytes": {}, "mix": {}, "refs": {}}
+    legend: list[str] = ["cmp-inside"]
 
     # (a) fit
     a = axes[0]
@@ -169,12 +183,13 @@ def _draw(axes, df, names, th) -> dict:
             _bar(a, ypos[name], out / total, "cmp-outside", th, left=inside, height=0.6, gid="compare:outside")
         _note(a, 1.02, ypos[name], "fits" if not out else f"{fmt_size(out, approx=True)} outside", th)
         drawn["fits"][name] = (bool(r["fits"]), out)
-    a.set_xlim(0, 1.45)
+        if out:
+            legend.append("cmp-outside")
+    a.set_xlim(0, 1.3)
     a.set_xticks([0, 0.5, 1.0], ["0", "50%", "100%"])
     a.set_yticks(y, names, fontsize=th.small_size)
-    a.set_title("(a) fits the permitted IOVA (DMA address = guest-physical)", fontsize=th.font_size, loc="left",
-                color=th.foreground)
-    _legend(a, ["cmp-inside", "cmp-outside"], th)
+    a.set_title("(a) share of guest memory inside the permitted IOVA (DMA address = guest-physical)",
+                fontsize=th.font_size, loc="left", color=th.foreground)
 
     # (b) table memory, log scale
     a = axes[1]
@@ -193,13 +208,14 @@ def _draw(axes, df, names, th) -> dict:
                     _note(a, lo * 1.1, ypos[name], "no page table (map/unmap requests only)", th)
                 continue
             _bar(a, yy, int(v) - lo, f"cmp-policy-{pol}", th, left=lo, height=hb * 0.9, gid=f"compare:tables:{pol}")
-            _note(a, int(v) * 1.15, yy, f"{fmt_size(int(v), approx=True)} ({int(sub.loc[name, 'table_pages']):,} pages)", th)
+            _note(a, int(v) * 1.15, yy, f"{fmt_size(int(v), approx=True)} ({int(sub.loc[name, 'table_pages']):,} pages)",
+                  th)
             drawn["table_bytes"][(name, pol)] = int(v)
     a.set_xscale("log", base=2)
     a.set_xlim(lo, hi)
     a.xaxis.set_major_formatter(_BytesFormatter())
-    a.set_title("(b) page-table memory", fontsize=th.font_size, loc="left", color=th.foreground)
-    _legend(a, [f"cmp-policy-{p}" for p in pols], th)
+    a.set_title("(b) page-table memory (log scale)", fontsize=th.font_size, loc="left", color=th.foreground)
+    legend += [f"cmp-policy-{p}" for p in pols]
 
     # (c) page-size mix, "largest" policy (or the last one)
     a = axes[2]
@@ -231,21 +247,9 @@ def _draw(axes, df, names, th) -> dict:
     a.set_yticks(y, names, fontsize=th.small_size)
     a.set_title(f"(c) bytes by page size ({'largest pages allowed' if pol == 'largest' else pol})",
                 fontsize=th.font_size, loc="left", color=th.foreground)
-    if used_keys:
-        from matplotlib.patches import Patch
-
-        used_keys.sort(key=lambda k: int(k.split("-", 1)[1], 16))
-        hs = []
-        for key in used_keys:
-            cat = _style.category(key)
-            face = cat.face(th)
-            h = Patch(facecolor=face, edgecolor=th.foreground, lw=0.5, hatch=cat.hatch or None, label=cat.label)
-            if cat.hatch:
-                h.set_hatchcolor(_style.hatch_color(face))
-            hs.append(h)
-        leg = a.legend(handles=hs, loc="upper left", bbox_to_anchor=(0.0, -0.06), ncols=min(4, len(hs)),
-                       fontsize=th.small_size - 0.5, frameon=True)
-        leg.get_frame().set_alpha(1.0)
+    used_keys.sort(key=lambda k: int(k.split("-", 1)[1], 16))
+    # The 4 KiB look already has its legend entry (the 4 KiB policy): one entry per swatch.
+    legend += [k for k in used_keys if k != _style.pgsize_category(4096) or "cmp-policy-4K" not in legend]
 
     # (d) walk references: native and nested, per policy
     a = axes[3]
@@ -259,23 +263,26 @@ def _draw(axes, df, names, th) -> dict:
             v = sub.loc[name, f"{kind}_refs"]
             if v is None or (isinstance(v, float) and math.isnan(v)) or str(v) == "<NA>":
                 if kind == "nested" and j == 1:
-                    _note(a, 0.3, yy, "nested: " + str(sub.loc[name, "nested_note"])[:52], th)
+                    native = [float(x) for x in df[df["platform"] == name]["native_refs"].dropna()]
+                    _note(a, max(native, default=0.0) + 2.5, yy, "nested: " + str(sub.loc[name, "nested_note"])[:60],
+                          th)
                 continue
             v = float(v)
             vmax = max(vmax, v)
-            key = f"cmp-{kind}"
-            bars = _bar(a, yy, v, key, th, height=hb * 0.9, gid=f"compare:refs:{kind}:{pol}")
-            if pol != pols[0]:
+            bars = _bar(a, yy, v, f"cmp-policy-{pol}", th, height=hb * 0.9, gid=f"compare:refs:{kind}:{pol}")
+            if kind == "nested":
+                face = _style.category(f"cmp-policy-{pol}").face(th)
                 for b in bars:
-                    b.set_alpha(1.0)
-                    b.set_linewidth(1.2)
-                    b.set_edgecolor(th.foreground)
-            _note(a, v + 0.3, yy, f"{v:.3g} ({pol})", th)
+                    b.set_hatch("xx")
+                    b.set_hatchcolor(_style.hatch_color(face))
+            _note(a, v + 0.3, yy, f"{v:.3g}", th)
             drawn["refs"][(name, pol, kind)] = v
     a.set_xlim(0, vmax * 1.3 + 1)
-    a.set_title("(d) page-table references per IOTLB miss (cold walk)", fontsize=th.font_size, loc="left",
-                color=th.foreground)
-    _legend(a, ["cmp-native", "cmp-nested"], th)
+    a.set_title("(d) page-table references per IOTLB miss, cold walk (plain: native, hatched: nested)",
+                fontsize=th.font_size, loc="left", color=th.foreground)
+    if any(k[2] == "nested" for k in drawn["refs"]):
+        legend.append("cmp-nested")
+    drawn["legend"] = legend
     return drawn
 
 

@@ -49,7 +49,7 @@ LANE_LABELS = {
 MERGE_EPS = 1.0 / 4000.0  # of the total axis width
 MERGE_ABOVE = 2000  # bands with more rectangles than this merge sub-pixel neighbours
 SIZE_ROWS = 3  # at most this many staggered rows of segment sizes above the axes
-TICK_MIN_GAP_IN = 0.24  # rotated hex labels closer than this overlap
+TICK_MIN_GAP_IN = 0.32  # rotated hex labels closer than this overlap
 
 
 @dataclass
@@ -358,7 +358,7 @@ def _zigzag(x: float, y0: float, y1: float, amp: float, n: int) -> tuple[np.ndar
 
 def _size(data: LayoutData, *, legend: bool = True) -> tuple[float, float]:
     n_lanes = sum(len(t.lanes) or 1 for t in data.tracks)
-    return (12.0, 1.9 + 0.42 * n_lanes + 0.35 * len(data.tracks) + (0.35 if legend else 0.0))
+    return (_style.FIG_WIDTH, 2.3 + 0.5 * n_lanes + 0.4 * len(data.tracks) + (0.75 if legend else 0.0))
 
 
 def layout(
@@ -529,11 +529,13 @@ def draw_layout(ax, data: LayoutData, th: _style.Theme, *, owns_figure: bool, le
     ax.tick_params(axis="x", which="minor", length=3, color=th.muted)
     ax.set_yticks(yticks, ylabels)
     ax.tick_params(axis="y", length=0, labelsize=th.font_size)
+    ax.set_xlabel("IOVA, not to scale" + ("; shaded zig-zag bands are compressed gaps" if axis.breaks else ""),
+                  fontsize=th.small_size, color=th.muted, loc="right")
     for sp in ("top", "right", "left"):
         ax.spines[sp].set_visible(False)
     ax.spines["bottom"].set_color(th.muted)
     if data.title:
-        ax.set_title(data.title, fontsize=th.title_size, color=th.foreground, loc="left",
+        ax.set_title(_style.wrap(data.title, th), fontsize=th.title_size, color=th.foreground, loc="left",
                      pad=8 + rows_used * 1.35 * th.small_size)
 
     if legend and present:
@@ -547,10 +549,10 @@ def draw_layout(ax, data: LayoutData, th: _style.Theme, *, owns_figure: bool, le
                     h.set_hatchcolor(_style.hatch_color(face))
                 handles.append(h)
         if axis.breaks:
-            handles.append(Line2D([], [], color=th.muted, lw=1.1, marker=None, label="compressed gap (size above)"))
+            handles.append(Line2D([], [], color=th.muted, lw=1.1, marker=None, label="compressed gap"))
         common = dict(handles=handles, fontsize=th.small_size, frameon=False, handlelength=2.4, handleheight=1.2)
         if owns_figure:
-            leg = ax.figure.legend(loc="outside lower center", ncol=min(len(handles), 4), **common)
+            leg = ax.figure.legend(loc="outside lower center", ncol=min(len(handles), 3), **common)
         else:
             leg = ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), ncol=1, **common)
         for txt in leg.get_texts():
@@ -588,7 +590,7 @@ def _owner_labels(ax, axis: SegmentedAxis, band: Band, y: float, th: _style.Them
     x1 = axis.x_end(band.lasts)
     for a, b, owner in zip(x0, x1, band.owners):
         if owner and b - a >= 0.45:
-            ax.text((a + b) / 2, y, owner, ha="center", va="center", fontsize=th.small_size - 0.5,
+            ax.text((a + b) / 2, y, owner, ha="center", va="center", fontsize=th.small_size,
                     color=th.foreground, zorder=5, gid="layout:owner",
                     bbox=dict(boxstyle="round,pad=0.15", facecolor=th.axes_background, edgecolor="none", alpha=0.9))
 

@@ -142,7 +142,14 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
               f"{c['stage1']} stage-1 + {c['stage2']} stage-2")
     if nw.n_pasid_refs:
         totals += f"; + {nw.n_pasid_refs} for PASID resolution ({c['total']} in all)"
-    totals += f"   (cold {n}×{m} walk, 4 KiB leaves: (n+1)(m+1)−1 = {formula})"
+    made = c["pagetable"]
+    worst = f"a cold {n}×{m} walk with 4 KiB leaves at both stages makes (n+1)(m+1)−1 = {formula}"
+    if fault is not None:
+        totals += f"\nstopped at the fault; {worst}"
+    elif made == formula:
+        totals += f"\nthe worst case: {worst}"
+    else:
+        totals += f"\n{'fewer' if made < formula else 'more'} than {formula}: {worst}; larger leaves end walks early"
     fault_cell = owner = None
     fault_text = ""
     records: list[str] = []
@@ -160,7 +167,7 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
     else:
         ps = ""
         if nw.s1_page_size and nw.s2_page_size:
-            ps = (f"   (stage-1 leaf {fmt_size(nw.s1_page_size)}, stage-2 leaf {fmt_size(nw.s2_page_size)}:"
+            ps = (f"\n(stage-1 leaf {fmt_size(nw.s1_page_size)}, stage-2 leaf {fmt_size(nw.s2_page_size)}:"
                   f" IOTLB entry up to {fmt_size(nw.page_size)})")
         result_text = f"IOVA {fmt_addr(nw.iova)} → GPA {fmt_addr(nw.gpa)} → HPA {fmt_addr(nw.output)}{ps}"
     plat = f" on {nw.platform}" if getattr(nw, "platform", "") else ""
@@ -172,7 +179,7 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
 # -- drawing -----------------------------------------------------------------------------------
 def _size(data: NestedData, *, legend: bool = True) -> tuple[float, float]:
     extra = (0.9 if data.pasid_cells else 0.0) + (0.55 if data.fault_records else 0.0)
-    return (max(8.5, 2.4 + 1.55 * data.cols), 2.3 + 0.95 * data.rows + extra)
+    return (min(_style.FIG_WIDTH, 2.4 + 1.4 * data.cols), 3.0 + 1.05 * data.rows + 1.3 * extra)
 
 
 def nested_walk(nw: Any, *, ax=None, filename: str | os.PathLike | None = None, style: str = "light",
@@ -244,11 +251,11 @@ def draw_nested_walk(ax, data: NestedData, th: _style.Theme, *, owns_figure: boo
     # Numbers (on a small opaque disc so the hatch never hides them), level and address.
     for c in data.cells:
         x, y = xy(c.row, c.col)
-        ax.text(x + W / 2, y + H * 0.6, str(c.seq), ha="center", va="center", fontsize=th.font_size + 3,
+        ax.text(x + W / 2, y + H * 0.72, str(c.seq), ha="center", va="center", fontsize=th.font_size + 2,
                 weight="bold", color=th.foreground, zorder=4, gid="nested:seq",
                 bbox=dict(boxstyle="circle,pad=0.18", facecolor=th.axes_background, edgecolor="none"))
-        ax.text(x + W / 2, y + H * 0.17, f"{c.label}  {fmt_addr(c.address)}", ha="center", va="center",
-                fontsize=th.small_size - 2.0, family=mono, color=th.foreground, zorder=4, gid="nested:ref",
+        ax.text(x + W / 2, y + H * 0.27, f"{c.label}\n{fmt_addr(c.address)}", ha="center", va="center",
+                fontsize=th.small_size, family=mono, color=th.foreground, zorder=4, gid="nested:ref",
                 bbox=dict(boxstyle="square,pad=0.08", facecolor=th.axes_background, edgecolor="none"))
     # The order, as a faint path through the cell centres.
     if len(data.cells) > 1:
@@ -303,14 +310,14 @@ def draw_nested_walk(ax, data: NestedData, th: _style.Theme, *, owns_figure: boo
     ax.text(-1.9, yb, data.totals_text, ha="left", va="top", fontsize=th.font_size, weight="bold",
             color=th.foreground, gid="nested:totals")
     lines = [data.result_text] + ([data.fault_text] if data.fault_text else []) + data.fault_records
-    ax.text(-1.9, yb - 0.32, "\n".join(lines), ha="left", va="top", fontsize=th.small_size, color=th.foreground,
+    ax.text(-1.9, yb - 0.55, "\n".join(lines), ha="left", va="top", fontsize=th.small_size, color=th.foreground,
             gid="nested:result", wrap=False)
-    bottom = yb - 0.4 - 0.22 * len(lines)
+    bottom = yb - 0.65 - 0.3 * sum(1 + x.count("\n") for x in lines)
     right = data.cols * (W + GAP) + (1.6 if data.fault_cell else 0.2)
     ax.set_xlim(-1.95, right)
     ax.set_ylim(bottom, top + 0.05)
     ax.set_axis_off()
-    ax.set_title(data.title, fontsize=th.title_size, color=th.foreground, loc="left")
+    ax.set_title(_style.wrap(data.title, th), fontsize=th.title_size, color=th.foreground, loc="left")
     if legend:
         handles = []
         keys = [k for k in ("nested-s1", "nested-s2", "nested-cfg", "nested-none") if k in drawn or (

@@ -4,7 +4,7 @@
 page, each box as wide as the IOVA span the table covers. The IOVA axis is the segmented axis
 of the layout figure (``render.axis``): stretches no bottom table covers are compressed to a
 narrow break, so 8 GiB of mappings in a 48-bit space is readable; inside a segment positions
-are linear. Each box is shaded by its occupancy (entries used / total) on ``cividis`` with a
+are linear. Each box is shaded by its occupancy (entries used / total), pale to saturated brown, with a
 colourbar; a strip under the bands shows the leaves by page size (colour *and* hatch, legend);
 each band carries its table count and memory (``4,096 × 4 KiB = 16 MiB``).
 
@@ -35,7 +35,10 @@ __all__ = ["pagetable", "draw_pagetable", "PAGETABLE", "pagetable_data", "Pageta
 #: Boxes narrower than this fraction of the axis (about a pixel at 200 dpi on a 12-inch
 #: figure) are aggregated with their neighbours.
 AGGREGATE_EPS = 1.0 / 2400.0
-CMAP = "cividis"
+CMAP = "occupancy"
+#: Pale (few entries used) to saturated (full): light enough at the empty end that a sparse
+#: table never reads as a black block, and unlike every page-size colour of the leaves.
+OCCUPANCY_COLORS = ("#fbf1cf", "#f6c667", "#d9822b", "#8c4a16")
 
 
 @dataclass
@@ -205,7 +208,7 @@ def _iova_of(f: Any, off: int) -> int:
 
 
 def _size(data: PagetableData, *, legend: bool = True, colorbar: bool = True) -> tuple[float, float]:
-    return (12.0, 1.9 + 0.55 * (len(data.bands) + 1))
+    return (_style.FIG_WIDTH, 2.6 + 0.62 * (len(data.bands) + 1))
 
 
 def pagetable(pt: Any, *, ax=None, filename: str | os.PathLike | None = None, style: str = "light",
@@ -254,7 +257,7 @@ def draw_pagetable(ax, data: PagetableData, th: _style.Theme, *, owns_figure: bo
     from matplotlib.colors import Normalize
     from matplotlib.patches import Patch
 
-    cmap = matplotlib.colormaps[CMAP]
+    cmap = matplotlib.colors.LinearSegmentedColormap.from_list(CMAP, OCCUPANCY_COLORS)
     norm = Normalize(0.0, 1.0)
     f = data.tree.fmt
     H = 0.82
@@ -275,7 +278,7 @@ def draw_pagetable(ax, data: PagetableData, th: _style.Theme, *, owns_figure: bo
     for k, band in enumerate(data.bands):
         y = -k
         coll = PolyCollection(_verts(band.x0, band.x1, y - H / 2, y + H / 2), array=band.occupancy, cmap=cmap,
-                              norm=norm, edgecolors=th.axes_background if band.x0.size < 400 else "face",
+                              norm=norm, edgecolors=th.muted if band.x0.size < 400 else "face",
                               linewidths=0.4, zorder=2, gid=f"pagetable:level-{band.level}")
         ax.add_collection(coll)
         collections[band.level] = coll
@@ -318,16 +321,16 @@ def draw_pagetable(ax, data: PagetableData, th: _style.Theme, *, owns_figure: bo
             labels.append(fmt_addr(_iova_of(f, (1 << f.va_bits) - 1 if f.va_bits < 64 else U64_MAX)))
         else:
             labels.append(fmt_addr(_iova_of(f, a)))
-    ax.set_xticks([x for x, _ in kept], labels, fontsize=th.small_size - 0.5, rotation=20, ha="right")
+    ax.set_xticks([x for x, _ in kept], labels, fontsize=th.small_size, rotation=20, ha="right")
     for sp in ("top", "right"):
         ax.spines[sp].set_visible(False)
-    ax.set_xlabel("IOVA (segmented axis: ≈ marks a compressed stretch with no table below it)",
+    ax.set_xlabel("IOVA, not to scale: ≈ marks a compressed stretch with no table below it",
                   fontsize=th.small_size, color=th.muted)
-    ax.set_title(data.title, fontsize=th.title_size, color=th.foreground, loc="left")
+    ax.set_title(_style.wrap(data.title, th), fontsize=th.title_size, color=th.foreground, loc="left")
     if colorbar:
         sm = ScalarMappable(norm=norm, cmap=cmap)
         cb = _style.root_figure(ax).colorbar(sm, ax=ax, fraction=0.03, pad=0.01)
-        cb.set_label("entries used / total", fontsize=th.small_size, color=th.foreground)
+        cb.set_label("share of a table's entries in use", fontsize=th.small_size, color=th.foreground)
         cb.ax.tick_params(labelsize=th.small_size, colors=th.foreground)
         cb.outline.set_edgecolor(th.muted)
     if legend and leaf_keys:
@@ -340,8 +343,12 @@ def draw_pagetable(ax, data: PagetableData, th: _style.Theme, *, owns_figure: bo
             if cat.hatch:
                 h.set_hatchcolor(_style.hatch_color(face))
             handles.append(h)
-        leg = ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=min(4, len(handles)),
-                        fontsize=th.small_size, frameon=True, borderaxespad=0.1)
+        if owns_figure:
+            leg = _style.root_figure(ax).legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)),
+                                                fontsize=th.small_size, frameon=False)
+        else:
+            leg = ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=min(3, len(handles)),
+                            fontsize=th.small_size, frameon=True, borderaxespad=0.1)
         leg.get_frame().set_alpha(1.0)
     return collections
 

@@ -328,7 +328,7 @@ def _title(data: dict) -> str:
     if "question" in data:
         return data["question"]
     s = data["summary"]
-    return (f"{data['target']} ({data['kind']}, {data['policy']} invalidation): {data['accesses']:,} accesses, "
+    return (f"{data['target']} ({data['kind']}, {data['policy']} invalidation): {data['accesses']:,} accesses,\n"
             f"IOTLB hit rate {float(s['iotlb_hit_rate']):.1%}, {float(s['refs_per_access']):.3g} references per access")
 
 
@@ -336,7 +336,7 @@ def _head(axes, d: dict, th, title: str | None, owns_figure: bool) -> None:
     """The figure's title: above the panels of a figure made for them, else over the first panel."""
     head = title if title is not None else _title(d)
     if owns_figure:
-        _style.root_figure(axes[0]).suptitle(head, fontsize=th.title_size, color=th.foreground, x=0.01, ha="left")
+        _style.root_figure(axes[0]).suptitle(_style.wrap(head, th), fontsize=th.title_size, color=th.foreground, x=0.01, ha="left")
     else:
         axes[0].set_title(head + "\n" + axes[0].get_title(), fontsize=th.font_size, loc="left", color=th.foreground)
 
@@ -354,16 +354,16 @@ def _split(host, *, owns_figure: bool, grid: dict, places, boxes) -> list:
 
 def _replay_panels(host, *, owns_figure: bool) -> list:
     axes = _split(host, owns_figure=owns_figure,
-                  grid=dict(nrows=2, ncols=2, width_ratios=[3.2, 1.0], height_ratios=[1.6, 1.0]),
-                  places=((0, 0), (1, 0), (slice(None), 1)),
-                  boxes=((0.0, 0.42, 0.68, 0.58), (0.0, 0.0, 0.68, 0.32), (0.8, 0.0, 0.2, 1.0)))
+                  grid=dict(nrows=3, ncols=1, height_ratios=[1.6, 1.0, 1.0]),
+                  places=((0, 0), (1, 0), (2, 0)),
+                  boxes=((0.0, 0.58, 1.0, 0.42), (0.0, 0.3, 1.0, 0.22), (0.0, 0.0, 1.0, 0.22)))
     axes[1].sharex(axes[0])
     return axes
 
 
 def _whatif_panels(host, *, owns_figure: bool) -> list:
-    axes = _split(host, owns_figure=owns_figure, grid=dict(nrows=1, ncols=2), places=((0, 0), (0, 1)),
-                  boxes=((0.0, 0.0, 0.46, 1.0), (0.54, 0.0, 0.46, 1.0)))
+    axes = _split(host, owns_figure=owns_figure, grid=dict(nrows=2, ncols=1), places=((0, 0), (1, 0)),
+                  boxes=((0.0, 0.54, 1.0, 0.46), (0.0, 0.0, 1.0, 0.46)))
     axes[1].sharey(axes[0])
     return axes
 
@@ -385,7 +385,7 @@ def draw_whatif(axes, data: WhatIfData, th, *, owns_figure: bool = True, title: 
 
 
 def _legend(a, handles, th, **kw):
-    kw = {"loc": "upper left", "fontsize": th.small_size - 0.5, "frameon": True, **kw}
+    kw = {"loc": "upper left", "fontsize": th.small_size, "frameon": True, **kw}
     leg = a.legend(handles=handles, **kw)
     leg.get_frame().set_alpha(1.0)
     return leg
@@ -411,7 +411,7 @@ def _patch_handle(key: str, th, label: str, *, face: str | None = None, hatch: s
 
 
 def _text(a, x, y, s, th, *, ha="left", va="center", gid="replay:value", transform=None, size=None):
-    return a.text(x, y, s, ha=ha, va=va, fontsize=size or th.small_size - 0.5, color=th.foreground, gid=gid,
+    return a.text(x, y, s, ha=ha, va=va, fontsize=size or th.small_size, color=th.foreground, gid=gid,
                   transform=transform or a.transData,
                   bbox=dict(boxstyle="round,pad=0.12", facecolor=th.axes_background, edgecolor="none"))
 
@@ -468,7 +468,7 @@ def _draw_replay(axes, d: dict, th) -> None:
         why[note] = why.get(note, 0) + 1
     late = fl["count"] - inside.size
     flush_label = (f"domain flush ({fl['count']:,}" + (": " + ", ".join(f"{v:,} {k}" for k, v in why.items()) if why else "")
-                   + (f"; {late:,} after the last access" if late else "") + ")")
+                   + (f";\n{late:,} after the last access" if late else "") + ")")
     handles = [
         _line_handle("rp-refs", th, f"page-table references ({d['total_refs']:,}; {float(s['refs_per_access']):.3g}/access)"),
         _line_handle("rp-misses", th, f"IOTLB misses ({d['total_misses']:,} of {d['accesses']:,} accesses)"),
@@ -476,7 +476,8 @@ def _draw_replay(axes, d: dict, th) -> None:
     ]
     for key, ev in (("rp-map", d["maps"]), ("rp-unmap", d["unmaps"])):
         handles.append(_line_handle(key, th, f"{_style.category(key).label} rows ({ev['count']:,})"))
-    _legend(a, handles, th, ncols=2)
+    _legend(a, handles, th, loc="upper left", ncols=1)
+    a.set_ylim(-0.1 * top, top * 2.0)  # room for the legend above the curves
     inv, nfl = int(s["invalidations"]), int(s["flushes"])
     totals = (f"{inv:,} range invalidation{'s' if inv != 1 else ''} · {nfl:,} flush{'es' if nfl != 1 else ''}"
               f" · {int(s['iotlb_invalidated']):,} IOTLB entries invalidated"
@@ -526,10 +527,9 @@ def _draw_replay(axes, d: dict, th) -> None:
     c.set_xlim(0, 1.6)
     c.set_xticks([0, 0.5, 1.0], ["0", "50%", "100%"])
     c.set_ylim(-0.7, len(rows) - 0.3)
-    c.set_title("(c) hit rate per cache\n(entries)", fontsize=th.font_size, loc="left", color=th.foreground)
+    c.set_title("(c) hit rate per cache (entries)", fontsize=th.font_size, loc="left", color=th.foreground)
     if used:
-        _legend(c, [_patch_handle(k, th, _style.category(k).label) for k in used], th, loc="upper left",
-                bbox_to_anchor=(0.0, -0.06), ncols=1)
+        _legend(c, [_patch_handle(k, th, _style.category(k).label) for k in used], th, loc="lower right", ncols=1)
 
 
 def _thin(x: np.ndarray, limit: int) -> np.ndarray:
@@ -632,7 +632,7 @@ def _draw_whatif(axes, d: dict, th) -> None:
         a.set_title("(a) page-table references per access", fontsize=th.font_size, loc="left", color=th.foreground)
     b.set_xlim(0, 1.25)
     b.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "25%", "50%", "75%", "100%"])
-    b.tick_params(labelleft=False)
+    b.set_yticks(ypos, [r["label"] for r in rows], fontsize=th.small_size)
     b.set_title("(b) IOTLB hit rate", fontsize=th.font_size, loc="left", color=th.foreground)
     for p in (a, b):
         p.grid(True, axis="x", color=th.grid, lw=0.5)
@@ -642,16 +642,16 @@ def _draw_whatif(axes, d: dict, th) -> None:
                for k, label in d["series"].items()]
     what = {"mode": "mode", "pgsizes": "page sizes"}.get(d["by"], "page sizes · flush policy")
     _legend(b, handles, th, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=min(3, len(handles)),
-            title=what, title_fontsize=th.small_size - 0.5, alignment="right")
+            title=what, title_fontsize=th.small_size, alignment="right")
     d.update(drawn)
     d["ypos"] = ypos
 
 
 #: The replay figure: ``replay_data`` drawn by ``draw_replay`` in three panels.
-REPLAY = Renderer("replay", replay_data, draw_replay, lambda data, **_: (12.0, 5.2), options=("title",),
+REPLAY = Renderer("replay", replay_data, draw_replay, lambda data, **_: (_style.FIG_WIDTH, 9.5), options=("title",),
                   panels=_replay_panels)
 #: The what-if figure: ``whatif_data`` drawn by ``draw_whatif`` in two panels.
 WHATIF = Renderer("replay", whatif_data, draw_whatif,
-                  lambda data, **_: (12.0, 1.6 + 0.32 * len(data.rows) + 0.25 * len(data.platforms)),
+                  lambda data, **_: (_style.FIG_WIDTH, 2.4 + 2 * (0.8 + 0.34 * len(data.rows) + 0.3 * len(data.platforms))),
                   options=("title",), panels=_whatif_panels)
 register(replay, "mpl", Replay, WhatIf)

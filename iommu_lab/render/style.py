@@ -13,6 +13,14 @@ vanishes on a dark notebook theme.
 
 ``save`` writes by suffix (``.svg``, ``.png``, ``.pdf``); SVG is byte-identical across runs
 (fixed ``svg.hashsalt``, no date metadata), PNG is written at 200 dpi.
+
+Text is sized for where the figures are read. A JupyterLab cell is about 900 CSS px wide and
+shows an inline figure at 96 px per inch, shrinking anything wider; so a figure is at most
+``FIG_WIDTH`` = 9.375 in (900 px) wide and no text is under ``MIN_TEXT_PT`` = 10 pt, which is then
+10 pt as displayed. The ``"slides"`` and ``"slides-dark"`` styles draw the same picture
+1.3 times larger (12.2 in wide, text at least 13 pt) for a 16:9 review deck, where it fills
+the slide's width at its own size. Inline PNGs are rendered at twice the display resolution
+and shown at their CSS size, so they stay crisp on HiDPI screens.
 """
 
 from __future__ import annotations
@@ -44,10 +52,27 @@ __all__ = [
     "save",
     "rc_context",
     "PNG_DPI",
+    "DISPLAY_DPI",
+    "CELL_WIDTH_PX",
+    "FIG_WIDTH",
+    "MIN_TEXT_PT",
+    "SLIDE_WIDTH_IN",
     "SAVE_FORMATS",
+    "displayed_pt",
+    "png_for_display",
+    "wrap",
 ]
 
 PNG_DPI = 200
+#: Width of a JupyterLab output cell in CSS px, and CSS px per inch of an inline figure.
+CELL_WIDTH_PX = 900
+DISPLAY_DPI = 96
+#: Widest default figure (inches): exactly a 900 px cell at 96 px/in without shrinking.
+FIG_WIDTH = 9.375
+#: Smallest text at its displayed size, in points, in a notebook cell and on a slide.
+MIN_TEXT_PT = 10.0
+#: Width of the body of a 16:9 slide (13.33 in) inside its margins.
+SLIDE_WIDTH_IN = 12.2
 SAVE_FORMATS = (".svg", ".png", ".pdf")
 SVG_HASHSALT = "iommu_lab"
 
@@ -81,9 +106,11 @@ class Theme:
     outside: str
     font_family: str = "DejaVu Sans"
     mono_family: str = "DejaVu Sans Mono"
-    font_size: float = 9.0
-    small_size: float = 7.5
-    title_size: float = 11.0
+    font_size: float = 11.0
+    small_size: float = 10.0
+    title_size: float = 12.5
+    #: Figure size and every font are multiplied by this (1.3 for slides).
+    scale: float = 1.0
 
 
 THEMES: dict[str, Theme] = {
@@ -110,6 +137,37 @@ THEMES: dict[str, Theme] = {
         outside="#5c5c64",
     ),
 }
+_SLIDE_SCALE = 1.3
+for _base in ("light", "dark"):
+    _b = THEMES[_base]
+    _name = "slides" if _base == "light" else "slides-dark"
+    THEMES[_name] = Theme(**{**_b.__dict__, "name": _name, "scale": _SLIDE_SCALE,
+                             "font_size": _b.font_size * _SLIDE_SCALE, "small_size": _b.small_size * _SLIDE_SCALE,
+                             "title_size": _b.title_size * _SLIDE_SCALE})
+
+
+def wrap(text: str, th: Theme, *, size: float | None = None, width_in: float | None = None) -> str:
+    """``text`` broken into lines that fit ``width_in`` (default: the figure width) at ``size`` pt."""
+    import textwrap
+
+    size = size or th.title_size
+    width_in = (width_in or FIG_WIDTH) * th.scale
+    chars = max(20, int(width_in * 72 / (0.56 * size)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def displayed_pt(font_pt: float, fig_width_in: float, where: str = "notebook") -> float:
+    """The size in points at which text of ``font_pt`` reads once its figure is placed.
+
+    ``"notebook"``: the figure is shown at 96 CSS px per inch and shrunk to fit a 900 px cell,
+    so text shrinks by ``900 / (width * 96)`` when the figure is wider than the cell.
+    ``"slide"``: the figure is scaled to the width of a 16:9 slide's body (12.2 in).
+    """
+    if where == "notebook":
+        return font_pt * min(1.0, CELL_WIDTH_PX / (fig_width_in * DISPLAY_DPI))
+    if where == "slide":
+        return font_pt * SLIDE_WIDTH_IN / fig_width_in
+    raise ValueError(f"unknown place {where!r}; choose 'notebook' or 'slide'")
 
 
 def theme(style: str | Theme) -> Theme:
@@ -161,13 +219,13 @@ for _args in (
     ("allowed", "allowed (user)", OKABE_ITO["green"], "//", "allowed"),
     ("resv-direct", "reserved: direct", OKABE_ITO["purple"], "++", "reserved"),
     ("resv-direct-relaxable", "reserved: direct-relaxable", PETROFF["brown"], "\\\\", "reserved"),
-    ("resv-reserved", "reserved: reserved", OKABE_ITO["vermillion"], "xx", "reserved"),
+    ("resv-reserved", "reserved region", OKABE_ITO["vermillion"], "xx", "reserved"),
     ("resv-msi", "reserved: msi", OKABE_ITO["orange"], "oo", "reserved"),
     ("resv-sw-msi", "reserved: sw-msi", OKABE_ITO["yellow"], "..", "reserved"),
     ("resv-user", "reserved by user", PETROFF["violet"], "--", "reserved"),
     ("resv-aperture", "outside aperture / windows", "theme:outside", "//", "reserved"),
     ("free", "free (allocatable)", "theme:free", "", "mapped"),
-    ("mapped", "mapped area", OKABE_ITO["blue"], "", "mapped"),
+    ("mapped", "mapped area (page size not known)", "theme:muted", "xx", "mapped"),
 ):
     register_category(*_args)
 
@@ -243,6 +301,12 @@ def rc_context(th: Theme):
         {
             "font.family": th.font_family,
             "font.size": th.font_size,
+            "legend.fontsize": th.small_size,
+            "legend.title_fontsize": th.small_size,
+            "xtick.labelsize": th.small_size,
+            "ytick.labelsize": th.small_size,
+            "axes.labelsize": th.small_size,
+            "axes.titlesize": th.font_size,
             "text.color": th.foreground,
             "axes.labelcolor": th.foreground,
             "axes.edgecolor": th.muted,
@@ -267,19 +331,21 @@ class LabFigure(Figure):
     inline backend *is* active IPython's own formatter takes precedence, so nothing shows twice.
     """
 
-    def _repr_png_(self) -> bytes:
-        import io
-
-        buf = io.BytesIO()
-        self.savefig(buf, format="png", dpi=DISPLAY_DPI, facecolor=self.get_facecolor())
-        return buf.getvalue()
+    def _repr_png_(self):
+        return png_for_display(self)
 
 
-#: Resolution of figures shown inline in notebooks (files use PNG_DPI).
-DISPLAY_DPI = 100
+def png_for_display(fig: Figure) -> tuple[bytes, dict[str, int]]:
+    """PNG bytes at twice ``DISPLAY_DPI`` and the CSS size to show them at (HiDPI-crisp)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=2 * DISPLAY_DPI, facecolor=fig.get_facecolor(), metadata={"Software": None})
+    w, h = fig.get_size_inches()
+    return buf.getvalue(), {"width": round(w * DISPLAY_DPI), "height": round(h * DISPLAY_DPI)}
 
 
-def new_figure(ax=None, *, style: str | Theme = "light", figsize: tuple[float, float] = (12.0, 3.0)):
+def new_figure(ax=None, *, style: str | Theme = "light", figsize: tuple[float, float] = (FIG_WIDTH, 3.0)):
     """A themed ``(fig, ax, theme)``: a new OO-API Figure, or the figure of the given Axes.
 
     With ``ax`` the caller owns the figure: only the Axes is themed (opaque facecolour, text

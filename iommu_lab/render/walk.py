@@ -232,11 +232,11 @@ def walk_data(w: Any, *, title: str | None = None) -> WalkData:
 # -- drawing -----------------------------------------------------------------------------------
 ROW_H = 1.0
 BAR_Y = 0.0
-X_LEVEL, X_TABLE, X_INDEX, X_RAW, X_DEC, X_END = 0.0, 13.0, 31.0, 38.5, 59.0, 100.0
+X_LEVEL, X_TABLE, X_INDEX, X_RAW, X_DEC, X_END = 0.0, 15.0, 26.0, 31.5, 52.0, 100.0
 
 
 def _size(data: WalkData) -> tuple[float, float]:
-    return (12.0, 2.1 + 0.6 * (len(data.rows) + 1))
+    return (_style.FIG_WIDTH, 2.4 + 0.62 * (len(data.rows) + 1))
 
 
 def walk(w: Any, *, ax=None, filename: str | os.PathLike | None = None, style: str = "light",
@@ -310,8 +310,8 @@ def draw_walk(ax, data: WalkData, th: _style.Theme, *, owns_figure: bool = True)
             val = "0"
         ax.text(cx, y_bar + bar_h / 2, val, ha="center", va="center", fontsize=ss, family=mono, color=th.foreground,
                 bbox=_label_box(th), zorder=4, gid="walk:field-value")
-        ax.text(x0, y_bar - 0.08, str(bf.hi), ha="left", va="top", fontsize=ss - 1, color=th.muted, gid="walk:bit")
-    ax.text(X_END, y_bar - 0.08, "0", ha="right", va="top", fontsize=ss - 1, color=th.muted, gid="walk:bit")
+        ax.text(x0, y_bar - 0.08, str(bf.hi), ha="left", va="top", fontsize=ss, color=th.muted, gid="walk:bit")
+    ax.text(X_END, y_bar - 0.08, "0", ha="right", va="top", fontsize=ss, color=th.muted, gid="walk:bit")
     for bf, x0, x1 in drawn_fields:
         if bf.fault:
             ax.text((x0 + x1) / 2, y_bar - 0.08, "fault here", ha="center", va="top", fontsize=ss, weight="bold",
@@ -350,7 +350,7 @@ def draw_walk(ax, data: WalkData, th: _style.Theme, *, owns_figure: bool = True)
         ax.text(X_DEC + 0.4, yc + h * 0.2, r.decoded, ha="left", va="center", fontsize=ss,
                 color=fault_face if r.fault and th.name == "dark" else th.foreground,
                 weight="bold" if r.fault else "normal", gid="walk:row-decoded", zorder=3)
-        ax.text(X_DEC + 0.4, yc - h * 0.24, r.fields, ha="left", va="center", fontsize=ss - 1, family=mono,
+        ax.text(X_DEC + 0.4, yc - h * 0.24, r.fields, ha="left", va="center", fontsize=ss, family=mono,
                 color=th.muted, gid="walk:row-fields", zorder=3)
 
     # -- the end: result or fault -------------------------------------------------------------------
@@ -389,7 +389,7 @@ def draw_walk(ax, data: WalkData, th: _style.Theme, *, owns_figure: bool = True)
     ax.set_xlim(-0.5, X_END + 0.5)
     ax.set_ylim(y_end - 0.35, y_bar + bar_h + 0.75)
     ax.set_axis_off()
-    ax.set_title(data.title, fontsize=th.title_size, color=th.foreground, loc="left")
+    ax.set_title(_style.wrap(data.title, th), fontsize=th.title_size, color=th.foreground, loc="left")
     return {"fields": drawn_fields, "arrows": drawn_arrows, "row_y": row_y}
 
 
