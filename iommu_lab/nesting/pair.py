@@ -1,6 +1,6 @@
 """A guest stage-1 table nested on a host stage-2 table: construction, PASID binding, the verbs.
 
-Ownership (rulebook §2.1): stage 1 (VT-d first stage, SMMU stage 1, AMD guest/v2 table) maps
+Ownership (iommufd's ``IOMMU_HWPT_ALLOC`` of a nested HWPT on a nest parent): stage 1 (VT-d first stage, SMMU stage 1, AMD guest/v2 table) maps
 gIOVA -> GPA and is **owned by the guest**; its table pointers, the root included, are GPAs.
 Stage 2 (VT-d second stage, SMMU stage 2, AMD host/v1 table) maps GPA -> HPA and is **owned by
 the host**: the iommufd nest parent (``IOMMU_HWPT_ALLOC_NEST_PARENT``) filled from an IOAS.
@@ -189,7 +189,7 @@ class NestedPair:
         memory that the host writes once). Page-table binding on SMMUv3/AMD puts the CD/GCR3
         table in host memory instead (what the RFC's per-PASID ``BIND_PGTABLE`` would have
         done); PASID-table binding on VT-d is refused: its hardware never walks a guest PASID
-        table (QEMU shadows guest PASID entries, rulebook §4.1).
+        table (QEMU shadows guest PASID entries, ``vtd_pasid_cache_sync``).
         """
         family = self.iommu_family
         binding = Binding(binding if binding is not None else DEFAULT_STAGE1_BINDING[family])

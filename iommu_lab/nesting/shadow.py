@@ -15,7 +15,7 @@ Either way ``vfio_iommu_map_notify`` (hw/vfio/common.c) turns the gIOVA -> GPA e
 and calls ``vfio_container_dma_map(iova=gIOVA, vaddr=HVA)``: the host kernel pins the pages and
 writes the shadow PTEs, then flushes the host IOTLB. The DMA walk afterwards is native (m
 references for an m-level host table) — the cost moved from walk time to map/unmap time
-(rulebook §3). :class:`ShadowCosts` counts that map-time work; :func:`compare_costs` runs one
+(QEMU ``vtd_iotlb_page_invalidate_notify``). :class:`ShadowCosts` counts that map-time work; :func:`compare_costs` runs one
 workload on hardware nesting and on shadowing and puts the two side by side.
 """
 

@@ -1,6 +1,6 @@
 """The hardware two-dimensional walk: stage 1 over stage 2, one reference at a time.
 
-The 2-D walk (rulebook §2.2; QEMU ``smmu-common.c`` ``translate_table_addr_ipa`` translates every
+The 2-D walk (QEMU ``smmu-common.c`` ``translate_table_addr_ipa`` translates every
 stage-1 table address through stage 2, and VT-d's PGTT=NESTED PASID entry holds a GPA first-stage
 pointer next to an HPA second-stage pointer): before each stage-1 entry can be read, the GPA of
 the table holding it is walked through stage 2, and the entry is then loaded from *host* memory
@@ -47,7 +47,7 @@ __all__ = ["NestedRef", "NestedWalk", "RefRole", "nested_walk", "nested_walk_ref
 def nested_walk_refs(n: int, m: int | Sequence[int]) -> int:
     """Page-table references of a cold 2-D walk: ``n`` stage-1 levels over an ``m``-level stage 2.
 
-    ``(n+1)(m+1) - 1 = n*m + n + m`` (Bhargava et al., ASPLOS 2008; rulebook §2.2): each of the
+    ``(n+1)(m+1) - 1 = n*m + n + m`` (Bhargava et al., ASPLOS 2008): each of the
     ``n`` stage-1 table addresses (root included) costs an ``m``-reference stage-2 walk before the
     stage-1 entry is read, and the output GPA costs one more stage-2 walk. ``m`` may be a list of
     the ``n + 1`` actual stage-2 walk depths when stage-2 large leaves shorten some of them.

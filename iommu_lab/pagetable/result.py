@@ -176,7 +176,8 @@ class Walk:
         if self.result:
             r = self.result
             return (
-                f"=> pa {fmt_addr(r.pa)} ({fmt_size(r.size)} {self.fmt.level_name(r.level)} leaf, {r.perm}), "
+                f"=> pa {fmt_addr(r.pa)} ({fmt_size(r.size)} {self.fmt.level_name(r.level)} leaf, "
+                f"{self.fmt.perm_text(r.perm)}), "
                 f"{self.references} memory reference(s)"
             )
         f = self.fault
