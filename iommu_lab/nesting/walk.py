@@ -371,6 +371,19 @@ def nested_walk(pair: Any, iova: int, *, access: Any = "r", pasid: int | None = 
                 return result(gpa=iova, fault=NestedFault.from_walk(
                     Stage.STAGE2, w2, FaultSite.INPUT, iova, iova, entry_address=None, raw=None))
             return result(gpa=iova, out=w2.pa, s2ps=w2.page_size)
+        if look.pgtt is Pgtt.FIRST_STAGE:
+            # PGTT=FIRST_STAGE (``intel_pasid_setup_first_level``): FSPTPTR is a host-physical
+            # root and the first stage alone translates -- no stage-2 walk of its tables or of
+            # its output (VT-d spec, "first-stage translation"; ``pasid_pte_config_first_level``).
+            w1 = _walk(pair.stage1, iova, access=access, root=look.stage1_root, memory=host)
+            for i, st in enumerate(w1.steps):
+                r.add(Stage.STAGE1, st.level, st.read_address, st.raw, st.entry.fields, i, 0,
+                      f"S1 {st.name} entry [{st.index}] (PGTT=FIRST_STAGE, host-physical table)",
+                      RefRole.S1_ENTRY, st.table, st.index, name=st.name)
+            if not w1.ok:
+                return result(fault=NestedFault.from_walk(Stage.STAGE1, w1, FaultSite.INPUT, iova, iova,
+                                                          write=_is_write(access)))
+            return result(out=w1.pa, s1ps=w1.page_size)
         s1_root = look.stage1_root
 
     # Stage 1, through the page-table layer's walker; its seam translates every entry address.
@@ -460,6 +473,8 @@ def translate_batch(pair: Any, iovas: Any, *, access: Any = "r", pasid: int | No
             z = np.full(iv.shape, -1, dtype=np.int8)
             return TranslatedBatch(iv, np.zeros_like(iv), np.ones(iv.shape, bool), np.zeros_like(iv), z, z.copy(),
                                    np.zeros((f1.top_level + 1, iv.size), np.uint64))
+        if look.pgtt is Pgtt.FIRST_STAGE:  # host-physical first stage alone (see nested_walk)
+            return translate(f1, pair.host_memory, look.stage1_root, iovas, access=access, paths=True)
         root = look.stage1_root
     b1 = translate(f1, pair.guest_memory, root, iovas, access=access, paths=True)
     pa = np.zeros_like(b1.pa)
