@@ -205,3 +205,74 @@ def test_check_u64_and_exact_int_refuse_floats_and_name_the_value():
     # a huge value is named by its width, not printed in full
     with pytest.raises(ValueError, match="a 1001-bit number"):
         check_u64(1 << 1000, "iova")
+
+
+# -- one grammar for every reader ------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    ["0x1000,0x1fff", "0x1000, 0x1fff", "[0x1000, 0x1fff]", "0x1000..0x1fff", "0x1000+4K", "1G", "45-bit",
+     "1G..2G", "0xfee0_0000..0xfeef_ffff"],
+)
+def test_rangeset_reads_one_range_text_as_iovarange_does(text):
+    assert RangeSet.parse(text) == RangeSet([IovaRange.parse(text)])
+
+
+def test_rangeset_comma_pair_is_start_and_last_not_two_sizes():
+    assert RangeSet.parse("0x1000,0x1fff").ranges == (IovaRange(0x1000, 0x1FFF),)
+
+
+def test_rangeset_refuses_a_bare_number_in_a_list_of_ranges_as_ambiguous():
+    with pytest.raises(ValueError, match="ambiguous"):
+        RangeSet.parse("0x0..0xfff, 1G")
+
+
+@given(st.lists(st.tuples(st.integers(0, U64_MAX), st.integers(0, U64_MAX)), max_size=6))
+def test_str_of_a_range_and_a_set_reads_back(pairs):
+    rs = RangeSet([(min(a, b), max(a, b)) for a, b in pairs])
+    assert RangeSet.parse(str(rs)) == rs
+    for r in rs:
+        assert IovaRange.parse(str(r)) == r
+
+
+@pytest.mark.parametrize("text", ["2^99999999999", "99999999999-bit", "9" * 100_000, "2**65", "0x" + "f" * 5000])
+def test_huge_sizes_are_refused_before_computing_with_a_short_message(text):
+    with pytest.raises(ValueError) as e:
+        parse_size(text)
+    assert len(str(e.value)) < 300
+
+
+@pytest.mark.parametrize("text", ["١٢٣", "0x1__0", "0x1_", "_1", "4iB", "0x12\u0663"])
+def test_non_ascii_digits_and_stray_underscores_are_not_numbers(text):
+    with pytest.raises(ValueError, match="cannot read"):
+        parse_size(text)
+
+
+def test_numpy_integers_are_sizes_but_bools_and_floats_are_not():
+    import numpy as np
+    assert parse_size(np.uint64(4096)) == 4096
+    for bad in (np.bool_(True), np.float64(4096.0), 4096.0, True):
+        with pytest.raises(TypeError):
+            parse_size(bad)
+
+
+def test_integral_floats_pass_only_where_a_reader_of_data_asks_for_them():
+    from iommu_lab.core.ranges import check_u64, exact_int
+
+    assert exact_int(4096.0, "iova", integral_floats=True) == 4096
+    with pytest.raises(ValueError, match="not a whole number"):
+        exact_int(4096.7, "iova", integral_floats=True)
+    with pytest.raises(ValueError, match="2\\^53"):
+        check_u64(2.0**60, "iova", integral_floats=True)
+    with pytest.raises(TypeError):
+        exact_int(4096.0, "iova")
+
+
+def test_parse_u64_reads_kernel_hex_and_refuses_what_machine_output_never_has():
+    from iommu_lab.core.ranges import parse_u64
+
+    assert parse_u64("fee00000", "base", base=16) == 0xFEE00000
+    assert parse_u64("0x1000", "iova") == 0x1000
+    with pytest.raises(ValueError, match="no '_'"):
+        parse_u64("fee0_0000", "base", base=16, underscores=False)
+    with pytest.raises(ValueError, match="outside the 64-bit"):
+        parse_u64("0x1" + "0" * 16, "iova")

@@ -20,7 +20,9 @@ from iommu_lab.core.ranges import (
                                    fmt_size,
                                    parse_address,
                                    parse_size,
+                                   parse_u64,
 )
 
 __all__ = ["EiB", "GiB", "IommuError", "IovaRange", "KiB", "MiB", "PiB", "RangeSet", "TiB", "U64_MAX",
-           "UnsupportedError", "fmt_addr", "fmt_size", "parse_address", "parse_size"]
+           "UnsupportedError", "fmt_addr", "fmt_size", "parse_address", "parse_size",
+           "parse_u64"]

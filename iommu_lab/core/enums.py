@@ -11,6 +11,8 @@ from __future__ import annotations
 import enum
 from typing import TypeVar
 
+from iommu_lab.core.errors import cut as _cut
+
 E = TypeVar("E", bound=enum.Enum)
 
 
@@ -33,11 +35,11 @@ def member_of(
         return value
     allowed = ", ".join(repr(m.value) for m in cls)
     if not isinstance(value, str):
-        raise non_text(f"{what} must be one of {allowed}, got {type(value).__name__} {value!r}")
+        raise non_text(f"{what} must be one of {allowed}, got {type(value).__name__} {_cut(repr(value))}")
     key = value.strip().lower()
     if underscores:
         key = key.replace("_", "-")
     for m in cls:
         if str(m.value).lower() == key:
             return m
-    raise ValueError(f"unknown {what} {value!r}; allowed: {allowed}")
+    raise ValueError(f"unknown {what} {_cut(repr(value))}; allowed: {allowed}")

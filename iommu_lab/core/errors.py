@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import errno as _errno
 
-__all__ = ["IommuError", "ERRNOS", "UnsupportedError"]
+__all__ = ["IommuError", "ERRNOS", "UnsupportedError", "cut"]
+
+def cut(text: str, limit: int = 80) -> str:
+    """``text`` cut to at most ``limit`` characters for an error message (``…`` marks the cut).
+
+    Every message that quotes a user's value goes through this, so a 100,000-character value
+    makes a readable one-line error, not a page of it: ``f"... {cut(repr(value))} ..."``.
+    """
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 #: The errno names the models use, with what each means in iommufd/VFIO terms.
 ERRNOS: dict[str, str] = {

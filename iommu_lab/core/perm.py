@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 
+from iommu_lab.core.errors import cut as _cut
+
 
 class Perm(enum.IntFlag):
     """Access permissions (``IOMMU_READ``/``IOMMU_WRITE``, execute, user)."""
@@ -38,7 +40,7 @@ class Perm(enum.IntFlag):
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise TypeError(
                 f"prot must be a string such as 'rw', an int of IOMMU_READ|IOMMU_WRITE bits or a Perm, "
-                f"got {type(value).__name__} {value!r}"
+                f"got {type(value).__name__} {_cut(repr(value))}"
             )
         if isinstance(value, int):
             if value < 0 or value & ~0xF:
@@ -50,7 +52,7 @@ class Perm(enum.IntFlag):
             if letter is None:
                 if ch in " -|":
                     continue
-                raise ValueError(f"prot {value!r} has unknown letter {ch!r}; use r, w, x (and u for user)")
+                raise ValueError(f"prot {_cut(repr(value))} has unknown letter {ch!r}; use r, w, x (and u for user)")
             out |= letter
         return out
 

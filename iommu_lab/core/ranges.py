@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Union
 
 from iommu_lab.core import display
+from iommu_lab.core.errors import cut
 
 __all__ = [
     "U64_MAX",
@@ -30,6 +31,8 @@ __all__ = [
     "RangeSet",
     "parse_size",
     "parse_address",
+    "parse_u64",
+    "MAX_NUMBER_TEXT",
     "fmt_addr",
     "fmt_size",
     "check_u64",
@@ -47,27 +50,50 @@ EiB = 1 << 60
 _UNITS = {"": 1, "K": KiB, "M": MiB, "G": GiB, "T": TiB, "P": PiB, "E": EiB}
 
 
-def exact_int(value: object, name: str) -> int:
-    """``value`` as an exact Python int: ints and numpy integer scalars pass, nothing else does.
+def exact_int(value: object, name: str, *, integral_floats: bool = False) -> int:
+    """``value`` as an exact Python int: ints and numpy integer scalars pass.
 
-    ``bool`` and ``float`` are refused even when integral: an address that arrived as a float
-    has already lost bits above 2**53, so accepting it would hide the loss.
+    ``bool`` (and numpy's ``bool_``) is always refused: ``True`` is not a count. A ``float``
+    (numpy's included) is refused by default, since an address that arrived as a float has
+    already lost the bits above 2**53; a reader of data (a TOML number, a column of a table)
+    passes ``integral_floats=True`` to accept a float that is exactly integral and at most
+    2**53 in size (``4096.0``), never one with a fraction (``4096.7``) or beyond 2**53.
 
     Raises
     ------
     TypeError
-        Naming ``name``, the type and the value given.
+        Naming ``name``, the type and the value given (cut to a readable length).
+    ValueError
+        For a float with a fraction, or one too large to be exact, when ``integral_floats``.
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    if type(value) is int:
+        return value
+    kind = getattr(getattr(value, "dtype", None), "kind", "") if type(value).__module__ == "numpy" else ""
+    if isinstance(value, bool) or kind == "b":
+        raise TypeError(f"{name} must be an int, got bool {value!r}")
+    if isinstance(value, int):
+        return int(value)
+    if kind in ("i", "u"):
         # numpy integer scalars are ints in every way that matters here.
-        if type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", "") in "iu":
-            return int(value)  # type: ignore[call-overload]
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {_cut(repr(value))}")
-    return value
+        return int(value)  # type: ignore[call-overload]
+    if isinstance(value, float) or kind == "f":
+        if not integral_floats:
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {_cut(repr(value))}")
+        f = float(value)  # type: ignore[arg-type]
+        if f != f or f in (float("inf"), float("-inf")) or not f.is_integer():
+            raise ValueError(f"{name} {_cut(repr(value))} is not a whole number; give an int")
+        if abs(f) > 2**53:
+            raise ValueError(
+                f"{name} {_cut(repr(value))} is a float above 2^53, where floats lose bits; give an int"
+            )
+        return int(f)
+    raise TypeError(f"{name} must be an int, got {type(value).__name__} {_cut(repr(value))}")
 
 
-def check_u64(value: object, name: str) -> int:
+def check_u64(value: object, name: str, *, integral_floats: bool = False) -> int:
     """The one u64 validator: ``value`` if it is an int in ``[0, 2**64)``, else a clear error.
+
+    ``integral_floats`` as for :func:`exact_int`.
 
     Raises
     ------
@@ -76,9 +102,9 @@ def check_u64(value: object, name: str) -> int:
     ValueError
         When it lies outside ``[0x0, 0xffff_ffff_ffff_ffff]``.
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    if type(value) is not int:
         try:
-            value = exact_int(value, name)
+            value = exact_int(value, name, integral_floats=integral_floats)
         except TypeError:
             raise TypeError(
                 f"{name} must be an int in [0x0, 0xffff_ffff_ffff_ffff], "
@@ -92,9 +118,7 @@ def check_u64(value: object, name: str) -> int:
     return value
 
 
-def _cut(text: str, limit: int = 80) -> str:
-    """A value's text cut to a readable length for an error message."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+_cut = cut
 
 
 def _show(value: int) -> str:
@@ -135,59 +159,144 @@ def fmt_size(size: int, *, approx: bool = False) -> str:
 _SIZE_UNITS = (("EiB", EiB), ("PiB", PiB), ("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB))
 
 
+#: The longest text a number, size or address may be: ``0b`` + 64 binary digits + 63 ``_``
+#: separators fits with room to spare. Longer text is refused before any number is computed.
+MAX_NUMBER_TEXT = 160
+
+_HEX = r"0[xX](?:_?[0-9a-fA-F])+"
+_BIN = r"0[bB](?:_?[01])+"
+_DEC = r"[0-9](?:_?[0-9])*"
+_NUMBER = rf"(?:{_HEX}|{_BIN}|{_DEC})"
+_NUMBER_RE = re.compile(rf"^\s*(?P<num>{_NUMBER})\s*$", re.ASCII)
+_BARE_HEX_RE = re.compile(r"^\s*(?:0[xX])?(?P<num>[0-9a-fA-F](?:_?[0-9a-fA-F])*)\s*$", re.ASCII)
 _SIZE_RE = re.compile(
-    r"""^\s*(?:
-        (?P<pow>2\s*(?:\^|\*\*)\s*(?P<exp>\d+))         # 2^45, 2**45
-      | (?P<bits>\d+)\s*-?\s*bits?                       # 45-bit, 45 bits
-      | (?P<num>0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)  # 0x1000, 4096
-        \s*(?P<unit>[kKmMgGtTpPeE]?)(?:i?[bB])?           # K, KiB, KB
+    rf"""^\s*(?:
+        2\s*(?:\^|\*\*)\s*(?P<exp>[0-9]+)                    # 2^45, 2**45
+      | (?P<bits>[0-9]+)\s*-?\s*bits?                         # 45-bit, 45 bits
+      | (?P<num>{_NUMBER})                                    # 0x1000, 4096, 0b1, 1_000
+        \s*(?:(?P<unit>[kKmMgGtTpPeE])(?:i?[bB])?|[bB])?      # K, KiB, KB, B
     )\s*$""",
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,
+)
+
+_SIZE_FORMS = (
+    "write a byte count with an optional binary unit ('4096', '0x1000', '4K', '2MiB', '1G'), "
+    "a power of two ('2^45') or a width ('45-bit')"
 )
 
 
-def parse_size(text: Union[str, int]) -> int:
-    """Parse a size such as ``"4K"``, ``"2MiB"``, ``"1G"``, ``"2^45"``, ``"45-bit"``, ``"0x1000"``.
-
-    Units are binary (``K`` = 1024), as page sizes always are. ``"45-bit"`` means the size of a
-    45-bit space, ``2**45``. An ``int`` passes through unchanged after a range check.
-    """
-    if isinstance(text, bool):
-        raise TypeError(f"size must be an int or a string such as '4K', got bool {text!r}")
-    if isinstance(text, int):
-        if text < 0 or text > 1 << 64:
-            raise ValueError(f"size {text} is outside [0, 2^64]")
-        return text
-    if not isinstance(text, str):
-        raise TypeError(f"size must be an int or a string such as '4K', got {type(text).__name__} {text!r}")
-    m = _SIZE_RE.match(text)
-    if not m:
+def _check_text(text: str, what: str) -> None:
+    if len(text) > MAX_NUMBER_TEXT:
         raise ValueError(
-            f"cannot read {text!r} as a size; write a byte count with an optional binary unit "
-            f"('4096', '0x1000', '4K', '2MiB', '1G'), a power of two ('2^45') or a width ('45-bit')"
+            f"cannot read {_cut(repr(text))} ({len(text)} characters) as {what}: longer than any "
+            f"64-bit value is written (at most {MAX_NUMBER_TEXT} characters)"
         )
-    if m["pow"]:
-        value = 1 << int(m["exp"])
-    elif m["bits"]:
-        value = 1 << int(m["bits"])
-    else:
-        value = int(m["num"], 0) * _UNITS[m["unit"].upper()]
-    if value > 1 << 64:
-        raise ValueError(f"size {text!r} = {fmt_addr(value)} is larger than the 64-bit space (2^64)")
+
+
+def _size_of_int(value: object) -> int:
+    value = exact_int(value, "size")
+    if value < 0 or value > 1 << 64:
+        raise ValueError(f"size {_show(value)} is outside [0, 2^64]")
     return value
 
 
-def parse_address(text: Union[str, int], name: str = "address") -> int:
-    """Parse an address: an int, or a string in hex (``0x...``), binary or decimal, ``_`` allowed.
+def parse_size(text: Union[str, int]) -> int:
+    """Read a size in bytes: ``"4K"``, ``"2MiB"``, ``"1G"``, ``"2^45"``, ``"45-bit"``, ``"0x1000"``.
 
-    Sizes with units are also accepted (``"1G"`` is the address 0x4000_0000), which is how
-    people write window bases.
+    The one size grammar, used by every surface (the API, the CLI, platform, cache and
+    scenario files, range text)::
+
+        size    := number [unit] | "2^" dec | "2**" dec | dec ["-"] "bit" ["s"]
+        number  := "0x" hex-digits | "0b" binary-digits | decimal-digits
+        unit    := K | M | G | T | P | E, each optionally followed by "iB" or "B"; or "B" alone
+
+    Digits are ASCII only; a single ``_`` may separate two digits (``0xfee0_0000``, as
+    :func:`fmt_addr` writes addresses). Units are binary (``K`` = 1024), as page sizes always
+    are; ``"45-bit"`` is the size of a 45-bit space, ``2**45``. Spaces around the parts are
+    ignored. The result lies in ``[0, 2**64]`` (``2**64`` is the whole 64-bit space). An
+    exponent, a width or a digit string is checked against that bound *before* anything is
+    computed, so no text makes this slow. An ``int`` (or numpy integer) passes through after
+    the range check; a ``bool`` or ``float`` is a ``TypeError``.
+
+    Raises
+    ------
+    TypeError
+        For anything but a string or an exact integer.
+    ValueError
+        Naming the text (cut to a readable length), the forms allowed, or the 2^64 bound.
+    """
+    if not isinstance(text, str):
+        if isinstance(text, bool) or not (isinstance(text, int) or type(text).__module__ == "numpy"):
+            raise TypeError(
+                f"size must be an int or a string such as '4K', got {type(text).__name__} {_cut(repr(text))}"
+            )
+        try:
+            return _size_of_int(text)
+        except TypeError:
+            raise TypeError(
+                f"size must be an int or a string such as '4K', got {type(text).__name__} {_cut(repr(text))}"
+            ) from None
+    _check_text(text, "a size")
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ValueError(f"cannot read {_cut(repr(text))} as a size; {_SIZE_FORMS}")
+    if m["exp"] is not None or m["bits"] is not None:
+        exp = int(m["exp"] if m["exp"] is not None else m["bits"])
+        if exp > 64:
+            raise ValueError(
+                f"size {_cut(repr(text))} is 2^{_cut(str(exp), 24)}, larger than the 64-bit space; "
+                f"a power or width is at most 64 (2^64 bytes)"
+            )
+        return 1 << exp
+    value = int(m["num"], 0) * _UNITS[(m["unit"] or "").upper()]
+    if value > 1 << 64:
+        raise ValueError(f"size {_cut(repr(text))} = {_show(value)} is larger than the 64-bit space (2^64)")
+    return value
+
+
+def parse_u64(text: Union[str, int], name: str = "value", *, base: int = 0, underscores: bool = True) -> int:
+    """Read one u64 number written as a program writes it: no unit, no power, no width.
+
+    ``base=0`` reads ``0x`` hex, ``0b`` binary or decimal (:func:`parse_size`'s ``number``);
+    ``base=16`` reads hex with or without ``0x``, as kernel dumps print it (``fee00000``).
+    Digits are ASCII only. ``underscores=False`` refuses ``_`` between digits, for machine
+    output that never has them (debugfs, sysfs). An int passes through :func:`check_u64`.
+
+    Raises
+    ------
+    TypeError
+        For anything but a string or an exact integer.
+    ValueError
+        Naming ``name``, the text (cut) and what is allowed; or a value outside u64.
+    """
+    if not isinstance(text, str):
+        return check_u64(text, name)
+    if base not in (0, 16):
+        raise ValueError(f"base must be 0 (prefix decides) or 16, got {base!r}")
+    _check_text(text, name)
+    m = None if (not underscores and "_" in text) else (_BARE_HEX_RE if base == 16 else _NUMBER_RE).match(text)
+    if not m:
+        forms = "hex digits, with or without 0x" if base == 16 else "'0x' hex, '0b' binary or decimal digits"
+        sep = "" if underscores else "; no '_' separators"
+        raise ValueError(f"cannot read {name} {_cut(repr(text))} as a number; write {forms}{sep}")
+    return check_u64(int(m["num"], 16 if base == 16 else 0), name)
+
+
+def parse_address(text: Union[str, int], name: str = "address") -> int:
+    """Read an address: an int, or text in :func:`parse_size`'s grammar (``0xfee0_0000``, ``1G``).
+
+    Sizes with units are accepted (``"1G"`` is the address 0x4000_0000), which is how people
+    write window bases; the result must lie in ``[0x0, 0xffff_ffff_ffff_ffff]``.
     """
     if isinstance(text, str):
+        _check_text(text, name)
         try:
             value = parse_size(text)
         except ValueError:
-            raise ValueError(f"cannot read {name} {text!r} as an address; write it in hex such as '0xfee0_0000'") from None
+            raise ValueError(
+                f"cannot read {name} {_cut(repr(text))} as an address; write it in hex such as "
+                f"'0xfee0_0000' (or decimal, or a size such as '1G')"
+            ) from None
         return check_u64(value, name)
     return check_u64(text, name)
 
@@ -243,30 +352,57 @@ class IovaRange:
 
     @classmethod
     def parse(cls, text: str) -> IovaRange:
-        """Read ``"0x0..0x3fffffff"`` (inclusive), ``"0x800000000000000+2^45"`` (start + size),
-        a bare size ``"1G"`` (from 0) or a width ``"45-bit"`` (from 0)."""
+        """Read one range from text; the one range grammar, shared with :meth:`RangeSet.parse`::
+
+            range := "[" inner "]" | inner
+            inner := address ".." address     inclusive: "0x0..0x3fff_ffff"
+                   | address "," address      inclusive, as str() writes it: "[0x1000, 0x1fff]"
+                   | address "+" size         start and size: "0x8000_0000_0000_000+2^45"
+                   | size                     from 0: "1G" is [0x0, 0x3fff_ffff], "45-bit"
+
+        ``address`` and ``size`` are :func:`parse_size`'s grammar (an address may carry a unit,
+        ``"1G..2G"``). ``str(r)`` reads back as ``r``.
+
+        Raises
+        ------
+        TypeError
+            For anything but a string (an ``IovaRange`` passes through).
+        ValueError
+            Naming the text (cut), the forms allowed, or the bound it breaks.
+        """
         if isinstance(text, IovaRange):
             return text
         if not isinstance(text, str):
-            raise TypeError(f"range text must be a string, got {type(text).__name__} {text!r}")
-        s = text.strip().strip("[]")
-        if ".." in s:
-            a, _, b = s.partition("..")
-            return cls(parse_address(a.strip(), "range start"), parse_address(b.strip(), "range last"))
-        if "," in s:
-            a, _, b = s.partition(",")
-            return cls(parse_address(a.strip(), "range start"), parse_address(b.strip(), "range last"))
-        if "+" in s:
-            a, _, b = s.partition("+")
-            return cls.from_size(parse_address(a.strip(), "range start"), parse_size(b.strip()))
-        try:
-            size = parse_size(s)
-        except ValueError:
+            raise TypeError(f"range text must be a string, got {type(text).__name__} {_cut(repr(text))}")
+        if len(text) > 3 * MAX_NUMBER_TEXT:
             raise ValueError(
-                f"cannot read {text!r} as a range; write 'START..LAST' (inclusive), "
-                f"'START+SIZE', a size such as '1G' or a width such as '45-bit'"
-            ) from None
-        return cls.from_size(0, size)
+                f"cannot read {_cut(repr(text))} ({len(text)} characters) as a range: longer than "
+                f"any 64-bit range is written (at most {3 * MAX_NUMBER_TEXT} characters)"
+            )
+        s = text.strip()
+        if s.startswith("[") and s.endswith("]"):
+            s = s[1:-1].strip()
+        for sep in ("..", ",", "+"):
+            if sep in s:
+                a, _, b = s.partition(sep)
+                if not a.strip() or not b.strip():
+                    break
+                start = parse_address(a.strip(), "range start")
+                if sep == "+":
+                    return cls.from_size(start, parse_size(b.strip()))
+                return cls(start, parse_address(b.strip(), "range last"))
+        else:
+            if "[" not in s and "]" not in s:
+                try:
+                    size = parse_size(s)
+                except ValueError:
+                    pass
+                else:
+                    return cls.from_size(0, size)
+        raise ValueError(
+            f"cannot read {_cut(repr(text))} as a range; write 'START..LAST' or '[START, LAST]' "
+            f"(inclusive), 'START+SIZE', a size such as '1G' or a width such as '45-bit'"
+        )
 
     @property
     def size(self) -> int:
@@ -303,6 +439,15 @@ class IovaRange:
 
 
 RangeLike = Union[IovaRange, tuple, str]
+
+
+def _top_level_commas(text: str) -> list[str]:
+    """``text`` split at the commas outside ``[...]``."""
+    return re.split(r",(?![^\[]*\])", text)
+
+
+def _explicit_range(part: str) -> bool:
+    return ".." in part or "+" in part or part.startswith("[")
 
 
 def _as_range(item: RangeLike) -> IovaRange:
@@ -364,11 +509,45 @@ class RangeSet:
 
     @classmethod
     def parse(cls, text: str) -> RangeSet:
-        """Read comma-, semicolon- or newline-separated ranges in any ``IovaRange.parse`` form."""
+        """Read a set of ranges, each in :meth:`IovaRange.parse`'s grammar.
+
+        Ranges are separated by ``;`` or a newline, or by commas between ranges written
+        explicitly (``START..LAST``, ``START+SIZE`` or ``[START, LAST]``); the ``{...}`` that
+        ``str()`` writes around a set is accepted, so ``str(s)`` reads back as ``s``. Text that
+        :meth:`IovaRange.parse` reads as one range means the same range here:
+        ``"0x1000,0x1fff"`` is ``{[0x1000, 0x1fff]}``, never two sizes. A bare number in a
+        comma list of more ranges is refused as ambiguous.
+
+        Raises
+        ------
+        TypeError
+            For anything but a string.
+        ValueError
+            Naming the part (cut) that cannot be read, and the forms allowed.
+        """
         if not isinstance(text, str):
-            raise TypeError(f"range-set text must be a string, got {type(text).__name__} {text!r}")
-        parts = [p for p in re.split(r"[;\n]|,(?![^\[]*\])", text) if p.strip()]
-        return cls(IovaRange.parse(p) for p in parts)
+            raise TypeError(f"range-set text must be a string, got {type(text).__name__} {_cut(repr(text))}")
+        body = text.strip()
+        if body.startswith("{") and body.endswith("}"):
+            body = body[1:-1]
+        ranges: list[IovaRange] = []
+        for chunk in re.split(r"[;\n]", body):
+            parts = [p.strip() for p in _top_level_commas(chunk)]
+            if not any(parts):
+                continue
+            if len(parts) == 2 and all(p and not _explicit_range(p) for p in parts):
+                ranges.append(IovaRange.parse(chunk))  # "START, LAST"
+                continue
+            for p in parts:
+                if not p:
+                    raise ValueError(f"empty range in {_cut(repr(chunk.strip()))}; separate ranges by one ',' or ';'")
+                if len(parts) > 1 and not _explicit_range(p):
+                    raise ValueError(
+                        f"{_cut(repr(p))} in {_cut(repr(chunk.strip()))} is ambiguous in a list of ranges; "
+                        f"write each as 'START..LAST', 'START+SIZE' or '[START, LAST]'"
+                    )
+                ranges.append(IovaRange.parse(p))
+        return cls(ranges)
 
     # -- container protocol ----------------------------------------------------------
     def __iter__(self) -> Iterator[IovaRange]:
