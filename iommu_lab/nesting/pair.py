@@ -198,7 +198,12 @@ class NestedPair:
         """
         family = self.iommu_family
         structure = PASID_STRUCTURES[family]
-        binding = Binding(binding if binding is not None else DEFAULT_STAGE1_BINDING[family])
+        try:
+            binding = Binding(binding if binding is not None else DEFAULT_STAGE1_BINDING[family])
+        except ValueError:
+            raise ValueError(
+                f"binding {str(binding)[:40]!r} is not one of {', '.join(repr(b.value) for b in Binding)}"
+            ) from None
         # Every check runs before anything is allocated or written, so a refused call leaves
         # the pair -- its PASID structure, host and guest memory -- exactly as it was.
         structure.check_binding(binding)

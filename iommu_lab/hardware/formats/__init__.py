@@ -98,7 +98,13 @@ def get(name) -> Format:
             return arm_lpae(int(m[1]), int(m[2]) * 1024, int(m[3]))
         except ValueError as e:
             raise IommuError("EINVAL", f"format {name!r}: {e}") from None
-    raise IommuError("EINVAL", f"unknown page-table format {name!r}; known formats: {', '.join(names())}")
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    raise IommuError(
+        "EINVAL",
+        f"unknown page-table format {shown!r}; known: vtd-ss-{{3,4,5}}level, x86-64-{{4,5}}level, "
+        f"amd-v1-dynamic, amd-v1-{{1..6}}level, arm-lpae-s{{1,2}}-{{4,16,64}}k-{{ias}}bit, "
+        f"riscv-sv{{39,48,57}}, power-tce-{{4k,64k}} (formats.names() lists every one)",
+    )
 
 
 for _lv in (3, 4, 5):
