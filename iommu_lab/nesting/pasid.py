@@ -112,11 +112,7 @@ def mem_alloc(memory: Any, size: int, align: int | None = None) -> int:
     return int(memory.alloc(max(size, align or size)))
 
 
-
-
-# ----------------------------------------------------------------------------------------------
 # Resolution results
-# ----------------------------------------------------------------------------------------------
 
 
 class RefKind(str, enum.Enum):
@@ -285,9 +281,7 @@ class StructureFetchFault(Exception):
         return self.fault.reason
 
 
-# ----------------------------------------------------------------------------------------------
 # The one structure walker
-# ----------------------------------------------------------------------------------------------
 
 #: ``read(level, index, address) -> raw entry``: one entry fetch, recorded by the caller.
 Read = Callable[[StructureLevel, int, int], int]
@@ -345,9 +339,7 @@ def install_path(levels: Sequence[StructureLevel], root: int, pasid: int, memory
     raise ValueError("a PASID structure needs at least one level")
 
 
-# ----------------------------------------------------------------------------------------------
 # Structures
-# ----------------------------------------------------------------------------------------------
 
 
 class PasidStructure:
@@ -378,21 +370,20 @@ class PasidStructure:
         self.binding = Binding(binding)
 
     # -- checks a caller runs before allocating anything ---------------------------------------
+    _binding_refusal = "this IOMMU cannot walk that PASID structure"
     @classmethod
     def check_binding(cls, binding: Binding) -> None:
         """Refuse a binding the family's hardware cannot walk (``UnsupportedError``)."""
         if Binding(binding) not in cls.bindings:
             raise UnsupportedError(cls._binding_refusal)
 
-    _binding_refusal = "this IOMMU cannot walk that PASID structure"
-
     @classmethod
     def check_width(cls, pasid_bits: int | None) -> int:
         """The PASID width a new structure would get (``pasid_bits`` or the family default)."""
         bits = cls.default_pasid_bits if pasid_bits is None else pasid_bits
-        if isinstance(bits, bool) or not isinstance(bits, int):
-            raise TypeError(f"pasid_bits must be an int, got {type(bits).__name__} {bits!r}")
-        if not 1 <= bits <= 20:
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 20:
+            if not isinstance(bits, int) or isinstance(bits, bool):
+                raise TypeError(f"pasid_bits must be an int, got {type(bits).__name__} {str(bits)[:40]}")
             raise IommuError("EINVAL", f"PASID width {bits} is outside 1..20 bits (PCIe PASID is 20 bits)")
         return bits
 
@@ -459,8 +450,7 @@ class PasidStructure:
         except _Abort as a:
             return PasidLookup(self.family, pasid, self.binding, tuple(refs), fault=a.fault)
 
-    #: The old name of :meth:`resolve`.
-    lookup = resolve
+    lookup = resolve  #: the old name of :meth:`resolve`
 
     # -- nesting hooks: how a nested pair installs this structure and binds one PASID --------
     @classmethod
@@ -581,10 +571,7 @@ class SmmuCdTable(PasidStructure):
     iommu_family = IommuFamily.SMMUV3
     family = IommuFamily.SMMUV3.value
 
-    @property
-    def pasid_bits(self) -> int:
-        """The SSID width the STE's S1CDMax gives."""
-        return self.s1cdmax
+    pasid_bits = property(lambda self: self.s1cdmax, doc="The SSID width the STE's S1CDMax gives.")
 
     @classmethod
     def check_index(cls, pasid: int, bits: int) -> int:
@@ -599,10 +586,8 @@ class SmmuCdTable(PasidStructure):
             )
         if two_level is None:
             two_level = s1cdmax > SMMU_LINEAR_CDMAX
-        # Linux caps the linear tables *it* builds at 64 KiB (arm_smmu_alloc_cd_tables); a guest's
-        # own CD table (PASID-table binding) is whatever the guest driver wrote into its vSTE --
-        # the architecture allows a linear table of 2^S1CDMax CDs (arm_smmu_validate_vste checks
-        # only the fields, not the size).
+        # Linux caps the linear tables it builds at 64 KiB (arm_smmu_alloc_cd_tables); a guest's own
+        # table (its vSTE; arm_smmu_validate_vste checks fields, not size) may be 2^S1CDMax CDs.
         if not two_level and s1cdmax > SMMU_LINEAR_CDMAX and self.binding is Binding.PGTABLE:
             raise IommuError(
                 "EINVAL",
