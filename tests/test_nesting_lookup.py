@@ -24,7 +24,7 @@ def test_lookup_explains_each_entry_field_by_field():
     look = n.lookup(0x4000_0123)
     assert isinstance(look, GuestLookup) and look.ok and look.nested
     assert look.gpa == 0x10_0123 and look.hpa == n.translate_one(0x4000_0123)
-    assert [e.name for e in look.entries] == ["PML4E", "PDPTE", "PDE", "PTE"]
+    assert [e.name for e in look.entries] == ["PML4E", "PDPE", "PDE", "PTE"]
     pml4e = look.entries[0]
     roles = {f.name: f.role for f in pml4e.fields}
     assert (
@@ -86,7 +86,7 @@ def test_lookup_dataframe_and_html():
     n = nested_with_one_page()
     look = n.lookup(0x4000_0000)
     df = look.to_dataframe()
-    assert set(df["entry"]) == {"PML4E", "PDPTE", "PDE", "PTE"}
+    assert set(df["entry"]) == {"PML4E", "PDPE", "PDE", "PTE"}
     assert str(df["raw"].dtype) == "UInt64"
     assert "output address" in set(df["role"])
     html = look._repr_html_()

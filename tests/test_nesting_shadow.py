@@ -88,7 +88,9 @@ def test_compare_costs_puts_walk_time_against_map_time():
     assert hw["refs_per_miss"] == 24 and sw["refs_per_miss"] == 4
     assert hw["shadow_pte_writes"] == 0 and sw["shadow_pte_writes"] > 0
     assert hw["vmm_guest_table_reads"] == 0 and sw["vmm_guest_table_reads"] > 0
-    assert hw["vm_exits"] == sw["vm_exits"] == 16
+    # hardware nesting traps only the 8 unmaps' invalidations; the caching-mode shadow traps
+    # the invalidation after each of the 8 maps too (nesting.exits)
+    assert hw["vm_exits"] == 8 and sw["vm_exits"] == 16
     assert sw["map_time_memory_ops"] > hw["map_time_memory_ops"]
     assert hw["walk_refs"] > sw["walk_refs"]
 
@@ -98,7 +100,7 @@ def test_static_workload_amortises_the_shadow():
         DmaPattern.static(4, dmas=50), "arm-lpae-s1-4k-48bit", "arm-lpae-s2-4k-40bit"
     )
     assert hwc.iotlb_misses == swc.iotlb_misses == 50
-    assert swc.vm_exits == hwc.vm_exits == 1
+    assert swc.vm_exits == 1 and hwc.vm_exits == 0  # one map: only the shadow traps it
     assert hwc.walk_refs > 3 * swc.walk_refs
 
 

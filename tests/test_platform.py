@@ -392,7 +392,7 @@ def test_sizes_and_lists_are_accepted(tmp_path):
 
 BAD_FILES = [
     # (id, override, fragments the message must contain)
-    ("malformed-toml", {"extra": "ias = = 4"}, ["malformed TOML"]),
+    ("malformed-toml", {"extra": "ias = = 4"}, ["not valid TOML", ":12"]),
     ("unknown-key", {"extra": 'colour = "blue"'}, ["'colour'", "unknown key", "allowed keys"]),
     ("missing-key", {"ias": ""}, ["'ias'", "missing"]),
     ("missing-notes", {"notes": ""}, ["'notes'", "missing"]),

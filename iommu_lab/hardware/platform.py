@@ -24,8 +24,8 @@ Every error raised here is an :class:`~iommu_lab.core.errors.IommuError`:
 from __future__ import annotations
 
 import enum
+import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -34,6 +34,7 @@ from typing import Any, Iterator, Mapping
 from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
 from iommu_lab.core.errors import IommuError
+from iommu_lab.core.files import FileInputError, load_toml
 from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_address, parse_size
 from iommu_lab.hardware import formats as _formats
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType, pgsizes_list
@@ -618,16 +619,14 @@ def _parse_platform(doc: Mapping[str, Any], where: str, source: Path | None) -> 
 def load_platform(path: str | Path) -> Platform:
     """Read and validate one platform TOML file (never executes anything in it)."""
     path = Path(path)
+    if not os.path.lexists(path):
+        raise IommuError("ENOENT", f"no platform file {path}")
+    # A bounded reader: a regular file of at most 4 MiB, nesting checked before tomllib runs,
+    # so a FIFO, /dev/zero or a 5,000-deep document is refused, not read.
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise IommuError("ENOENT", f"no platform file {path}") from None
-    try:
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise IommuError("EINVAL", f"{path}: not UTF-8 text ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise IommuError("EINVAL", f"{path}: malformed TOML: {exc}") from None
+        doc = load_toml(path, what="platform file")
+    except FileInputError as exc:
+        raise IommuError("EINVAL", str(exc)) from None
     return _parse_platform(doc, str(path), path)
 
 

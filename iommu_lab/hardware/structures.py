@@ -235,13 +235,17 @@ def smmu_cd_index(ssid: int, s1cdmax: int, two_level: bool) -> tuple[int, ...]:
 
 
 def amd_gcr3_levels(pasid_bits: int) -> int:
-    """Number of GCR3 levels for ``pasid_bits``: ``ceil(bits / 9)`` (GLX = levels - 1).
+    """Number of GCR3 levels for ``pasid_bits``: ``ceil(bits / 9)``, at least 1 (GLX = levels - 1).
 
-    Mirrors ``get_gcr3_levels``: GLX 0 covers <= 512 PASIDs, GLX 1 <= 2^18, GLX 2 covers 2^20.
+    Mirrors ``get_gcr3_levels``: ``levels = get_count_order(pasids)``, GLX 0 for a table of one
+    PASID (``pasid_bits`` 0: PASID 0 only, what ``setup_gcr3_table(..., 1)`` builds for a
+    v2 domain without PASIDs) up to 512, GLX 1 up to 2^18, GLX 2 for 2^20.
     """
-    if pasid_bits < 1 or pasid_bits > 20:
-        raise IommuError("EINVAL", f"AMD PASID width {pasid_bits} is outside 1..20 bits")
-    return -(-pasid_bits // AMD_GCR3_BITS_PER_LEVEL)
+    if isinstance(pasid_bits, bool) or not isinstance(pasid_bits, int):
+        raise TypeError(f"AMD PASID width must be an int, got {type(pasid_bits).__name__}")
+    if pasid_bits < 0 or pasid_bits > 20:
+        raise IommuError("EINVAL", f"AMD PASID width {pasid_bits} is outside 0..20 bits (get_gcr3_levels)")
+    return max(1, -(-pasid_bits // AMD_GCR3_BITS_PER_LEVEL))
 
 
 def amd_gcr3_index(pasid: int, levels: int) -> tuple[int, ...]:

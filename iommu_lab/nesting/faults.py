@@ -1,6 +1,6 @@
 """Fault attribution in a nested translation: which stage, whose fault, what the hardware logs.
 
-Rulebook §2.3: a stage-1 fault belongs to the guest, which fixes its own table; a stage-2 fault
+As the drivers report them (the vIOMMU forwards stage-1 faults, the host handles stage-2 ones): a stage-1 fault belongs to the guest, which fixes its own table; a stage-2 fault
 belongs to the host, including one taken while fetching a stage-1 table. Linux forwards to a
 guest's vEVENTQ only SMMU events with ``S2`` clear (``arm_smmu_handle_event``). Each fault is
 named as the SMMUv3 event record (``EVT_ID_*``, ``EVTQ_1_S2``, ``EVTQ_1_CLASS``), the VT-d

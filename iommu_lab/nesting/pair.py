@@ -1,6 +1,6 @@
 """A guest stage-1 table nested on a host stage-2 table: construction, PASID binding, the verbs.
 
-Ownership (rulebook §2.1): stage 1 (VT-d first stage, SMMU stage 1, AMD guest/v2 table) maps
+Ownership (iommufd's ``IOMMU_HWPT_ALLOC`` of a nested HWPT on a nest parent): stage 1 (VT-d first stage, SMMU stage 1, AMD guest/v2 table) maps
 gIOVA -> GPA and is **owned by the guest**; its table pointers, the root included, are GPAs.
 Stage 2 (VT-d second stage, SMMU stage 2, AMD host/v1 table) maps GPA -> HPA and is **owned by
 the host**: the iommufd nest parent (``IOMMU_HWPT_ALLOC_NEST_PARENT``) filled from an IOAS.
@@ -189,21 +189,60 @@ class NestedPair:
         memory that the host writes once). Page-table binding on SMMUv3/AMD puts the CD/GCR3
         table in host memory instead (what the RFC's per-PASID ``BIND_PGTABLE`` would have
         done); PASID-table binding on VT-d is refused: its hardware never walks a guest PASID
-        table (QEMU shadows guest PASID entries, rulebook §4.1).
+        table (QEMU shadows guest PASID entries, ``vtd_pasid_cache_sync``) -- refused on every
+        call, also once other PASIDs are bound. All PASIDs of one pair share one structure, so a
+        binding different from the one already in place is refused (EINVAL).
+
+        The PASID, the width and the binding are checked before anything is allocated: a
+        refused call leaves no PASID directory, CD table or GCR3 table behind.
         """
         family = self.iommu_family
-        binding = Binding(binding if binding is not None else DEFAULT_STAGE1_BINDING[family])
+        structure = PASID_STRUCTURES[family]
+        try:
+            binding = Binding(binding if binding is not None else DEFAULT_STAGE1_BINDING[family])
+        except ValueError:
+            raise ValueError(
+                f"binding {str(binding)[:40]!r} is not one of {', '.join(repr(b.value) for b in Binding)}"
+            ) from None
+        # Every check runs before anything is allocated or written, so a refused call leaves
+        # the pair -- its PASID structure, host and guest memory -- exactly as it was.
+        structure.check_binding(binding)
+        table = self.pasid_table
+        if table is not None and table.binding is not binding:
+            raise IommuError(
+                "EINVAL",
+                f"this nested domain's PASIDs are already bound through a {table.binding.value} "
+                f"({table!r}); one device has one PASID structure, so PASID {pasid} cannot use "
+                f"{binding.value} binding",
+            )
+        if table is not None and pasid_bits is not None and pasid_bits != table.pasid_bits:
+            raise IommuError(
+                "EINVAL",
+                f"pasid_bits {pasid_bits} differs from the {table.pasid_bits}-bit PASID structure already "
+                f"bound; the width is fixed when the structure is allocated",
+            )
+        bits = table.pasid_bits if table is not None else structure.check_width(pasid_bits)
+        structure.check_index(pasid, bits)
         s1 = stage1 if stage1 is not None else self.stage1
         if s1 is not self.stage1:
             check_nest_pair(_fmt(s1), _fmt(self.stage2))
-        if self.pasid_table is None:
-            owner_mem = self.host_memory if binding is Binding.PGTABLE else self.guest_memory
-            self.pasid_table = PASID_STRUCTURES[family].for_nesting(
-                owner_memory=owner_mem, host_memory=self.host_memory, binding=binding, pasid_bits=pasid_bits,
-                stage1_fmt=_fmt(s1), stage2_fmt=_fmt(self.stage2), stage2_root=_root(self.stage2),
-            )
-        self.pasid_table.bind(pasid, stage1_fmt=_fmt(s1), stage1_root=_root(s1), stage2_fmt=_fmt(self.stage2),
-                              stage2_root=_root(self.stage2))
+        mems = [self.host_memory, self.guest_memory]
+        before = [set(m.allocations()) for m in mems]
+        try:
+            if table is None:
+                owner_mem = self.host_memory if binding is Binding.PGTABLE else self.guest_memory
+                table = structure.for_nesting(
+                    owner_memory=owner_mem, host_memory=self.host_memory, binding=binding, pasid_bits=bits,
+                    stage1_fmt=_fmt(s1), stage2_fmt=_fmt(self.stage2), stage2_root=_root(self.stage2),
+                )
+            table.bind(pasid, stage1_fmt=_fmt(s1), stage1_root=_root(s1), stage2_fmt=_fmt(self.stage2),
+                       stage2_root=_root(self.stage2))
+        except BaseException:
+            for m, old in zip(mems, before):  # give back what this call allocated
+                for addr, _n in set(m.allocations()) - old:
+                    m.free(addr)
+            raise
+        self.pasid_table = table
         self._pasid_roots[pasid] = _root(s1)
         return self.pasid_table
 

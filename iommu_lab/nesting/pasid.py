@@ -112,11 +112,7 @@ def mem_alloc(memory: Any, size: int, align: int | None = None) -> int:
     return int(memory.alloc(max(size, align or size)))
 
 
-
-
-# ----------------------------------------------------------------------------------------------
 # Resolution results
-# ----------------------------------------------------------------------------------------------
 
 
 class RefKind(str, enum.Enum):
@@ -285,9 +281,7 @@ class StructureFetchFault(Exception):
         return self.fault.reason
 
 
-# ----------------------------------------------------------------------------------------------
 # The one structure walker
-# ----------------------------------------------------------------------------------------------
 
 #: ``read(level, index, address) -> raw entry``: one entry fetch, recorded by the caller.
 Read = Callable[[StructureLevel, int, int], int]
@@ -345,9 +339,7 @@ def install_path(levels: Sequence[StructureLevel], root: int, pasid: int, memory
     raise ValueError("a PASID structure needs at least one level")
 
 
-# ----------------------------------------------------------------------------------------------
 # Structures
-# ----------------------------------------------------------------------------------------------
 
 
 class PasidStructure:
@@ -376,6 +368,29 @@ class PasidStructure:
     def __init__(self, memory: Any, binding: Binding) -> None:
         self.memory = memory
         self.binding = Binding(binding)
+
+    # -- checks a caller runs before allocating anything ---------------------------------------
+    _binding_refusal = "this IOMMU cannot walk that PASID structure"
+    @classmethod
+    def check_binding(cls, binding: Binding) -> None:
+        """Refuse a binding the family's hardware cannot walk (``UnsupportedError``)."""
+        if Binding(binding) not in cls.bindings:
+            raise UnsupportedError(cls._binding_refusal)
+
+    @classmethod
+    def check_width(cls, pasid_bits: int | None) -> int:
+        """The PASID width a new structure would get (``pasid_bits`` or the family default)."""
+        bits = cls.default_pasid_bits if pasid_bits is None else pasid_bits
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 20:
+            if not isinstance(bits, int) or isinstance(bits, bool):
+                raise TypeError(f"pasid_bits must be an int, got {type(bits).__name__} {str(bits)[:40]}")
+            raise IommuError("EINVAL", f"PASID width {bits} is outside 1..20 bits (PCIe PASID is 20 bits)")
+        return bits
+
+    @classmethod
+    def check_index(cls, pasid: int, bits: int) -> int:
+        """Refuse a PASID outside a ``bits``-wide structure (before it is allocated)."""
+        return _check_pasid(pasid, bits)
 
     @property
     def structure_levels(self) -> tuple[StructureLevel, ...]:
@@ -435,8 +450,7 @@ class PasidStructure:
         except _Abort as a:
             return PasidLookup(self.family, pasid, self.binding, tuple(refs), fault=a.fault)
 
-    #: The old name of :meth:`resolve`.
-    lookup = resolve
+    lookup = resolve  #: the old name of :meth:`resolve`
 
     # -- nesting hooks: how a nested pair installs this structure and binds one PASID --------
     @classmethod
@@ -464,6 +478,11 @@ class VtdPasidTable(PasidStructure):
     iommu_family = IommuFamily.VTD
     family = IommuFamily.VTD.value
     bindings = (Binding.PGTABLE,)
+    _binding_refusal = (
+        "VT-d hardware never walks a guest-owned PASID table: nested translation is set up "
+        "per PASID in the host's scalable-mode PASID table (PGTT=NESTED, intel_pasid_setup_nested), "
+        "with QEMU shadowing the guest's PASID entries; use binding='pgtable'"
+    )
 
     def __init__(self, memory: Any, pasid_bits: int = VTD_PASID_BITS) -> None:
         super().__init__(memory, Binding.PGTABLE)
@@ -526,12 +545,7 @@ class VtdPasidTable(PasidStructure):
 
     @classmethod
     def for_nesting(cls, *, owner_memory, host_memory, binding, pasid_bits, stage1_fmt, stage2_fmt, stage2_root):
-        if binding not in cls.bindings:
-            raise UnsupportedError(
-                "VT-d hardware never walks a guest-owned PASID table: nested translation is set up "
-                "per PASID in the host's scalable-mode PASID table (PGTT=NESTED), with QEMU shadowing "
-                "the guest's PASID entries; use binding='pgtable'"
-            )
+        cls.check_binding(binding)
         return cls(owner_memory, pasid_bits or VTD_PASID_BITS)
 
     def bind(self, pasid, *, stage1_fmt, stage1_root, stage2_fmt, stage2_root) -> None:
@@ -557,6 +571,12 @@ class SmmuCdTable(PasidStructure):
     iommu_family = IommuFamily.SMMUV3
     family = IommuFamily.SMMUV3.value
 
+    pasid_bits = property(lambda self: self.s1cdmax, doc="The SSID width the STE's S1CDMax gives.")
+
+    @classmethod
+    def check_index(cls, pasid: int, bits: int) -> int:
+        return _check_pasid(pasid, bits, "SSID")
+
     def __init__(self, memory: Any, s1cdmax: int, *, two_level: bool | None = None,
                  binding: Binding = Binding.PASID_TABLE) -> None:
         super().__init__(memory, binding)
@@ -566,7 +586,9 @@ class SmmuCdTable(PasidStructure):
             )
         if two_level is None:
             two_level = s1cdmax > SMMU_LINEAR_CDMAX
-        if not two_level and s1cdmax > SMMU_LINEAR_CDMAX:
+        # Linux caps the linear tables it builds at 64 KiB (arm_smmu_alloc_cd_tables); a guest's own
+        # table (its vSTE; arm_smmu_validate_vste checks fields, not size) may be 2^S1CDMax CDs.
+        if not two_level and s1cdmax > SMMU_LINEAR_CDMAX and self.binding is Binding.PGTABLE:
             raise IommuError(
                 "EINVAL",
                 f"a linear CD table with S1CDMax {s1cdmax} would be {64 << s1cdmax:#x} bytes; Linux caps "
@@ -674,6 +696,12 @@ class AmdGcr3Table(PasidStructure):
     family = IommuFamily.AMD.value
     default_pasid_bits = 16
 
+    @classmethod
+    def check_width(cls, pasid_bits: int | None) -> int:
+        bits = cls.default_pasid_bits if pasid_bits is None else pasid_bits
+        amd_gcr3_levels(bits)  # 0..20: a one-PASID table (GLX 0) included
+        return bits
+
     def __init__(self, memory: Any, pasid_bits: int = 16, *, binding: Binding = Binding.PASID_TABLE) -> None:
         super().__init__(memory, binding)
         self.pasid_bits = pasid_bits
@@ -695,8 +723,20 @@ class AmdGcr3Table(PasidStructure):
         return self.levels - 1
 
     def set_gcr3(self, pasid: int, cr3: int) -> int:
-        """Point ``pasid`` at the stage-1 root ``cr3``; allocates missing levels. Returns the leaf address."""
+        """Point ``pasid`` at the stage-1 root ``cr3``; allocates missing levels. Returns the leaf address.
+
+        ``cr3`` is checked before any level is allocated: the entry holds bits 51:12 of a
+        4 KiB-aligned table (``update_gcr3`` writes ``__sme_set(gcr3) | GCR3_VALID``).
+        """
         _check_pasid(pasid, self.pasid_bits)
+        if isinstance(cr3, bool) or not isinstance(cr3, int):
+            raise TypeError(f"cr3 must be an int address, got {type(cr3).__name__} {cr3!r}")
+        if cr3 < 0 or cr3 >> 52 or cr3 & 0xFFF:
+            raise IommuError(
+                "EINVAL",
+                f"guest CR3 {cr3:#x} must be a 4 KiB-aligned address below 2^52: a GCR3 entry holds "
+                f"bits 51:12 (update_gcr3)",
+            )
         addr = self._leaf_address(pasid, allocate=True)
         assert addr is not None
         AMD_GCR3_ENTRY.write(self.memory, addr, AMD_GCR3_ENTRY.encode(V=1, Addr=cr3))
@@ -737,7 +777,7 @@ class AmdGcr3Table(PasidStructure):
 
     @classmethod
     def for_nesting(cls, *, owner_memory, host_memory, binding, pasid_bits, stage1_fmt, stage2_fmt, stage2_root):
-        t = cls(owner_memory, pasid_bits or 16, binding=binding)
+        t = cls(owner_memory, 16 if pasid_bits is None else pasid_bits, binding=binding)
         t.make_dte(host_memory, host_root=stage2_root, host_mode=stage2_fmt.levels,
                    gpt_5level=stage1_fmt.levels == 5)
         return t

@@ -15,14 +15,14 @@ Either way ``vfio_iommu_map_notify`` (hw/vfio/common.c) turns the gIOVA -> GPA e
 and calls ``vfio_container_dma_map(iova=gIOVA, vaddr=HVA)``: the host kernel pins the pages and
 writes the shadow PTEs, then flushes the host IOTLB. The DMA walk afterwards is native (m
 references for an m-level host table) — the cost moved from walk time to map/unmap time
-(rulebook §3). :class:`ShadowCosts` counts that map-time work; :func:`compare_costs` runs one
+(QEMU ``vtd_iotlb_page_invalidate_notify``). :class:`ShadowCosts` counts that map-time work; :func:`compare_costs` runs one
 workload on hardware nesting and on shadowing and puts the two side by side.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from iommu_lab.core import display
@@ -31,6 +31,7 @@ from iommu_lab.core.perm import Perm
 from iommu_lab.core.ranges import fmt_addr, fmt_size
 from iommu_lab.hardware import formats as _formats
 from iommu_lab.hardware.platform import NestingSupport, platforms
+from iommu_lab.nesting.exits import CACHING_MODE, HARDWARE_NESTING, VIRTIO_IOMMU, ExitModel
 from iommu_lab.nesting.memory import GuestMemory, _fmt, _memory, _walk, host_memory_for
 from iommu_lab.nesting.pair import NestedPair
 from iommu_lab.pagetable.memory import PhysicalMemory
@@ -80,8 +81,10 @@ class ShadowCosts:
     guest_ops : int
         Map/unmap operations the guest performed.
     vm_exits : int
-        Trapped invalidations (VT-d caching mode / forwarded nested invalidations) or
-        virtio-iommu requests: one per guest map or unmap.
+        Exits counted by the configuration's :class:`~iommu_lab.nesting.exits.ExitModel`:
+        hardware nesting exits only for the invalidation an unmap sends (forwarded to the
+        host); VT-d caching mode for the invalidation after every map and unmap; virtio-iommu
+        for every MAP/UNMAP request.
     guest_pte_writes : int
         64-bit words the guest wrote into its own table (no exit by themselves).
     vmm_guest_table_reads : int
@@ -132,6 +135,11 @@ class ShadowCosts:
         d["refs_per_miss"] = self.refs_per_miss
         d["map_time_memory_ops"] = self.map_time_memory_ops
         return d
+
+
+def _overlaps(table: PageTable, iova: int, size: int) -> bool:
+    last = iova + size - 1
+    return any(m.iova <= last and iova <= m.last for m in table.mappings())
 
 
 def _prot(perm: Perm) -> str:
@@ -227,12 +235,23 @@ class ShadowNesting:
         return cls.build(f1, f2, **kwargs)
 
     @property
+    def exits(self) -> ExitModel:
+        """The exit rule of this shadow: virtio-iommu requests, or VT-d caching-mode invalidations."""
+        return VIRTIO_IOMMU if self.stage1 is None else CACHING_MODE
+
+    @property
     def mode(self) -> str:
         return (
             "virtio-iommu requests"
             if self.stage1 is None
             else "trapped invalidations (caching mode)"
         )
+
+    def _snapshot(self) -> tuple:
+        return replace(self.costs), self.memory.words_written
+
+    def _restore(self, snap: tuple) -> None:
+        self.costs, self.memory.words_written = snap[0], snap[1]
 
     # -- composition ----------------------------------------------------------------------------
     def _compose(self, iova: int, gpa: int, size: int, perm: Perm) -> None:
@@ -306,37 +325,66 @@ class ShadowNesting:
 
     # -- guest operations -----------------------------------------------------------------------
     def guest_map(self, iova: int, gpa: int, size: int, prot: str = "rw") -> None:
-        """The guest maps, then the VMM catches it (invalidation or request) and shadows it."""
+        """The guest maps, then the VMM catches it (invalidation or request) and shadows it.
+
+        A refused map (the guest table's or the shadow's) changes nothing: neither table, nor
+        the cost counters -- a refused call never reached the VMM.
+        """
+        snap = self._snapshot()
+        mapped = False
+        try:
+            if self.stage1 is not None:
+                gm: GuestMemory = _memory(self.stage1)
+                before = gm.writes
+                self.stage1.map(iova, gpa, size, prot=prot)
+                mapped = True
+                self.costs.guest_pte_writes += gm.writes - before
+                for liova, lgpa, lsize, lperm in self._guest_leaves(iova, iova + size):
+                    self._compose(liova, lgpa, lsize, lperm)
+            else:
+                self.table._check_range("map", iova, size)
+                if _overlaps(self.table, iova, size):
+                    # QEMU's virtio_iommu_map answers VIRTIO_IOMMU_S_INVAL for an interval that
+                    # overlaps an existing one; viommu_get_req_errno turns it into -EINVAL.
+                    raise IommuError(
+                        "EINVAL", f"virtio-iommu MAP [{fmt_addr(iova)} + {size:#x}] overlaps an existing "
+                        f"mapping (virtio_iommu_map: VIRTIO_IOMMU_S_INVAL)")
+                self._compose(iova, gpa, size, Perm.parse(prot))
+        except BaseException:
+            if mapped:  # undo the guest's PTEs and whatever part of the shadow was written
+                self.stage1.unmap(iova, size)
+                self.table.unmap(iova, size)
+            self._restore(snap)
+            raise
         self.costs.guest_ops += 1
-        if self.stage1 is not None:
-            gm: GuestMemory = _memory(self.stage1)
-            before = gm.writes
-            self.stage1.map(iova, gpa, size, prot=prot)
-            self.costs.guest_pte_writes += gm.writes - before
-            self.costs.vm_exits += 1  # caching mode: invalidation after not-present -> present
-            for liova, lgpa, lsize, lperm in self._guest_leaves(iova, iova + size):
-                self._compose(liova, lgpa, lsize, lperm)
-        else:
-            self.costs.vm_exits += 1  # VIRTIO_IOMMU_T_MAP
-            self._compose(iova, gpa, size, Perm.parse(prot))
+        self.costs.vm_exits += self.exits.on_map()
         self.costs.host_iotlb_flushes += 1  # iotlb_sync_map: caching mode needs a flush on map
 
     def guest_unmap(self, iova: int, size: int) -> int:
-        """The guest unmaps; the VMM shadows the unmap and flushes the host IOTLB."""
+        """The guest unmaps; the VMM shadows the unmap and flushes the host IOTLB.
+
+        A refused unmap changes nothing, the cost counters included.
+        """
+        snap = self._snapshot()
+        try:
+            if self.stage1 is not None:
+                gm: GuestMemory = _memory(self.stage1)
+                before = gm.writes
+                done = self.stage1.unmap(iova, size)
+                self.costs.guest_pte_writes += gm.writes - before
+                # QEMU re-walks the invalidated range and finds the entries gone (UNMAP notify)
+                self._guest_leaves(iova, iova + max(done, size))
+            else:
+                self.table._check_range("unmap", iova, size)
+                done = size
+            before = self.memory.words_written
+            self.table.unmap(iova, done) if done else 0
+            self.costs.shadow_pte_writes += self.memory.words_written - before
+        except BaseException:
+            self._restore(snap)
+            raise
         self.costs.guest_ops += 1
-        self.costs.vm_exits += 1
-        if self.stage1 is not None:
-            gm: GuestMemory = _memory(self.stage1)
-            before = gm.writes
-            done = self.stage1.unmap(iova, size)
-            self.costs.guest_pte_writes += gm.writes - before
-            # QEMU re-walks the invalidated range and finds the entries gone (UNMAP notify)
-            self._guest_leaves(iova, iova + max(done, size))
-        else:
-            done = size
-        before = self.memory.words_written
-        self.table.unmap(iova, done)
-        self.costs.shadow_pte_writes += self.memory.words_written - before
+        self.costs.vm_exits += self.exits.on_unmap()
         self.costs.host_map_calls += 1
         self.costs.host_iotlb_flushes += 1
         return done
@@ -462,9 +510,8 @@ def run_workload(
                 _memory(sw.stage1).back(gpa, size)
             hwc.guest_ops += 1
             hwc.guest_pte_writes += gm.writes - before
-            # The guest's invalidation traps and is forwarded (IOMMU_HWPT_INVALIDATE) to the host.
-            hwc.vm_exits += 1
-            hwc.host_iotlb_flushes += 1
+            # The guest writes only its own table: nothing traps (HARDWARE_NESTING.on_map() == 0).
+            hwc.vm_exits += HARDWARE_NESTING.on_map()
             sw.guest_map(iova, gpa, size, prot=prot)
         elif op[0] == "unmap":
             _, iova, size = op
@@ -472,7 +519,8 @@ def run_workload(
             hw.unmap(iova, size)
             hwc.guest_ops += 1
             hwc.guest_pte_writes += gm.writes - before
-            hwc.vm_exits += 1
+            # The guest's invalidation traps and is forwarded (IOMMU_HWPT_INVALIDATE) to the host.
+            hwc.vm_exits += HARDWARE_NESTING.on_unmap()
             hwc.host_iotlb_flushes += 1
             sw.guest_unmap(iova, size)
         else:

@@ -1,6 +1,6 @@
 """The hardware two-dimensional walk: stage 1 over stage 2, one reference at a time.
 
-The 2-D walk (rulebook §2.2; QEMU ``smmu-common.c`` ``translate_table_addr_ipa`` translates every
+The 2-D walk (QEMU ``smmu-common.c`` ``translate_table_addr_ipa`` translates every
 stage-1 table address through stage 2, and VT-d's PGTT=NESTED PASID entry holds a GPA first-stage
 pointer next to an HPA second-stage pointer): before each stage-1 entry can be read, the GPA of
 the table holding it is walked through stage 2, and the entry is then loaded from *host* memory
@@ -47,7 +47,7 @@ __all__ = ["NestedRef", "NestedWalk", "RefRole", "nested_walk", "nested_walk_ref
 def nested_walk_refs(n: int, m: int | Sequence[int]) -> int:
     """Page-table references of a cold 2-D walk: ``n`` stage-1 levels over an ``m``-level stage 2.
 
-    ``(n+1)(m+1) - 1 = n*m + n + m`` (Bhargava et al., ASPLOS 2008; rulebook §2.2): each of the
+    ``(n+1)(m+1) - 1 = n*m + n + m`` (Bhargava et al., ASPLOS 2008): each of the
     ``n`` stage-1 table addresses (root included) costs an ``m``-reference stage-2 walk before the
     stage-1 entry is read, and the output GPA costs one more stage-2 walk. ``m`` may be a list of
     the ``n + 1`` actual stage-2 walk depths when stage-2 large leaves shorten some of them.
@@ -371,6 +371,19 @@ def nested_walk(pair: Any, iova: int, *, access: Any = "r", pasid: int | None = 
                 return result(gpa=iova, fault=NestedFault.from_walk(
                     Stage.STAGE2, w2, FaultSite.INPUT, iova, iova, entry_address=None, raw=None))
             return result(gpa=iova, out=w2.pa, s2ps=w2.page_size)
+        if look.pgtt is Pgtt.FIRST_STAGE:
+            # PGTT=FIRST_STAGE (``intel_pasid_setup_first_level``): FSPTPTR is a host-physical
+            # root and the first stage alone translates -- no stage-2 walk of its tables or of
+            # its output (VT-d spec, "first-stage translation"; ``pasid_pte_config_first_level``).
+            w1 = _walk(pair.stage1, iova, access=access, root=look.stage1_root, memory=host)
+            for i, st in enumerate(w1.steps):
+                r.add(Stage.STAGE1, st.level, st.read_address, st.raw, st.entry.fields, i, 0,
+                      f"S1 {st.name} entry [{st.index}] (PGTT=FIRST_STAGE, host-physical table)",
+                      RefRole.S1_ENTRY, st.table, st.index, name=st.name)
+            if not w1.ok:
+                return result(fault=NestedFault.from_walk(Stage.STAGE1, w1, FaultSite.INPUT, iova, iova,
+                                                          write=_is_write(access)))
+            return result(out=w1.pa, s1ps=w1.page_size)
         s1_root = look.stage1_root
 
     # Stage 1, through the page-table layer's walker; its seam translates every entry address.
@@ -460,6 +473,8 @@ def translate_batch(pair: Any, iovas: Any, *, access: Any = "r", pasid: int | No
             z = np.full(iv.shape, -1, dtype=np.int8)
             return TranslatedBatch(iv, np.zeros_like(iv), np.ones(iv.shape, bool), np.zeros_like(iv), z, z.copy(),
                                    np.zeros((f1.top_level + 1, iv.size), np.uint64))
+        if look.pgtt is Pgtt.FIRST_STAGE:  # host-physical first stage alone (see nested_walk)
+            return translate(f1, pair.host_memory, look.stage1_root, iovas, access=access, paths=True)
         root = look.stage1_root
     b1 = translate(f1, pair.guest_memory, root, iovas, access=access, paths=True)
     pa = np.zeros_like(b1.pa)

@@ -176,7 +176,8 @@ class Walk:
         if self.result:
             r = self.result
             return (
-                f"=> pa {fmt_addr(r.pa)} ({fmt_size(r.size)} {self.fmt.level_name(r.level)} leaf, {r.perm}), "
+                f"=> pa {fmt_addr(r.pa)} ({fmt_size(r.size)} {self.fmt.level_name(r.level)} leaf, "
+                f"{self.fmt.perm_text(r.perm)}), "
                 f"{self.references} memory reference(s)"
             )
         f = self.fault
@@ -223,8 +224,21 @@ class TranslatedBatch:
 
     @property
     def output(self) -> np.ndarray:
-        """The translated addresses (0 where faulted); ``pa`` is the same array."""
+        """The translated addresses (0 where faulted); ``pa`` is the same array.
+
+        A numpy array cannot hold ``None``, so a fault reads as 0 here while ``walk(iova).output``
+        is ``None``: compare the two with :meth:`output_of` / :meth:`outputs`, which give
+        ``None`` where the IOVA faulted, exactly as the walk does.
+        """
         return self.pa
+
+    def output_of(self, i: int) -> int | None:
+        """IOVA ``i``'s output as ``walk(iova).output`` gives it: an int, or ``None`` on a fault."""
+        return None if bool(self.fault[i]) else int(self.pa[i])
+
+    def outputs(self) -> list[int | None]:
+        """Every output as ``walk`` gives it (``None`` where faulted), for element-wise comparison."""
+        return [None if f else int(p) for p, f in zip(self.pa.tolist(), self.fault.tolist())]
 
     @property
     def ok(self) -> np.ndarray:

@@ -13,6 +13,8 @@ byte unchanged (compare ``memory.snapshot()``).
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +33,7 @@ from iommu_lab.pagetable.walk import translate as _translate
 from iommu_lab.pagetable.walk import walk as _walk
 from iommu_lab.pagetable.walker import iova_of, iova_of_array, offset_of
 
-__all__ = ["Mapping", "PageTable", "TablePage", "iommu_pgsize", "pgsize_runs", "pgsize_split"]
+__all__ = ["Mapping", "PageSplit", "PageTable", "TablePage", "iommu_pgsize", "pgsize_runs", "pgsize_split"]
 
 _U64 = np.uint64
 
@@ -93,15 +95,69 @@ def pgsize_runs(
     return out
 
 
-def pgsize_split(
-    pgsize_bitmap: int, iova: int, paddr: int, size: int
-) -> list[tuple[int, int, int]]:
-    """Every page ``iommu_map`` would map: ``[(iova, pa, pgsize), ...]`` (runs expanded)."""
-    return [
-        (v + i * s, p + i * s, s)
-        for v, p, s, c in pgsize_runs(pgsize_bitmap, iova, paddr, size)
-        for i in range(c)
-    ]
+class PageSplit(Sequence):
+    """Every page ``iommu_map`` would map, ``(iova, pa, pgsize)`` each, computed on demand.
+
+    Holds only the runs (``pgsize_runs``: one per page size, at most a few dozen), so
+    ``len(pgsize_split(bm, 0, 0, 1 << 40))`` is 2^28 without building 2^28 tuples; indexing,
+    iteration and slicing produce pages as they are asked for. Compares equal to a list of
+    the same pages.
+    """
+
+    def __init__(self, runs: list[tuple[int, int, int, int]]) -> None:
+        self.runs = runs
+        self._starts = []
+        n = 0
+        for run in runs:
+            self._starts.append(n)
+            n += run[3]
+        self._len = n
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._len))]
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"page index must be an int, not {type(i).__name__}")
+        i = int(i)
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError(f"page {i} of {self._len}")
+        k = bisect.bisect_right(self._starts, i) - 1
+        v, p, s, _ = self.runs[k]
+        j = i - self._starts[k]
+        return (v + j * s, p + j * s, s)
+
+    def __iter__(self):
+        for v, p, s, c in self.runs:
+            for j in range(c):
+                yield (v + j * s, p + j * s, s)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, PageSplit):
+            return self.runs == other.runs
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == self._len and all(a == tuple(b) for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self._len <= 8:
+            return repr(list(self))
+        return f"<PageSplit {self._len} pages in {len(self.runs)} run(s)>"
+
+
+def pgsize_split(pgsize_bitmap: int, iova: int, paddr: int, size: int) -> PageSplit:
+    """Every page ``iommu_map`` would map: ``(iova, pa, pgsize)`` per page (runs expanded).
+
+    A :class:`PageSplit` that expands the runs lazily: a terabyte of 4 KiB pages costs the
+    handful of runs, not 2^28 tuples, until someone iterates it.
+    """
+    return PageSplit(pgsize_runs(pgsize_bitmap, iova, paddr, size))
 
 
 # ============================================================================ records
@@ -293,9 +349,11 @@ class PageTable:
         """Map ``[iova, iova + size)`` to ``pa`` as ``iommu_map`` would; return the runs.
 
         Raises ``IommuError``: EINVAL (unaligned to the smallest page, outside the input range,
-        non-canonical, output beyond oas, no read/write), EOVERFLOW (wraps 2^64), EEXIST (a leaf
-        already maps part of the range; io-pgtable-arm returns -EEXIST, generic_pt
-        -EADDRINUSE), ENOMEM (no room for tables). Nothing is written unless all checks pass.
+        non-canonical, output beyond oas, no read/write), EOVERFLOW (wraps 2^64), EADDRINUSE or
+        EEXIST (a leaf already maps part of the range: generic_pt's ``__map_range`` -- VT-d,
+        AMD, x86-64, RISC-V -- returns -EADDRINUSE, io-pgtable-arm -EEXIST; the format's
+        ``map_exists_errno``), ENOMEM (no room for tables). Nothing is written unless all
+        checks pass.
         """
         iova, size = self._check_range("map", iova, size)
         pa = self._check_pa(pa, size, self.min_pgsize)
@@ -342,9 +400,12 @@ class PageTable:
                 if w.ok
                 else f"an entry at {fmt_addr(self._iova(hit))}"
             )
+            errno = self.fmt.map_exists_errno
+            source = ("io-pgtable-arm __arm_lpae_map" if errno == "EEXIST"
+                      else "generic_pt __map_range" if errno == "EADDRINUSE" else "the TCE slot is in use")
             raise IommuError(
-                "EEXIST",
-                f"map [{fmt_addr(iova)}, {fmt_addr(iova + size - 1)}] overlaps {what}; unmap it first",
+                errno,
+                f"map [{fmt_addr(iova)}, {fmt_addr(iova + size - 1)}] overlaps {what} ({source}); unmap it first",
             )
         target = self._grown_for(iova + size - 1, max(r[2] for r in runs))
         need = self._tables_needed(runs, target) + (target.levels - self.fmt.levels)

@@ -98,7 +98,13 @@ def get(name) -> Format:
             return arm_lpae(int(m[1]), int(m[2]) * 1024, int(m[3]))
         except ValueError as e:
             raise IommuError("EINVAL", f"format {name!r}: {e}") from None
-    raise IommuError("EINVAL", f"unknown page-table format {name!r}; known formats: {', '.join(names())}")
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    raise IommuError(
+        "EINVAL",
+        f"unknown page-table format {shown!r}; known formats: "
+        f"{', '.join(n for n in names() if not n.startswith('arm-lpae-'))}, "
+        f"arm-lpae-s{{1,2}}-{{4,16,64}}k-{{ias}}bit (formats.names() lists every one)",
+    )
 
 
 for _lv in (3, 4, 5):
@@ -111,7 +117,10 @@ for _st in (1, 2):
     for _gk, _ias_list in ((4, (32, 36, 39, 40, 42, 44, 48)), (16, (36, 40, 47, 48)), (64, (42, 48, 52))):
         for _ias in _ias_list:
             register(f"arm-lpae-s{_st}-{_gk}k-{_ias}bit", lambda st=_st, gk=_gk, ias=_ias: arm_lpae(st, gk * 1024, ias))
-register("amd-v1-dynamic", lambda: amd_v1(3, grow_to=6))
+# The AMD v1 table as Linux builds it: mode 3 at allocation, a new root added whenever a mapping
+# needs more (``increase_address_space``; generic_pt ``PT_FEAT_DYNAMIC_TOP``), up to
+# ``amd_iommu_hpt_level``. The platforms use this one; ``amd-v1-6level`` is the fixed 6-level table.
+register("amd-v1-dynamic", lambda: amd_v1(3, grow_to=6, name="amd-v1-dynamic"))
 for _lv in (3, 4, 5):
     register(f"riscv-sv{12 + 9 * _lv}", lambda lv=_lv: riscv(lv))
 register("power-tce-4k", lambda: power_tce(12, window_bits=31, base=0, name="power-tce-4k"))

@@ -1,8 +1,9 @@
 """AMD IOMMU v1 host page tables (``amd_iommu_types.h``; ``io_pgtable.c``; generic_pt ``fmt/amdv1.h``).
 
-Levels as the AMD IOMMU specification numbers them: the page table at level 1 holds the 4 KiB
-PTEs, a DTE with Mode m points at a level-m table (generic level → name): 0 L1 (20:12),
-1 L2 (29:21), 2 L3 (38:30), 3 L4 (47:39), 4 L5 (56:48), 5 L6 (63:57, 7 index bits).
+Levels as the AMD IOMMU specification numbers them: the page table at Level 1 holds the 4 KiB
+PTEs, a DTE with Mode m points at a Level-m table whose entries are PDEs (generic level → name):
+0 Level 1 (20:12), 1 Level 2 (29:21), 2 Level 3 (38:30), 3 Level 4 (47:39), 4 Level 5 (56:48),
+5 Level 6 (63:57, 7 index bits).
 
 PR=0 is not present. In a PDE at generic level x, NextLevel = x (``PM_LEVEL_PDE``). NL=0 is a
 leaf of the level's default size; NL=7 a leaf of another power-of-two size, encoded as a run of
@@ -63,8 +64,9 @@ class AmdV1Rules(Rules):
     """Entry rules of the AMD v1 host table (see the module docstring)."""
 
     family = "amd-v1"
-    level_names = ("L1", "L2", "L3", "L4", "L5", "L6")
+    level_names = ("Level 1", "Level 2", "Level 3", "Level 4", "Level 5", "Level 6")
     fixed_leaf_size = False
+    perm_bits = Perm.RW  # IR/IW only
     bad_type_reason = FaultReason.RESERVED_BITS
     addr_mask = PAGE_ADDR.mask
 

@@ -71,8 +71,12 @@ class ArmLpaeRules(Rules):
 
     family = "arm-lpae"
 
+    map_exists_errno = "EEXIST"  # __arm_lpae_map: WARN_ON(!selftest_running); return -EEXIST
+
     def __init__(self, stage: int, granule_lg2: int, oas: int) -> None:
         self.stage, self.g, self.oas = stage, granule_lg2, oas
+        if stage == 2:  # S2AP R/W and XN; no EL0/unprivileged bit at stage 2
+            self.perm_bits = Perm.RW | Perm.EXEC
         self.lpa52 = granule_lg2 == 16 and oas > _PA_TOP
         self.ADDR = _addr(granule_lg2)
         self.addr_mask = self.ADDR.mask

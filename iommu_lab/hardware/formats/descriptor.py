@@ -9,7 +9,10 @@ Entry bits come from the family's :class:`Rules` (one file per family beside thi
 generic_pt's ``fmt/*.h``).
 
 Levels are numbered as generic_pt numbers them: 0 is the leaf table, ``levels - 1`` the top.
-``fmt.level_name(level)`` gives the specification's name (VT-d ``SL-PDE``, ARM ``L2``, AMD ``L1``).
+That number is internal: what a reader sees is ``fmt.level_name(level)``, the name the format's
+specification gives the level (VT-d ``SL-PDE``, ARM ``L2``, AMD ``Level 1``, RISC-V ``level 0``),
+and ``fmt.level_names`` lists them from the root down. ``fmt.perm_text(perm)`` writes a
+permission with only the bits the format defines (a VT-d second-stage leaf is ``rw``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class EntryKind(enum.IntEnum):
     LEVEL_SKIP = 5  #: AMD NextLevel neither 0, 7 nor this level (Linux: "no level skipping")
     MISALIGNED = 6  #: RISC-V superpage whose PPN has low bits set
 
+
+_PERM_LETTERS = (("r", Perm.READ), ("w", Perm.WRITE), ("x", Perm.EXEC), ("u", Perm.USER))
 
 _KIND_FAULT = {
     EntryKind.EMPTY: FaultReason.NOT_PRESENT,
@@ -107,6 +112,7 @@ class DecodedEntry:
     allows: Perm | None = None  #: for a table entry: what it lets through to the levels below
     level_name: str = ""  #: the level's name in the specification (``SL-PDE``, ``L2``, ``PTE``)
     fault: FaultReason | None = None  #: why a walk stops here (None for a table or a leaf)
+    perm_text: str = ""  #: ``perm`` written with only the bits the format defines
 
     def __getitem__(self, name: str) -> int:
         return self.fields[name]
@@ -121,7 +127,7 @@ class DecodedEntry:
         if self.kind == EntryKind.TABLE:
             head += f" -> {self.address:#x}"
         elif self.kind == EntryKind.LEAF:
-            head += f" {fmt_size(self.size)} @ {self.address:#x} {self.perm}"
+            head += f" {fmt_size(self.size)} @ {self.address:#x} {self.perm_text or self.perm}"
         return f"{head} [{' '.join(parts)}]"
 
 
@@ -147,6 +153,14 @@ class Rules:
     fixed_leaf_size = True
     #: The bits Linux may have set in an entry read back as the output address.
     addr_mask = genmask(51, 12)
+    #: The permission bits an entry of the format can express. A format without execute or
+    #: user bits (VT-d second stage, AMD v1, POWER TCE) lets every access kind through that its
+    #: R/W allow, so ``leaf_perm`` reports EXEC|USER as granted, but its text shows only R/W.
+    perm_bits: Perm = Perm.RW | Perm.EXEC | Perm.USER
+    #: The errno a map over an already present entry answers: generic_pt's ``__map_range``
+    #: (VT-d, AMD, x86-64, RISC-V) returns -EADDRINUSE; io-pgtable-arm ``__arm_lpae_map``
+    #: returns -EEXIST ("Can't map IOVA ... already mapped").
+    map_exists_errno = "EADDRINUSE"
 
     def __init__(self) -> None:
         self.table_fields = FieldTable([], "table")
@@ -163,6 +177,14 @@ class Rules:
 
     def level_name(self, fmt: Format, level: int) -> str:
         return self.level_names[level] if self.level_names else f"L{level}"
+
+    def perm_text(self, perm: Perm) -> str:
+        """``perm`` as the format can express it: ``rwxu``-style letters of the bits it has,
+        plus a note naming the kinds it has no bits for (``rw; format has no X/U bits``)."""
+        perm = Perm(int(perm))
+        letters = "".join(c if perm & p else "-" for c, p in _PERM_LETTERS if self.perm_bits & p)
+        missing = "/".join(c.upper() for c, p in _PERM_LETTERS if not self.perm_bits & p)
+        return f"{letters}; format has no {missing} bits" if missing else letters
 
     def fault_reason(self, kind: EntryKind) -> FaultReason | None:
         """Why a walk stops at an entry of ``kind`` (None: it does not)."""
@@ -391,7 +413,26 @@ class Format:
         return tuple(self.index(lv, iova) for lv in range(self.top_level, -1, -1))
 
     def level_name(self, level: int) -> str:
+        """The specification's name of ``level`` (0 = leaf table): VT-d ``SL-PML4E``, x86
+        ``PDPE``, ARM ``L0``..``L3`` (the Arm ARM's lookup levels), AMD ``Level 1``..``Level 6``,
+        RISC-V ``level 0``..``level 4``, POWER ``TCE``. Walk text, nested references, figures
+        and explorers all take the name from here."""
         return self.rules.level_name(self, level)
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        """Every level's specification name, from the root down (the order a walk reads them)."""
+        return tuple(self.level_name(lv) for lv in range(self.top_level, -1, -1))
+
+    def perm_text(self, perm) -> str:
+        """A permission written with only the bits this format defines: ``rw`` on a VT-d
+        second-stage or POWER TCE leaf ("rw; format has no X/U bits"), ``rwxu`` on x86-64."""
+        return self.rules.perm_text(Perm.parse(perm) if not isinstance(perm, Perm) else perm)
+
+    @property
+    def map_exists_errno(self) -> str:
+        """The errno of a map over a present entry: EADDRINUSE (generic_pt) or EEXIST (ARM)."""
+        return self.rules.map_exists_errno
 
     # ---- sizes ------------------------------------------------------------------------
     def leaf_lg2s(self, level: int) -> tuple[int, ...]:
@@ -484,7 +525,8 @@ class Format:
             address = int(self.rules.leaf_base(self, a, level, lg2)[0])
             perm = Perm(int(self.rules.leaf_perm(self, a, level)[0]))
         return DecodedEntry(int(raw), level, kind, table.decode(raw), address, size, perm, allows,
-                            self.level_name(level), self.fault_reason(kind))
+                            self.level_name(level), self.fault_reason(kind),
+                            self.perm_text(perm) if perm is not None else "")
 
     def encode_table(self, pa: int, level: int) -> int:
         """The entry Linux writes at ``level`` to point at a next-level table at ``pa``."""

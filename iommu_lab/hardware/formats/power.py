@@ -37,6 +37,10 @@ class TceRules(Rules):
     level_names = ("TCE",)
     linear = True
     addr_mask = RPN.mask
+    perm_bits = Perm.RW  # TCE_PCI_READ / TCE_PCI_WRITE only
+    # A TCE slot is overwritten by H_PUT_TCE / tce_build; the iommu API path (iommu_tce_xchg)
+    # swaps the old value out. Mapping over a slot is refused here as a busy slot.
+    map_exists_errno = "EBUSY"
 
     def __init__(self) -> None:
         self.table_fields = self.leaf_fields = TCE

@@ -1,8 +1,9 @@
 """RISC-V Sv39/Sv48/Sv57 page tables (privileged spec; ``riscv/iommu.c``; generic_pt ``fmt/riscv.h``).
 
-Levels as the privileged specification's walk names them: the PTE read with ``va.vpn[i]``, so
-generic level i is ``VPN[i]`` (IOVA bits ``20+9i : 12+9i``); Sv39 starts at VPN[2], Sv48 at
-VPN[3], Sv57 at VPN[4].
+Levels as the privileged specification's walk numbers them: step i reads the PTE indexed by
+``va.vpn[i]`` ("level i"), i = LEVELS-1 down to 0, so generic level i is ``level i`` (IOVA bits
+``20+9i : 12+9i``); Sv39 starts at level 2, Sv48 at level 3, Sv57 at level 4. A leaf at level 1
+is a megapage, at level 2 a gigapage, at level 3 a terapage.
 
 V=0 is invalid; any of R/W/X makes a leaf at any level; V with R=W=X=0 points to the next
 table (a pointer in the last level is a fault). W without R and bits 60:54 are reserved;
@@ -60,7 +61,7 @@ class RiscvRules(Rules):
         return False
 
     def level_name(self, fmt, level):
-        return f"VPN[{level}]"
+        return f"level {level}"
 
     def oa_decode(self, fmt, raw):
         return PPN.get(raw) << u64(PAGE_SHIFT)

@@ -48,6 +48,7 @@ class VtdSSRules(Rules):
     level_names = ("SL-PTE", "SL-PDE", "SL-PDPE", "SL-PML4E", "SL-PML5E")
     bad_type_reason = FaultReason.RESERVED_BITS
     addr_mask = PAGE_ADDR.mask
+    perm_bits = Perm.RW  # R and W only: no execute or user bit in a second-stage entry
 
     def __init__(self) -> None:
         self.table_fields, self.leaf_fields = TABLE, LEAF

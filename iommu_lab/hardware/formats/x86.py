@@ -1,7 +1,9 @@
 """x86-64 paging entries: VT-d first stage and AMD v2 (generic_pt ``fmt/x86_64.h``).
 
-Levels as the Intel SDM names them (generic level → name, IOVA bits): 0 PTE (20:12),
-1 PDE (29:21), 2 PDPTE (38:30), 3 PML4E (47:39), 4 PML5E (56:48); 4 or 5 levels.
+Levels as the IOMMU specifications name first-stage entries (generic level → name, IOVA bits):
+0 PTE (20:12), 1 PDE (29:21), 2 PDPE (38:30), 3 PML4E (47:39), 4 PML5E (56:48); 4 or 5 levels.
+The VT-d specification's first-stage paging entries and the AMD64 APM (AMD v2 guest tables)
+both say PDPE; the Intel SDM calls the same entry PDPTE.
 
 P=0 is not present; PS makes a PDE/PDPTE a leaf and is reserved in a PML4E/PML5E (a reserved-
 bit fault). Linux writes leaves as P|U|A plus RW|D when writable, PS above the PTE, and XD when
@@ -45,7 +47,7 @@ class X86Rules(Rules):
     """Entry rules of x86-64 paging (see the module docstring)."""
 
     family = "x86-64"
-    level_names = ("PTE", "PDE", "PDPTE", "PML4E", "PML5E")
+    level_names = ("PTE", "PDE", "PDPE", "PML4E", "PML5E")
     bad_type_reason = FaultReason.RESERVED_BITS
     addr_mask = PAGE_ADDR.mask
 
