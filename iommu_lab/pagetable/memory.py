@@ -313,10 +313,10 @@ class PhysicalMemory:
     def frames_for(self, nbytes: int) -> int:
         """Frames an allocation of ``nbytes`` takes (power of two, at least one)."""
         nbytes = exact_int(nbytes, "allocation size")
-        if not 0 < nbytes <= self.size:
+        if not 0 < nbytes <= 1 << 64:
             raise ValueError(
-                f"allocation of {_short(nbytes)} bytes: a block must be 1 byte to the memory's "
-                f"{fmt_size(self.size)}"
+                f"allocation of {_short(nbytes)} bytes: a block is 1 byte to 2^64 bytes "
+                f"(larger than the memory fails with ENOMEM, as the page allocator does)"
             )
         n = max(1, -(-nbytes // FRAME_SIZE))
         return 1 << (n - 1).bit_length()
