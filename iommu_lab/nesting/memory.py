@@ -268,7 +268,9 @@ def host_memory_for(stage2_fmt: Any, at_least: Any = 0):
     """
 
     base = 0x1000_0000
-    want = max(64 << 30, _size_arg(at_least, "guest RAM size") + (2 << 30))
+    guest = _size_arg(at_least, "guest RAM size")
+    block = 1 << max(0, guest - 1).bit_length() if guest else 0  # allocations are powers of two
+    want = max(64 << 30, block + (2 << 30))
     want = -(-want // (1 << 30)) << 30
     size = min(want, (1 << stage2_fmt.oas) - base)
     return PhysicalMemory(base, size, name="host")

@@ -381,7 +381,7 @@ class PhysicalMemory:
             raise IommuError(
                 "ENOMEM",
                 f"{self.name} memory [{fmt_addr(self.base)}, {fmt_addr(self.last)}] has "
-                f"{fmt_size(self.bytes_free)} free; {count} block(s) of {fmt_size(k * FRAME_SIZE)} do not fit",
+                f"{fmt_size(self.bytes_free, approx=True)} free; {count} block(s) of {fmt_size(k * FRAME_SIZE)} do not fit",
             )
         out = np.empty(count, dtype=np.int64)
         for i in range(recycled):
