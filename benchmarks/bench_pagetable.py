@@ -42,7 +42,12 @@ def floor_gather(pt: PageTable, iovas: np.ndarray) -> np.ndarray:
     frame→slot gather, one pool gather and one address mask — no classification, no faults."""
     mem, f = pt.memory, pt.fmt
     flat = mem._pool.reshape(-1)
-    slot_of = mem._slot_of
+    if hasattr(mem, "_slot_of"):  # the dense frame index of earlier versions, for before/after runs
+        slot_of, first = mem._slot_of, 0
+    else:  # the sparse index while its chunks are contiguous: one dense run from its first frame
+        idx = mem._index
+        assert idx._dense, "a bulk populate keeps the frame index dense"
+        slot_of, first = idx._rows.reshape(-1), idx._c0 << idx.SHIFT
     table = np.full(iovas.shape[0], pt.root, dtype=U64)
     mask = U64(0x000F_FFFF_FFFF_F000)
     raw = None
@@ -54,7 +59,9 @@ def floor_gather(pt: PageTable, iovas: np.ndarray) -> np.ndarray:
         ea += table
         ea -= U64(mem.base)
         ea = ea.view(np.int64)
-        pos = slot_of[ea >> 12]
+        fr = ea >> 12
+        fr -= first
+        pos = slot_of[fr]
         pos <<= 9
         ea >>= 3
         ea &= 511

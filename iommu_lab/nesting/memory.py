@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from iommu_lab.core.errors import IommuError
-from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.core.ranges import exact_int, fmt_addr, fmt_size, parse_size
 from iommu_lab.pagetable.memory import PhysicalMemory
 from iommu_lab.pagetable.walk import translate, walk
 
@@ -35,12 +35,15 @@ class GuestMemory:
         The host's stage-2 table (GPA -> HPA).
     host : PhysicalMemory, optional
         Host RAM (default: the memory ``stage2`` keeps its own tables in).
-    base, size : int
-        The guest RAM range ``[base, base + size)`` in guest-physical space.
-    backing : {"eager", "lazy"}
+    base, size : int or str
+        The guest RAM range ``[base, base + size)`` in guest-physical space; sizes as
+        ``parse_size`` reads them (``16 << 20``, ``"4G"``).
+    backing : {"eager", "lazy", "external"}
         ``"eager"`` (what QEMU does when it maps all guest RAM into the IOAS at start-up):
-        allocate ``size`` bytes of host RAM now and map the whole range in stage 2 with the
-        largest pages the format's ``iommu_pgsize`` split allows. ``"lazy"``: back each guest
+        reserve ``size`` bytes of host RAM now, 1 GiB aligned in host-physical addresses, and
+        map the whole range in stage 2 with the largest pages the format's ``iommu_pgsize``
+        split allows. The host RAM is reserved, not touched: like a VM's RAM it costs nothing
+        until written, so a 4 TiB guest costs its few stage-2 table pages. ``"lazy"``: back each guest
         frame with a 4 KiB stage-2 mapping when the guest first allocates it (small pages
         everywhere, the case the (n+1)(m+1)-1 formula assumes). ``"external"``: stage 2
         already maps guest RAM (a nest parent filled from an IOAS, see :class:`NestParent`).
@@ -57,23 +60,43 @@ class GuestMemory:
         backing: str = "eager",
     ) -> None:
 
-        if backing not in ("eager", "lazy", "external"):
-            raise ValueError(f"backing must be 'eager', 'lazy' or 'external', got {backing!r}")
+        if not isinstance(backing, str) or backing not in ("eager", "lazy", "external"):
+            raise ValueError(
+                f"backing must be 'eager', 'lazy' or 'external', got {_cut(repr(backing))}"
+            )
+        base = _size_arg(base, "guest RAM base")
+        size = _size_arg(size, "guest RAM size")
+        host = host if host is not None else stage2.memory
+        # Frames of guest RAM are handed out by a PhysicalMemory used purely as the allocator of
+        # guest-physical addresses; its own storage is never read for guest data. Built first:
+        # it checks base and size (4 KiB multiples, below 2^64) before anything is allocated.
+        frames = PhysicalMemory(base, size, name=name)
+        ram_hpa: int | None = None
+        if backing == "eager":
+            try:
+                ram_hpa = int(host.alloc(size))
+            except IommuError as e:
+                raise IommuError(
+                    "ENOMEM",
+                    f"{e.message}; eager backing reserves all "
+                    f"{fmt_size(size)} of guest RAM in host RAM: give a larger host "
+                    f"(host=host_memory_for(fmt, at_least=size)) or use backing='lazy'",
+                ) from None
+            try:
+                stage2.map(base, ram_hpa, size, prot="rw")
+            except BaseException:
+                host.free(ram_hpa)  # a refused map leaves host memory as it was
+                raise
         self.stage2 = stage2
-        self.host = host if host is not None else stage2.memory
+        self.host = host
         self.name = name
         self.backing = backing
-        # Frames of guest RAM are handed out by a PhysicalMemory used purely as the allocator of
-        # guest-physical addresses; its own storage is never read for guest data.
-        self._frames = PhysicalMemory(base, size, name=name)
+        self._frames = frames
         self.base = base
         self.size = size
-        self.ram_hpa: int | None = None
+        self.ram_hpa = ram_hpa
         self.writes = 0
         self.reads = 0
-        if backing == "eager":
-            self.ram_hpa = int(self.host.alloc(size))
-            stage2.map(base, self.ram_hpa, size, prot="rw")
 
     # -- bookkeeping delegated to the guest-physical allocator --------------------------------
     @property
@@ -235,13 +258,36 @@ def _walk(
     )
 
 
-def host_memory_for(stage2_fmt: Any):
-    """Host RAM at 0x1000_0000 (the reference's worked walks), up to 64 GiB or what the stage-2
-    format's output width can point at."""
+def host_memory_for(stage2_fmt: Any, at_least: Any = 0):
+    """Host RAM at 0x1000_0000 (the reference's worked walks): 64 GiB, or more when a guest of
+    ``at_least`` bytes must fit beside the host's tables, up to what the stage-2 format's
+    output width can point at.
+
+    Physical memory is sparse, so the size costs nothing: only table pages and written guest
+    frames are held. A guest RAM block is 1 GiB aligned, hence the spare GiB.
+    """
 
     base = 0x1000_0000
-    size = min(64 << 30, (1 << stage2_fmt.oas) - base)
+    guest = _size_arg(at_least, "guest RAM size")
+    block = 1 << max(0, guest - 1).bit_length() if guest else 0  # allocations are powers of two
+    want = max(64 << 30, block + (2 << 30))
+    want = -(-want // (1 << 30)) << 30
+    size = min(want, (1 << stage2_fmt.oas) - base)
     return PhysicalMemory(base, size, name="host")
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 10] + "…" + text[-8:]
+
+
+def _size_arg(value: Any, what: str) -> int:
+    """A guest RAM base or size: an exact int or a size string as ``parse_size`` reads it."""
+    if isinstance(value, str):
+        try:
+            return parse_size(value)
+        except ValueError as e:
+            raise ValueError(f"{what}: {e}") from None
+    return exact_int(value, what)
 
 
 def _translate_one(stage2: Any, gpa: int) -> int | None:

@@ -25,13 +25,171 @@ from dataclasses import dataclass
 import numpy as np
 
 from iommu_lab.core.errors import IommuError
-from iommu_lab.core.ranges import GiB, MiB, fmt_addr, fmt_size
+from iommu_lab.core.ranges import GiB, MiB, exact_int, fmt_addr, fmt_size
 
 __all__ = ["FRAME_SIZE", "HostMemory", "PhysicalMemory"]
 
 FRAME_SIZE = 4096
 _WORDS = FRAME_SIZE // 8
 _U64 = np.uint64
+#: Blocks up to this many frames (2 MiB: every table page, a TCE table) get pool slots when
+#: allocated; larger blocks (guest RAM) are reserved and backed frame by frame on first write.
+_BIND_FRAMES = 512
+#: Natural alignment stops at 1 GiB, the largest block the kernel hands out aligned (a gigantic
+#: hugetlb page); bigger blocks are 1 GiB aligned.
+_MAX_ALIGN_FRAMES = GiB // FRAME_SIZE
+_ZERO1 = np.zeros(1, dtype=np.int64)
+
+
+class _FrameIndex:
+    """Frame number → pool slot, sparse: one row of 512 slots per 2 MiB chunk of memory touched.
+
+    While the touched chunks are mostly contiguous (table pages bump-allocated from one place)
+    the rows are laid out densely from the lowest chunk, so a vectorised lookup is one gather at
+    ``frame - first`` — as fast as a dense array over all frames but sized by what is touched.
+    Once the chunks scatter (a write far from the others) the index switches to a sorted array
+    of chunk ids searched with ``np.searchsorted``. Slot 0 means "never written".
+    """
+
+    SHIFT = 9
+    CHUNK = 1 << SHIFT
+
+    def __init__(self) -> None:
+        self._rows = np.zeros((4, self.CHUNK), dtype=np.int64)
+        self._nrows = 0
+        self._dense = True
+        self._c0 = 0  # dense: chunk id of row 0
+        self._cid = np.zeros(0, dtype=np.int64)  # sparse: sorted chunk ids
+        self._crow = np.zeros(0, dtype=np.int64)  # sparse: row of each chunk id
+        self._live: set[int] = set()  # chunk ids that ever held a slot
+
+    # -- layout ------------------------------------------------------------------------------
+    def _grow_rows(self, need: int, front: int = 0) -> None:
+        cap = self._rows.shape[0]
+        if front == 0 and need <= cap:
+            return
+        rows = np.zeros((max(need, 2 * cap), self.CHUNK), dtype=np.int64)
+        rows[front : front + self._nrows] = self._rows[: self._nrows]
+        self._rows = rows
+
+    def _row(self, c: int, create: bool) -> int:
+        """Row of chunk ``c`` (-1 when absent and ``create`` is False)."""
+        if self._dense:
+            r = c - self._c0
+            if 0 <= r < self._nrows:
+                return r
+            if not create:
+                return -1
+            if self._nrows == 0:
+                self._c0, self._nrows = c, 1
+                self._live.add(c)
+                return 0
+            lo, hi = min(self._c0, c), max(self._c0 + self._nrows, c + 1)
+            if hi - lo <= 2 * len(self._live) + 64:
+                front = self._c0 - lo
+                self._grow_rows(hi - lo, front)
+                self._c0, self._nrows = lo, hi - lo
+                self._live.add(c)
+                return c - lo
+            self._to_sparse()
+        i = int(np.searchsorted(self._cid, c))
+        if i < self._cid.size and self._cid[i] == c:
+            return int(self._crow[i])
+        if not create:
+            return -1
+        self._grow_rows(self._nrows + 1)
+        r = self._nrows
+        self._nrows += 1
+        self._cid = np.insert(self._cid, i, c)
+        self._crow = np.insert(self._crow, i, r)
+        self._live.add(c)
+        return r
+
+    def _to_sparse(self) -> None:
+        live = np.array(sorted(self._live), dtype=np.int64)
+        self._cid, self._crow = live, live - self._c0
+        self._dense = False
+
+    # -- scalar and run access ----------------------------------------------------------------
+    def get(self, frame: int) -> int:
+        r = self._row(frame >> self.SHIFT, False)
+        return 0 if r < 0 else int(self._rows[r, frame & (self.CHUNK - 1)])
+
+    def get_run(self, frame: int, n: int) -> np.ndarray:
+        """Slots of ``n`` consecutive frames (0 where unbacked)."""
+        out = np.zeros(n, dtype=np.int64)
+        f, end = frame, frame + n
+        while f < end:
+            lo = f & (self.CHUNK - 1)
+            m = min(self.CHUNK - lo, end - f)
+            r = self._row(f >> self.SHIFT, False)
+            if r >= 0:
+                out[f - frame : f - frame + m] = self._rows[r, lo : lo + m]
+            f += m
+        return out
+
+    def set_run(self, frame: int, slots: np.ndarray) -> None:
+        """Set the slots of consecutive frames from ``frame``."""
+        f, end = frame, frame + len(slots)
+        while f < end:
+            lo = f & (self.CHUNK - 1)
+            m = min(self.CHUNK - lo, end - f)
+            r = self._row(f >> self.SHIFT, True)
+            self._rows[r, lo : lo + m] = slots[f - frame : f - frame + m]
+            f += m
+
+    def backed(self, frame: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(frames, slots)`` of backed frames in ``[frame, end)``, visiting only live chunks."""
+        c_lo, c_hi = frame >> self.SHIFT, (end - 1) >> self.SHIFT
+        if self._dense:
+            cs = np.arange(max(c_lo, self._c0), min(c_hi, self._c0 + self._nrows - 1) + 1)
+            rows = cs - self._c0
+        else:
+            i, j = np.searchsorted(self._cid, [c_lo, c_hi + 1])
+            cs, rows = self._cid[i:j], self._crow[i:j]
+        fr, sl = [], []
+        for c, r in zip(cs.tolist(), rows.tolist()):
+            s = self._rows[r]
+            nz = np.flatnonzero(s)
+            f = (c << self.SHIFT) + nz
+            keep = (f >= frame) & (f < end)
+            fr.append(f[keep])
+            sl.append(s[nz[keep]])
+        if not fr:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(fr), np.concatenate(sl)
+
+    # -- vectorised lookup ---------------------------------------------------------------------
+    def lookup(self, frame: np.ndarray) -> np.ndarray:
+        """Slots of an int64 array of frames (0 for unbacked or out-of-range frames); the
+        array is used as scratch."""
+        if self._nrows == 0:
+            return np.zeros(frame.shape, dtype=np.int64)
+        flat = self._rows.reshape(-1)
+        if self._dense:
+            rel = frame
+            rel -= self._c0 << self.SHIFT
+            inr = rel.view(np.uint64) < np.uint64(self._nrows << self.SHIFT)
+            if inr.all():
+                return flat[rel]
+            np.copyto(rel, 0, where=~inr)
+            pos = flat[rel]
+            pos[~inr] = 0
+            return pos
+        c = frame >> self.SHIFT
+        i = np.searchsorted(self._cid, c)
+        np.minimum(i, self._cid.size - 1, out=i)
+        hit = self._cid[i] == c
+        r = self._crow[i]
+        r <<= self.SHIFT
+        r |= frame & (self.CHUNK - 1)
+        pos = flat[r]
+        pos[~hit] = 0
+        return pos
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._rows.nbytes + self._cid.nbytes + self._crow.nbytes)
 
 
 class PhysicalMemory:
@@ -42,7 +200,9 @@ class PhysicalMemory:
     base : int
         Lowest physical address (default 0x1000_0000, as the reference's worked walks use).
     size : int
-        Bytes of memory (default 64 GiB). Only frames that are allocated or written cost host RAM.
+        Bytes of memory (default 64 GiB). Only frames that are allocated as table pages or
+        written cost host RAM: a block larger than 2 MiB (guest RAM handed to a VM) is reserved
+        and its frames are backed one by one on first write, like the kernel's demand paging.
     name : str
         Shown in reprs ("host", "guest", ...).
 
@@ -55,23 +215,32 @@ class PhysicalMemory:
     def __init__(
         self, base: int = 0x1000_0000, size: int = 64 * GiB, *, name: str = "host"
     ) -> None:
-        if base % FRAME_SIZE or size % FRAME_SIZE or size <= 0:
+        base = exact_int(base, "memory base")
+        size = exact_int(size, "memory size")
+        if not isinstance(name, str):
+            raise TypeError(f"memory name must be a str, got {type(name).__name__}")
+        if base < 0 or base % FRAME_SIZE or size % FRAME_SIZE or size <= 0:
             raise ValueError(
-                f"memory base {fmt_addr(base)} and size {size:#x} must be positive multiples of 4 KiB"
+                f"memory base {_short(base)} and size {_short(size)} must be a non-negative base and "
+                f"a positive size, both multiples of 4 KiB (the page frame the page allocator hands out)"
             )
         if base + size > 1 << 64:
-            raise ValueError("memory must end at or below 2^64")
+            raise ValueError(
+                f"memory [{_short(base)}, +{_short(size)}) must end at or below 2^64 (64-bit physical addresses)"
+            )
         self.base = base
         self.size = size
         self.name = name
         self._nframes = size // FRAME_SIZE
+        self._base_frame = base // FRAME_SIZE
         self._pool = np.zeros((64, _WORDS), dtype=_U64)
         self._pool_used = 1  # slot 0 is the shared zero page
         self._free_slots: list[int] = []
-        self._slot_of = np.zeros(1024, dtype=np.int64)  # frame index -> slot (0 = never written)
+        self._index = _FrameIndex()  # frame index -> slot (0 = never written)
         self._next_frame = 0
         self._free_frames: dict[int, list[int]] = {}
         self._allocated: dict[int, int] = {}  # first frame -> frame count
+        self._reserved: dict[int, int] = {}  # blocks above _BIND_FRAMES, backed on first write
         self._frames_in_use = 0
 
     # ------------------------------------------------------------------ bookkeeping
@@ -88,6 +257,11 @@ class PhysicalMemory:
     def bytes_free(self) -> int:
         return self.size - self.bytes_used
 
+    @property
+    def bytes_backed(self) -> int:
+        """Host RAM this model holds for frame contents and their index (what it costs to run)."""
+        return int(self._pool.nbytes + self._index.nbytes)
+
     def __repr__(self) -> str:
         return (
             f"PhysicalMemory({self.name}: [{fmt_addr(self.base)}, {fmt_addr(self.last)}], "
@@ -102,14 +276,6 @@ class PhysicalMemory:
         pool[: self._pool_used] = self._pool[: self._pool_used]
         self._pool = pool
 
-    def _grow_index(self, frame_end: int) -> None:
-        if frame_end <= self._slot_of.shape[0]:
-            return
-        cap = max(frame_end, 2 * self._slot_of.shape[0])
-        idx = np.zeros(cap, dtype=np.int64)
-        idx[: self._slot_of.shape[0]] = self._slot_of
-        self._slot_of = idx
-
     def _new_slots(self, n: int) -> np.ndarray:
         """``n`` zeroed pool slots; consecutive when taken from the end of the pool."""
         if n == 1 and self._free_slots:
@@ -121,17 +287,19 @@ class PhysicalMemory:
         self._pool_used += n
         return slots
 
+    def _unbind(self, frame: int, end: int) -> None:
+        """Drop the backing of every frame in ``[frame, end)`` (they read as zero again)."""
+        frames, slots = self._index.backed(frame, end)
+        for f in frames.tolist():
+            self._index.set_run(f, _ZERO1)
+        self._free_slots.extend(slots.tolist())
+
     def _bind(self, frame: int, nframes: int) -> None:
-        """Back ``nframes`` frames from ``frame`` with zeroed pool slots (allocation is zeroed,
-        including frames a stray ``write_u64`` backed before they were allocated)."""
-        self._grow_index(frame + nframes)
-        cur = self._slot_of[frame : frame + nframes]
-        backed = cur != 0
-        if backed.any():
-            self._pool[cur[backed]] = 0
-        missing = np.nonzero(~backed)[0]
-        if missing.size:
-            cur[missing] = self._new_slots(int(missing.size))
+        """Make ``nframes`` frames from ``frame`` zero: table-sized blocks get consecutive pool
+        slots now (the bulk writer's contiguous view), larger ones are backed on first write."""
+        self._unbind(frame, frame + nframes)
+        if nframes <= _BIND_FRAMES:
+            self._index.set_run(frame, self._new_slots(nframes))
 
     # ------------------------------------------------------------------ allocation
     def alloc(self, nbytes: int) -> int:
@@ -144,65 +312,114 @@ class PhysicalMemory:
 
     def frames_for(self, nbytes: int) -> int:
         """Frames an allocation of ``nbytes`` takes (power of two, at least one)."""
+        nbytes = exact_int(nbytes, "allocation size")
+        if not 0 < nbytes <= 1 << 64:
+            raise ValueError(
+                f"allocation of {_short(nbytes)} bytes: a block is 1 byte to 2^64 bytes "
+                f"(larger than the memory fails with ENOMEM, as the page allocator does)"
+            )
         n = max(1, -(-nbytes // FRAME_SIZE))
         return 1 << (n - 1).bit_length()
+
+    def _align(self, k: int) -> int:
+        """Frames a block of ``k`` frames is aligned to, in real physical addresses."""
+        return min(k, _MAX_ALIGN_FRAMES)
+
+    def _aligned_from(self, frame: int, k: int) -> int:
+        a = self._align(k)
+        return -(-(self._base_frame + frame) // a) * a - self._base_frame
+
+    def _from_free(self, k: int) -> int | None:
+        """A free block of ``k`` frames, splitting a larger free block buddy-style if need be."""
+        free = self._free_frames.get(k)
+        if free:
+            return free.pop()
+        bigger = sorted(s for s, lst in self._free_frames.items() if s > k and lst)
+        if not bigger:
+            return None
+        s = bigger[0]
+        f = self._free_frames[s].pop()
+        while s > k:
+            s //= 2
+            self._free_frames.setdefault(s, []).append(f + s)
+        return f
+
+    def _free_capacity(self, k: int) -> int:
+        return sum(len(lst) * (s // k) for s, lst in self._free_frames.items() if s >= k)
+
+    def _release_gap(self, lo: int, hi: int) -> None:
+        """The frames ``[lo, hi)`` skipped for alignment become free blocks, each naturally
+        aligned in real addresses (so a later small table reuses them)."""
+        f = lo
+        while f < hi:
+            real = self._base_frame + f
+            s = (real & -real) if real else 1 << 62
+            while f + s > hi:
+                s //= 2
+            self._free_frames.setdefault(s, []).append(f)
+            f += s
 
     def alloc_many(self, count: int, nbytes: int) -> np.ndarray:
         """Allocate ``count`` blocks of ``nbytes`` each (vectorised); return their addresses.
 
-        Blocks come from the free list first, then from a bump pointer, so a bulk populate
-        gets physically and pool-consecutive tables (which the fast write path exploits).
+        Blocks are naturally aligned in real physical addresses, up to 1 GiB (what the buddy
+        allocator and gigantic hugetlb pages give), so a 1 GiB guest RAM block can be mapped
+        with 1 GiB stage-2 pages. They come from the free list first, then from a bump
+        pointer, so a bulk populate gets physically and pool-consecutive tables (which the fast
+        write path exploits). All checks happen before anything changes.
         """
-        k = self.frames_for(nbytes)
+        count = exact_int(count, "allocation count")
         if count <= 0:
+            if count < 0:
+                raise ValueError(f"allocation count {count} must be >= 0")
             return np.zeros(0, dtype=_U64)
-        if count * k > self._nframes - self._frames_in_use:
+        k = self.frames_for(nbytes)
+        recycled = min(count, self._free_capacity(k))
+        rest = count - recycled
+        start = self._aligned_from(self._next_frame, k) if rest else self._next_frame
+        if count * k > self._nframes - self._frames_in_use or start + rest * k > self._nframes:
             raise IommuError(
                 "ENOMEM",
                 f"{self.name} memory [{fmt_addr(self.base)}, {fmt_addr(self.last)}] has "
-                f"{fmt_size(self.bytes_free)} free; {count} table(s) of {fmt_size(k * FRAME_SIZE)} do not fit",
+                f"{fmt_size(self.bytes_free, approx=True)} free; {count} block(s) of {fmt_size(k * FRAME_SIZE)} do not fit",
             )
-        free = self._free_frames.setdefault(k, [])
-        firsts: list[int] = []
-        while free and len(firsts) < count:
-            firsts.append(free.pop())
         out = np.empty(count, dtype=np.int64)
-        for i, f in enumerate(firsts):
+        for i in range(recycled):
+            f = self._from_free(k)
             self._bind(f, k)
             self._allocated[f] = k
+            if k > _BIND_FRAMES:
+                self._reserved[f] = k
             out[i] = f
-        rest = count - len(firsts)
         if rest:
-            start = -(-self._next_frame // k) * k
-            for g in range(self._next_frame, start):  # alignment gap becomes 1-frame free blocks
-                self._free_frames.setdefault(1, []).append(g)
+            self._release_gap(self._next_frame, start)
             end = start + rest * k
-            if end > self._nframes:
-                raise IommuError(
-                    "ENOMEM",
-                    f"{self.name} memory is exhausted at {fmt_addr(self.base + start * FRAME_SIZE)}",
-                )
             self._next_frame = end
-            self._grow_index(end)
             fresh = np.arange(start, end, k, dtype=np.int64)
-            self._slot_of[start:end] = self._new_slots(rest * k)
+            self._unbind(start, end)
+            if k <= _BIND_FRAMES:
+                self._index.set_run(start, self._new_slots(rest * k))
             for f in fresh.tolist():
                 self._allocated[f] = k
-            out[len(firsts) :] = fresh
+                if k > _BIND_FRAMES:
+                    self._reserved[f] = k
+            out[recycled:] = fresh
         self._frames_in_use += count * k
         return (out * FRAME_SIZE + self.base).astype(_U64)
 
     def free(self, addr: int) -> None:
         """Return a block from ``alloc`` to the free list (its contents become zero)."""
+        if isinstance(addr, bool) or not isinstance(addr, (int, np.integer)):
+            raise TypeError(f"block address must be an int, got {type(addr).__name__}")
         f = (int(addr) - self.base) // FRAME_SIZE
-        k = self._allocated.pop(f, None)
+        k = self._allocated.get(f) if (int(addr) - self.base) % FRAME_SIZE == 0 else None
         if k is None:
             raise ValueError(
-                f"{fmt_addr(addr)} is not the start of an allocated block in {self.name} memory"
+                f"{_short(int(addr))} is not the start of an allocated block in {self.name} memory"
             )
-        slots = self._slot_of[f : f + k].copy()
-        self._slot_of[f : f + k] = 0
-        self._free_slots.extend(int(s) for s in slots if s)
+        del self._allocated[f]
+        self._reserved.pop(f, None)
+        self._unbind(f, f + k)
         self._free_frames.setdefault(k, []).append(f)
         self._frames_in_use -= k
 
@@ -222,12 +439,12 @@ class PhysicalMemory:
         addr = int(addr)
         if addr % 8:
             raise ValueError(
-                f"physical address {fmt_addr(addr)} is not 8-byte aligned; PTEs are 64-bit words"
+                f"physical address {_short(addr)} is not 8-byte aligned; PTEs are 64-bit words"
             )
         if not self.contains(addr):
             raise IommuError(
                 "EFAULT",
-                f"physical address {fmt_addr(addr)} is outside {self.name} memory [{fmt_addr(self.base)}, {fmt_addr(self.last)}]",
+                f"physical address {_short(addr)} is outside {self.name} memory [{fmt_addr(self.base)}, {fmt_addr(self.last)}]",
             )
         return addr
 
@@ -235,33 +452,33 @@ class PhysicalMemory:
         """The 64-bit word at physical address ``addr`` (0 where nothing was ever written)."""
         addr = self._check(addr)
         off = addr - self.base
-        f = off >> 12
-        if f >= self._slot_of.shape[0]:
-            return 0
-        return int(self._pool[self._slot_of[f], (off >> 3) & (_WORDS - 1)])
+        return int(self._pool[self._index.get(off >> 12), (off >> 3) & (_WORDS - 1)])
 
     def write_u64(self, addr: int, value: int) -> None:
         """Store a 64-bit word at ``addr`` (backing its frame on first write)."""
         addr = self._check(addr)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"a 64-bit word must be an int, got {type(value).__name__}")
         value = int(value)
         if not 0 <= value < 1 << 64:
-            raise ValueError(f"value {value:#x} is not a 64-bit word")
+            raise ValueError(f"value {_short(value)} is not a 64-bit word (0 to 2^64 - 1)")
         off = addr - self.base
         f = off >> 12
-        self._grow_index(f + 1)
-        if self._slot_of[f] == 0:
-            self._slot_of[f] = self._new_slots(1)[0]
-        self._pool[self._slot_of[f], (off >> 3) & (_WORDS - 1)] = value
+        slot = self._index.get(f)
+        if slot == 0:
+            slot = int(self._new_slots(1)[0])
+            self._index.set_run(f, np.array([slot], dtype=np.int64))
+        self._pool[slot, (off >> 3) & (_WORDS - 1)] = value
 
     def _flat_index(
         self, addrs: np.ndarray, consume: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Flat pool positions of ``addrs`` and a mask of addresses in backed-or-indexable frames.
+        """Flat pool positions of ``addrs`` and a mask of addresses inside this memory.
 
-        Addresses below ``base`` wrap to negative frame numbers and those past the frame index
-        are beyond it; one unsigned compare catches both, and they read the zero page. With
-        ``consume=True`` the uint64 ``addrs`` buffer is reused as scratch (every fresh
-        temporary of a million words costs page faults).
+        Addresses below ``base`` wrap to huge offsets; one unsigned compare catches them and
+        those past the end, and unbacked frames read the zero page. With ``consume=True`` the
+        uint64 ``addrs`` buffer is reused as scratch (every fresh temporary of a million words
+        costs page faults).
         """
         a = np.asarray(addrs, dtype=_U64)
         if consume and a.flags.writeable and a.flags.c_contiguous:
@@ -269,14 +486,8 @@ class PhysicalMemory:
             off = a.view(np.int64)
         else:
             off = np.subtract(a, _U64(self.base)).view(np.int64)
-        frame = off >> 12
-        ok = frame.view(_U64) < _U64(self._slot_of.shape[0])
-        if ok.all():
-            pos = self._slot_of[frame]
-        else:
-            np.copyto(frame, 0, where=~ok)
-            pos = self._slot_of[frame]
-            pos[~ok] = 0
+        ok = off.view(_U64) <= _U64(self.size - 8)
+        pos = self._index.lookup(off >> 12)
         pos <<= 9
         off >>= 3
         off &= _WORDS - 1
@@ -284,8 +495,8 @@ class PhysicalMemory:
         return pos, ok
 
     def gather(self, addrs: np.ndarray, *, consume: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Vectorised ``read_u64``: the words at ``addrs`` and a mask of addresses that can hold
-        data (outside memory, or never written, reads as 0). ``consume=True`` lets it
+        """Vectorised ``read_u64``: the words at ``addrs`` and a mask of addresses inside this
+        memory (outside it, or never written, reads as 0). ``consume=True`` lets it
         overwrite ``addrs`` as scratch."""
         pos, ok = self._flat_index(addrs, consume)
         return self._pool.reshape(-1)[pos], ok
@@ -295,16 +506,26 @@ class PhysicalMemory:
         addrs = _U64(addr) + np.arange(nwords, dtype=_U64) * _U64(8)
         return self.gather(addrs)[0]
 
+    def _in_reserved(self, frame: int) -> bool:
+        return any(f <= frame < f + k for f, k in self._reserved.items())
+
     def scatter(self, addrs: np.ndarray, values: np.ndarray) -> None:
-        """Vectorised ``write_u64`` into frames that are already allocated."""
+        """Vectorised ``write_u64`` into frames that are allocated (or already written)."""
         addrs = np.asarray(addrs, dtype=_U64)
         pos, inside = self._flat_index(addrs)
-        if not inside.all() or np.any(pos < _WORDS):
-            bad = addrs[~inside | (pos < _WORDS)][0]
-            raise IommuError(
-                "EFAULT",
-                f"write to unallocated physical address {fmt_addr(int(bad))} in {self.name} memory",
-            )
+        unbacked = ~inside | (pos < _WORDS)
+        if unbacked.any():
+            frames = np.unique((addrs[unbacked] - _U64(self.base)) >> _U64(12))
+            bad = [int(f) for f in frames.tolist() if f >= self._nframes or not self._in_reserved(int(f))]
+            if bad or not inside.all():
+                first = int(addrs[unbacked][0])
+                raise IommuError(
+                    "EFAULT",
+                    f"write to unallocated physical address {_short(first)} in {self.name} memory",
+                )
+            for f in frames.tolist():
+                self._index.set_run(int(f), self._new_slots(1))
+            pos, inside = self._flat_index(addrs)
         self._pool.reshape(-1)[pos] = values
 
     def contiguous_view(self, addr: int, nwords: int) -> np.ndarray | None:
@@ -313,21 +534,33 @@ class PhysicalMemory:
         off = addr - self.base
         f0 = off >> 12
         f1 = (off + nwords * 8 - 1) >> 12
-        if f1 >= self._slot_of.shape[0]:
+        if f0 < 0 or f1 >= self._nframes:
             return None
-        slots = self._slot_of[f0 : f1 + 1]
+        slots = self._index.get_run(f0, f1 - f0 + 1)
         if slots[0] == 0 or np.any(np.diff(slots) != 1):
             return None
         start = int(slots[0]) * _WORDS + ((off >> 3) & (_WORDS - 1))
         return self._pool.reshape(-1)[start : start + nwords]
 
     def snapshot(self) -> bytes:
-        """Every allocated frame's contents with its address, for before/after comparisons."""
-        parts = []
-        for f, k in sorted(self._allocated.items()):
-            parts.append(int(f).to_bytes(8, "little"))
-            parts.append(self._pool[self._slot_of[f : f + k]].tobytes())
+        """Every allocated block and every written frame's contents, for before/after comparisons."""
+        parts = [
+            int(f).to_bytes(8, "little") + int(k).to_bytes(8, "little")
+            for f, k in sorted(self._allocated.items())
+        ]
+        frames, slots = self._index.backed(0, self._nframes)
+        order = np.argsort(frames)
+        for f, s in zip(frames[order].tolist(), slots[order].tolist()):
+            page = self._pool[s]
+            if page.any():
+                parts.append(int(f).to_bytes(8, "little") + page.tobytes())
         return b"".join(parts)
+
+
+def _short(value: int) -> str:
+    """A value for a message, cut to a readable length."""
+    text = fmt_addr(value) if 0 <= value < 1 << 64 else f"{value:#x}"
+    return text if len(text) <= 40 else text[:20] + "…" + text[-8:]
 
 
 @dataclass(frozen=True)
