@@ -39,6 +39,7 @@ ERRNOS: dict[str, str] = {
     "EFAULT": "a user address does not resolve to memory",
     "ENODEV": "no device or IOAS is set up for the call",
     "ENOMEM": "out of memory for page-table pages",
+    "ENOTTY": "the kernel has no such ioctl (the release predates it)",
 }
 
 
