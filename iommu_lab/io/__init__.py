@@ -6,6 +6,7 @@ Errors are ``ParseError`` (a ``ValueError``) naming the file, the line and the e
 from iommu_lab.io.debugfs import (
     ContextRow,
     DomainDump,
+    DomainDumps,
     detect_debugfs,
     format_domain_translation,
     parse_dmar_translation,
@@ -32,6 +33,7 @@ __all__ = [
     "read_iommu_groups",
     "read_host",
     "DomainDump",
+    "DomainDumps",
     "ContextRow",
     "parse_domain_translation",
     "read_domain_translation",
