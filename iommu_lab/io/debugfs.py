@@ -73,7 +73,8 @@ _PFN = re.compile(r"0[xX]([0-9a-fA-F]{1,13})\Z")
 _DEC = re.compile(r"[0-9]{1,7}\Z")
 _HEXNUM = re.compile(r"(?:0[xX])?([0-9a-fA-F]{1,5})\Z")
 _NOT_ENABLED = re.compile(r"^DMA Remapping is not enabled on (\S+)$")
-_VTD_FAMILIES = ("vtd-ss", "x86-64")
+#: The table formats a VT-d unit walks: its second-stage format and, for PGTT=1, x86-64.
+_VTD_TABLES = {"vtd-ss": "second stage", "x86-64": "first stage"}
 
 
 class DumpMemory:
@@ -173,7 +174,7 @@ class DomainDump:
 
     @property
     def first_stage(self) -> bool:
-        return self.pagetable.fmt.family == "x86-64"
+        return _VTD_TABLES.get(self.pagetable.fmt.family) == "first stage"
 
 
 class DomainDumps(tuple):
@@ -225,7 +226,7 @@ def _fmt_for(fmt, pgtt, levels: int, source: str, line: int):
                 f = formats.get(fmt)
             except Exception as e:  # formats.get raises our errors; re-raise as one ParseError
                 raise ParseError(source, line, str(fmt)[:60], f"a page-table format name ({e})") from None
-        if f.family not in _VTD_FAMILIES:
+        if _VTD_TABLES.get(f.family) is None:
             raise ParseError(source, line, f.name, "a VT-d table format for a VT-d dump: vtd-ss-<3|4|5>level "
                                                    "(second stage) or x86-64-<4|5>level (first stage)")
         return f, f"fmt={f.name}"

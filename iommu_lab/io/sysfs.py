@@ -23,7 +23,15 @@ from typing import Iterable, Union
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import IovaRange, RangeSet
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
-from iommu_lab.io.parse import Field, ParseError, decode_text, hex_u64, read_bounded, read_fields, text_lines
+from iommu_lab.io.parse import (
+    Field,
+    ParseError,
+    decode_text,
+    hex_u64,
+    read_bounded,
+    read_fields,
+    text_lines,
+)
 
 __all__ = [
     "parse_reserved_regions",
