@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
+from iommu_lab.core import display
 from iommu_lab.core.faults import FaultKind
 from iommu_lab.hardware.faults import (
     AMD_EVENT_FLAGS,
@@ -120,6 +121,7 @@ class FaultLog(tuple):
     """The fault records of one log, in order, plus the ratelimit counts it printed."""
 
     suppressed: dict[str, int]
+    plot = display.plot
 
     def __new__(cls, records, suppressed=None):
         self = super().__new__(cls, records)
