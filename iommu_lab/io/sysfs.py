@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Union
 
 from iommu_lab.core.errors import IommuError
-from iommu_lab.core.ranges import IovaRange, RangeSet
+from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
 from iommu_lab.io.parse import (
     Field,
@@ -42,6 +42,7 @@ __all__ = [
     "read_host",
     "HOST_GROUPS",
     "GROUP_TYPES",
+    "RegionLayout",
     "SW_MSI_WINDOW",
 ]
 
@@ -160,6 +161,43 @@ class IommuGroup:
             name = self.devices[0] if self.devices else f"group{self.number}"
         kw = {} if aperture is None else {"aperture": aperture}
         return Device(name, pgsizes=pgsizes, reserved=self.reserved, **kw)
+
+
+@dataclass(frozen=True)
+class RegionLayout:
+    """The IOVA space one device or group sees, with **every** reserved region kept.
+
+    Attaching to an IOAS reserves every region but ``direct-relaxable`` ones
+    (``iopt_table_enforce_dev_resv_regions``), so an IOAS layout shows a relaxable RMRR as free
+    space. This view keeps them, each with :meth:`enforced` saying whether iommufd would
+    reserve it; layouts draw it like a platform (``windows`` and ``reserved``).
+    """
+
+    name: str
+    reserved: tuple[ReservedRegion, ...]
+    windows: tuple[IovaRange, ...] = (IovaRange(0, U64_MAX),)
+
+    @property
+    def title(self) -> str:
+        relaxed = sum(1 for r in self.reserved if not self.enforced(r))
+        return self.name + (f" ({relaxed} relaxable region(s), not enforced by iommufd)" if relaxed else "")
+
+    @staticmethod
+    def enforced(region: ReservedRegion) -> bool:
+        """Whether iommufd reserves this region at attach (every type but direct-relaxable)."""
+        return region.type.becomes_hole
+
+    @classmethod
+    def of_group(cls, group: "IommuGroup") -> "RegionLayout":
+        devs = ", ".join(group.devices[:3]) + (" ..." if len(group.devices) > 3 else "")
+        return cls(f"group {group.number}" + (f": {devs}" if devs else ""), group.reserved)
+
+    def to_dataframe(self):
+        from iommu_lab.core.frames import addr_frame
+
+        return addr_frame({"start": [r.start for r in self.reserved], "last": [r.last for r in self.reserved],
+                           "type": [r.type.value for r in self.reserved],
+                           "enforced": [self.enforced(r) for r in self.reserved]}, hex_columns=["start", "last"])
 
 
 def read_iommu_groups(path: Union[str, os.PathLike], **kw) -> tuple[IommuGroup, ...]:
