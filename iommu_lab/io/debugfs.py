@@ -225,7 +225,7 @@ def _fmt_for(fmt, pgtt, levels: int, source: str, line: int):
             try:
                 f = formats.get(fmt)
             except Exception as e:  # formats.get raises our errors; re-raise as one ParseError
-                raise ParseError(source, line, str(fmt)[:60], f"a page-table format name ({e})") from None
+                raise ParseError(source, line, str(fmt)[:60], f"a page-table format name ({str(e)[:160]})") from None
         if _VTD_TABLES.get(f.family) is None:
             raise ParseError(source, line, f.name, "a VT-d table format for a VT-d dump: vtd-ss-<3|4|5>level "
                                                    "(second stage) or x86-64-<4|5>level (first stage)")
