@@ -33,7 +33,11 @@ _LSPCI = re.compile(r"^((?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]
 
 def listing_kind(text: str) -> str | None:
     """``"find"``, ``"wiki"`` or None, from the first non-blank line that is not a prompt."""
-    for _n, line in text_lines(text[:4096], "listing")[:3]:
+    try:
+        lines = text_lines(text[:4096], "listing")[:3]
+    except ParseError:
+        return None
+    for _n, line in lines:
         s = line.strip()
         if _FIND.match(s):
             return "find"
