@@ -97,3 +97,14 @@ def test_explain_of_an_address_the_table_maps_says_the_model_translates():
     (fault,) = parse_dmesg("DMAR: [DMA Read] Request device [00:02.0] fault addr 0 [fault reason 06] PTE Read access is not set")
     e = explain(fault, _dump())
     assert e.agrees is False and "translates" in e.stopped
+
+
+def test_explain_on_a_nested_pair_walks_stage_one_through_stage_two():
+    import iommu_lab as il
+
+    nested = il.Nested.for_platform(il.platforms.get("intel-vtd-48"), guest_ram=1 << 30, backing="eager")
+    nested.map(0x100000, 0x200000, 0x1000)
+    (fault,) = parse_dmesg("DMAR: [DMA Read PASID 0x1] Request device [00:02.0] fault addr 0x500000 "
+                           "[fault reason 0x71] SM: Present bit in first-level paging entry is clear")
+    e = explain(fault, nested)
+    assert e.agrees is True and e.model_kind is FaultKind.TRANSLATION and "FL_NOT_PRESENT" in e.model_code
