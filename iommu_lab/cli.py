@@ -121,8 +121,12 @@ def _cmd_info(args) -> None:
     _emit(args, text=lambda: str(p.info()), frame=p.to_dataframe)
 
 
-def _load_layout_subject(spec: str):
-    """A platform name, a sysfs reserved_regions file, or a scenario file."""
+def _load_layout_subject(spec: str, msi_type: str = "auto"):
+    """A platform name, a sysfs reserved_regions file, a copied iommu_groups tree or a scenario.
+
+    Reserved regions are shown as the device sees them (``RegionLayout``: relaxable regions kept
+    and marked not enforced), not as an IOAS after attach, where relaxable regions vanish.
+    """
     from iommu_lab.iommufd.ioas import IOAS
 
     path = Path(spec)
@@ -131,19 +135,29 @@ def _load_layout_subject(spec: str):
             from iommu_lab.io.scenario import Scenario
 
             return Scenario.load(path).replay()
-        from iommu_lab.hardware.device import Device
-        from iommu_lab.io import read_reserved_regions
+        from iommu_lab.io import read
+        from iommu_lab.io.detect import Kind
+        from iommu_lab.io.sysfs import RegionLayout
 
-        ioas = IOAS()
-        ioas.attach(Device(path.name, reserved=read_reserved_regions(path)))
-        return ioas
+        got = read(path, msi_type=msi_type)
+        if got.kind is Kind.GROUPS_TREE:
+            if not got.value:
+                raise UsageError(f"{spec}: the directory holds no numbered group directories")
+            return [RegionLayout.of_group(g) for g in got.value]
+        if got.kind is Kind.RESERVED_REGIONS:
+            return RegionLayout(path.name if path.name != "reserved_regions" else str(path), got.value)
+        raise UsageError(f"{spec}: this is an {got.kind.value}, which has no IOVA layout; layout takes a platform "
+                         f"name, a reserved_regions file, an iommu_groups directory or a scenario .toml")
     return IOAS.from_platform(_get_platform(spec))
 
 
 def _cmd_layout(args) -> None:
     from iommu_lab import render
 
-    subjects = [_load_layout_subject(s) for s in args.subject]
+    subjects = []
+    for s in args.subject:
+        got = _load_layout_subject(s, args.msi)
+        subjects.extend(got if isinstance(got, list) else [got])
     subject = subjects[0] if len(subjects) == 1 else subjects
     _emit(
         args,
@@ -154,30 +168,95 @@ def _cmd_layout(args) -> None:
 
 
 def _cmd_import(args) -> None:
-    from iommu_lab.io import read_iommu_groups, read_reserved_regions
+    from iommu_lab.io import read, read_dmar_translation
+    from iommu_lab.io.detect import Kind
 
     path = Path(args.file)
     if not path.exists():
         raise UsageError(f"{args.file}: no such file or directory")
-    if path.is_file() and _import_debugfs(args, path):
+    contexts = read_dmar_translation(args.context) if args.context else None
+    got = read(path, fmt=args.fmt, pgtt=args.pgtt, contexts=contexts, msi_type=args.msi)
+    if got.kind is Kind.DOMAIN_TRANSLATION or got.kind is Kind.DMAR_TRANSLATION:
+        _import_debugfs(args, got)
         return
-    if path.is_dir():
-        groups = read_iommu_groups(path)
+    from iommu_lab.core.frames import addr_frame
+
+    if got.kind is Kind.EMPTY:
+        _emit(args, text=lambda: f"{path}: {got.note}")
+        return
+    if got.kind in (Kind.GROUPS_TREE, Kind.GROUP_LISTING):
+        from iommu_lab.io.sysfs import RegionLayout
+
+        groups = got.value
         lines = []
         for g in groups:
             lines.append(f"group {g.number} ({g.type or 'type unknown'}): {', '.join(g.devices) or 'no devices'}")
-            lines.extend(f"    {r}" for r in g.reserved)
-        _emit(args, text=lambda: "\n".join(lines))
+            lines.extend(f"    {d}  {info}" for d, info in zip(g.devices, g.descriptions) if info)
+            lines.extend(f"    {r}" + ("" if RegionLayout.enforced(r) else "  (not enforced)") for r in g.reserved)
+        layouts = [RegionLayout.of_group(g) for g in groups]
+
+        def gframe():
+            import pandas as pd
+
+            return pd.DataFrame({"group": [g.number for g in groups for _ in g.devices],
+                                 "device": [d for g in groups for d in g.devices],
+                                 "type": [g.type or "" for g in groups for _ in g.devices]})
+
+        def gfigure(f):
+            from iommu_lab import render
+
+            if got.kind is Kind.GROUP_LISTING or not any(g.reserved for g in groups):
+                raise UsageError(f"{path}: a group listing shows no reserved regions, so there is no layout to draw")
+            render.layout(layouts if len(layouts) > 1 else layouts[0], filename=f, style=args.style)
+
+        _emit(args, text=lambda: "\n".join(lines) or "no groups", frame=gframe, figure=gfigure)
         return
-    regions = read_reserved_regions(path)
+    if got.kind is Kind.RESERVED_REGIONS:
+        from iommu_lab.io.sysfs import RegionLayout
 
-    def frame():
-        from iommu_lab.core.frames import addr_frame
+        regions = got.value
+        lay = RegionLayout(path.name, regions)
 
-        return addr_frame({"start": [r.start for r in regions], "last": [r.last for r in regions],
-                           "type": [r.type.value for r in regions]}, hex_columns=["start", "last"])
+        def rfigure(f):
+            from iommu_lab import render
 
-    _emit(args, text=lambda: "\n".join(str(r) for r in regions), frame=frame)
+            render.layout(lay, filename=f, style=args.style)
+
+        _emit(args, text=lambda: "\n".join(str(r) + ("" if lay.enforced(r) else "  (not enforced)") for r in regions)
+              or f"{path}: no reserved regions", frame=lambda: lay.to_dataframe().drop(columns=["enforced"]),
+              figure=rfigure)
+        return
+    if got.kind is Kind.DMESG:
+        log = got.value
+
+        def dfigure(f):
+            from iommu_lab import render
+
+            render.faults.faults(log, filename=f, style=args.style)
+
+        supp = [f"{n}: {c} callbacks suppressed" for n, c in log.suppressed.items()]
+        _emit(args, text=lambda: "\n".join([f"line {r.line}: {r}" for r in log] + supp) or "no IOMMU fault lines",
+              frame=log.to_dataframe, figure=dfigure)
+        return
+    if got.kind is Kind.IOMMU_REGSET:
+        units = got.value
+        _emit(args, text=lambda: "\n\n".join(u.describe() for u in units),
+              frame=lambda: addr_frame({"iommu": [u.iommu for u in units for _ in u.registers],
+                                        "register": [n for u in units for n in u.registers],
+                                        "offset": [u.offsets[n] for u in units for n in u.registers],
+                                        "value": [v for u in units for v in u.registers.values()]},
+                                       hex_columns=["offset", "value"]))
+        return
+    if got.kind is Kind.AMD_DEVTBL:
+        rows = got.value
+        _emit(args, text=lambda: "\n".join(r.summary() for r in rows) or "no device-table rows",
+              frame=lambda: __import__("pandas").DataFrame([{"sbdf": r.sbdf, "iommu": r.iommu, **{k: f"{v:#x}" for k, v in r.fields().items()}} for r in rows]))
+        return
+    reads = got.value  # Kind.AMD_REGISTER
+    _emit(args, text=lambda: "\n".join(r.describe() for r in reads),
+          frame=lambda: addr_frame({"space": [r.space for r in reads], "offset": [r.offset for r in reads],
+                                    "register": [r.name or "" for r in reads], "value": [r.value for r in reads]},
+                                   hex_columns=["offset", "value"]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,11 +277,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("platforms", _cmd_platforms, "list the platform catalogue")
     sp = add("info", _cmd_info, "what GET_INFO answers for a platform: capabilities, page sizes, windows")
     sp.add_argument("platform", help="a catalogue name, e.g. power9-pseries")
-    sp = add("layout", _cmd_layout, "the IOVA layout of a platform, a reserved_regions file or a scenario")
-    sp.add_argument("subject", nargs="+", help="platform name, sysfs reserved_regions file, or scenario .toml (several: side by side)")
-    sp = add("import", _cmd_import, "read a sysfs reserved_regions file, a copied iommu_groups tree or a VT-d debugfs dump")
-    sp.add_argument("file", help="a reserved_regions file, an iommu_groups directory, or an Intel debugfs "
-                                 "domain_translation_struct / dmar_translation_struct file")
+    msi_help = ("what sysfs 'msi' lines are: software (the SW_MSI window iommufd maps), hardware (a doorbell "
+                "or the x86 interrupt window), or auto: software for the kernel's 0x8000000 window (default)")
+    sp = add("layout", _cmd_layout, "the IOVA layout of a platform, a reserved_regions file, a groups directory or a scenario")
+    sp.add_argument("subject", nargs="+", help="platform name, sysfs reserved_regions file, copied iommu_groups "
+                                               "directory, or scenario .toml (several: side by side)")
+    sp.add_argument("--msi", choices=("auto", "software", "hardware"), default="auto", help=msi_help)
+    sp = add("import", _cmd_import, "read any IOMMU artefact, recognised by its content: sysfs, Intel/AMD debugfs, dmesg")
+    sp.add_argument("file", help="a reserved_regions file, an iommu_groups directory or listing, an Intel debugfs "
+                                 "dump (domain_translation_struct, dmar_translation_struct, iommu_regset), an AMD "
+                                 "debugfs file (devtbl, mmio, capability) or dmesg lines with IOMMU faults")
+    sp.add_argument("--fmt", help="domain_translation_struct: the table format (vtd-ss-4level, x86-64-4level, ...)")
+    sp.add_argument("--pgtt", choices=("first-stage", "second-stage", "nested", "pass-through"),
+                    help="domain_translation_struct: the PASID entry's PGTT (first stage = x86-64 entries)")
+    sp.add_argument("--context", metavar="DMAR_TRANSLATION_STRUCT",
+                    help="domain_translation_struct: take each device's PGTT from this dmar_translation_struct")
+    sp.add_argument("--msi", choices=("auto", "software", "hardware"), default="auto", help=msi_help)
     _add_issue7_commands(add)
     return p
 
@@ -285,31 +375,21 @@ def _map_arg(text: str, *, prot: bool = True) -> tuple:
     return out + ((parts[3] if len(parts) == 4 else "rw"),)
 
 
-def _import_debugfs(args, path: Path) -> bool:
-    """Import an Intel debugfs dump if the file is one (detected by the header the kernel prints)."""
-    from iommu_lab.io.debugfs import (
-        detect_debugfs,
-        parse_dmar_translation,
-        parse_domain_translation,
-    )
-    from iommu_lab.io.parse import ParseError
-
-    try:
-        data = path.read_bytes()[: (1 << 22) + 1]
-    except OSError as e:
-        raise ParseError(str(path), 0, "", f"a readable file ({e.strerror})") from None
-    kind = detect_debugfs(data)
-    if kind is None:
-        return False
+def _import_debugfs(args, got) -> None:
+    """Show an Intel ``domain_translation_struct`` (every leaf walked) or ``dmar_translation_struct``."""
     from iommu_lab.core.frames import addr_frame
+    from iommu_lab.io.detect import Kind
 
-    if kind == "domain":
-        dumps = parse_domain_translation(data, source=str(path))
+    if got.kind is Kind.DOMAIN_TRANSLATION:
+        dumps = got.value
         lines, cols = [], {"device": [], "pasid": [], "iova": [], "pa": [], "size": [], "perm": [], "level": []}
+        if not dumps:
+            lines.append(f"{got.source}: {dumps.describe_empty()}")
         for d in dumps:
             pt = d.pagetable
             lines.append(f"device {d.device or '?'}" + (f" pasid {d.pasid:#x}" if d.pasid is not None else "")
-                         + f": {pt.fmt.name}, root {d.root:#x}, {len(d.rows)} leaf entries")
+                         + f": {pt.fmt.name}, root {d.root:#x}, {len(d.rows)} leaf entries"
+                         + f" (format: {d.format_source}" + (f"; kernel {d.era})" if d.era else ")"))
             for iova, _raws in d.rows:
                 w = pt.walk(iova)
                 lines.append(f"    {iova:#018x} -> {w.pa:#x} ({w.page_size:#x}, {w.result.level})" if w.ok
@@ -321,18 +401,20 @@ def _import_debugfs(args, path: Path) -> bool:
                 cols["size"].append(w.page_size if w.ok else None)
                 cols["perm"].append(str(w.perm) if w.ok else "")
                 cols["level"].append(w.result.level if w.ok else None)
-        _emit(args, text=lambda: "\n".join(lines), frame=lambda: addr_frame(cols, hex_columns=["iova", "pa", "size"]))
-        return True
-    rows = parse_dmar_translation(data, source=str(path))
-    decoded = [r.decoded() for r in rows]
 
-    def text() -> str:
-        out = []
-        for d in decoded:
-            pasid = "-" if d["pasid"] is None else f"{d['pasid']:#x}"
-            out.append(f"{d['iommu']} {d['bdf']} pasid {pasid}: did {d['did']}, aw {d['aw']}, "
-                       f"{d.get('tt') or d.get('pgtt')}, ss table {d['ss_table']:#x}")
-        return "\n".join(out) or "no present context entries"
+        def figure(f):
+            from iommu_lab import render
+
+            if len(dumps) != 1:
+                raise UsageError(f"{got.source}: a figure draws one table; this dump has {len(dumps)} "
+                                 f"(split the file per device)")
+            render.pagetable(dumps[0].pagetable, filename=f, style=args.style)
+
+        _emit(args, text=lambda: "\n".join(lines), frame=lambda: addr_frame(cols, hex_columns=["iova", "pa", "size"]),
+              figure=figure)
+        return
+    rows = got.value
+    decoded = [r.decoded() for r in rows]
 
     def frame():
         keys = sorted({k for d in decoded for k in d}, key=lambda k: list(decoded[0]).index(k) if k in decoded[0] else 99)
@@ -347,8 +429,7 @@ def _import_debugfs(args, path: Path) -> bool:
 
         return pd.DataFrame({k: [cell(k, d.get(k)) for d in decoded] for k in keys})
 
-    _emit(args, text=text, frame=frame)
-    return True
+    _emit(args, text=lambda: "\n".join(r.summary() for r in rows) or "no present context entries", frame=frame)
 
 
 def _cmd_walk(args) -> None:

@@ -88,7 +88,7 @@ def test_a_non_zero_column_under_a_superpage_leaf_is_refused():
 @pytest.mark.parametrize(
     "row,expected",
     [
-        ("0x0000000000001 |\t0x0\t0x1\t0x2\t0x3", "0x<13 hex digits> |"),
+        ("0x0000000000001 |\t0x0\t0x1", "0x<13 hex digits> |"),
         ("0x000000000000g |\t" + "\t".join(["0x0000000000000000"] * 5), "IOVA_PFN as 0x"),
         ("0x0000000000001 |\t0x0000000000000000\tzz\t0x0\t0x0\t0x0", "PML4E as a raw entry"),
         ("0x0000000000001 |\t0x0000000000000000\t0x0000000000000000\t0x0\t0x0\t0x0", "present SL-PML4E"),

@@ -41,6 +41,7 @@ from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, fmt_addr, parse_size
 from iommu_lab.hardware.device import Device, ReservedRegion
 from iommu_lab.hardware.platform import platforms
+from iommu_lab.io.parse import read_bounded
 from iommu_lab.iommufd.ioas import (
     IOAS,
     AllowOp,
@@ -106,14 +107,22 @@ class Scenario:
     def load(cls, path: Union[str, os.PathLike]) -> "Scenario":
         """Read and check a scenario file (every op's keys and values) before anything runs."""
         p = Path(path)
+        # A regular file of bounded size, checked before reading (a FIFO or /dev/zero is refused).
+        raw = read_bounded(p, MAX_SCENARIO_BYTES)
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ScenarioError(f"{p}: cannot read ({e.strerror})") from None
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ScenarioError(f"{p}: not UTF-8 text (the file looks binary)") from None
+        depth = _nesting_depth(text)
+        if depth > MAX_NESTING:
+            raise ScenarioError(f"{p}: arrays or inline tables nested {depth} deep; a scenario needs at most "
+                                f"{MAX_NESTING}")
+        try:
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise ScenarioError(f"{p}: not valid TOML: {e}") from None
+            raise ScenarioError(f"{p}: not valid TOML: {str(e)[:200]}") from None
+        except RecursionError:
+            raise ScenarioError(f"{p}: nested too deeply to read") from None
         return cls.from_dict(data, source=str(p))
 
     @classmethod
@@ -440,3 +449,30 @@ def diff(a: Union[Scenario, IOAS], b: Union[Scenario, IOAS]) -> ScenarioDiff:
     return ScenarioDiff(tuple(sorted(lb[0] - la[0])), tuple(sorted(la[0] - lb[0])),
                         tuple(sorted(lb[1] - la[1])), tuple(sorted(la[1] - lb[1])),
                         lb[2].difference(la[2]), la[2].difference(lb[2]))
+MAX_SCENARIO_BYTES = 1 << 20
+MAX_NESTING = 32
+
+
+def _nesting_depth(text: str) -> int:
+    """The deepest ``[``/``{`` nesting outside strings and comments (a bound before tomllib recurses)."""
+    depth = best = 0
+    quote = None
+    comment = False
+    for ch in text:
+        if comment:
+            comment = ch != "\n"
+        elif quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return best
+
+

@@ -10,6 +10,7 @@ is how ``obj.plot()`` and ``obj._repr_html_()`` find them.
 
 from __future__ import annotations
 
+from iommu_lab.render import faults as faults  # noqa: F401  (registers the fault figure)
 from iommu_lab.render import reprs  # noqa: F401  (registers every model's HTML view)
 from iommu_lab.render.compare import compare, compare_table
 from iommu_lab.render.draw import draw
