@@ -29,7 +29,10 @@ from iommu_lab.dma.trace import random_working_set, storage_sg
 from iommu_lab.dma.whatif import what_if
 from iommu_lab.hardware.device import Device, ReservedRegion
 from iommu_lab.hardware.platform import platforms
+from iommu_lab.io import read
 from iommu_lab.io.debugfs import read_dmar_translation, read_domain_translation
+from iommu_lab.io.dmesg import read_dmesg
+from iommu_lab.io.faultwalk import explain
 from iommu_lab.io.scenario import Scenario
 from iommu_lab.io.sysfs import read_iommu_groups
 from iommu_lab.iommufd.ioas import IOAS
@@ -116,6 +119,16 @@ def _examples() -> dict[str, Callable[[World], Any]]:
                                    reserved=[ReservedRegion(0xFEE0_0000, 0xFEEF_FFFF, "msi")]),
         "ReservedRegion": lambda w: ReservedRegion(0xFEE0_0000, 0xFEEF_FFFF, "msi"),
         "Platform": lambda w: w.platform,
+        "DomainDumps": lambda w: read_domain_translation(DATA / "debugfs" / "domain_translation_struct"),
+        "Imported": lambda w: read(DATA / "amd" / "devtbl"),
+        "DteRow": lambda w: read(DATA / "amd" / "devtbl").value[0],
+        "RegisterRead": lambda w: read(DATA / "amd" / "mmio").value[0],
+        "RegsetUnit": lambda w: read(DATA / "debugfs" / "v6.7" / "iommu_regset").value[0],
+        "FaultLog": lambda w: read_dmesg(DATA / "dmesg" / "intel-pre5.1.log"),
+        "FaultRecord": lambda w: read_dmesg(DATA / "dmesg" / "intel-pre5.1.log")[0],
+        "FaultExplanation": lambda w: explain(
+            read_dmesg(DATA / "dmesg" / "intel-pre5.1.log")[0],
+            read_domain_translation(DATA / "debugfs" / "domain_translation_struct")),
         "PlatformCatalogue": lambda w: platforms,
         "PlatformInfo": lambda w: w.platform.info(),
         "PhysicalMemory": lambda w: PhysicalMemory(name="host"),
