@@ -237,11 +237,14 @@ class IommufdContext:
         new = self._new_id()
         if plan.kind == "paging":
             assert plan.ioas is not None
+            mark = len(plan.ioas.ioas.history)
             hwpt: Obj = self._add_domain(new, plan.ioas, plan.idev, flags, auto=False)
             try:
                 fault = check_fault(self, flags, fault_id, what)
             except IommuError:
+                # iommufd_object_abort_and_destroy: the domain leaves the IOAS as if never added.
                 self._remove_domain(hwpt)  # type: ignore[arg-type]
+                del plan.ioas.ioas.history[mark:]
                 raise
         else:
             fault = check_fault(self, flags, fault_id, what)

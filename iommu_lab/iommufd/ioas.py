@@ -191,6 +191,8 @@ class IOAS:
         self.kernel = Kernel.parse(kernel).value
         self._context: Any = None
         self.semantics = Semantics.parse(semantics)
+        # Checked before anything is built, so a bad limit leaves no half-made IOAS behind.
+        self._dma = DmaEntries(dma_entry_limit)
         self._real_t1 = self.semantics.is_real_type1
         self._compat = self.semantics.is_compat
         if isinstance(hpage_size, bool) or not isinstance(hpage_size, int) or hpage_size < PAGE_SIZE or hpage_size & (hpage_size - 1):
@@ -198,7 +200,6 @@ class IOAS:
         # VFIO_TYPE1_IOMMU (v1) on iommufd disables large pages at set-up (iommufd_vfio_set_iommu).
         self.iopt = IoPagetable(hpage_size=hpage_size, huge_pages=self.semantics is not Semantics.VFIO_COMPAT_V1,
                                 page_tables=page_tables, host=host)
-        self._dma = DmaEntries(dma_entry_limit)
         self._accesses_made = 0
         self._next_va = ANON_VA_BASE
         #: The platform ``from_platform`` was given (public as ``platform``).

@@ -89,6 +89,12 @@ class DmaEntries:
     """``iommu->dma_avail``: how many more mappings the container may hold (``dma_entry_limit``)."""
 
     def __init__(self, limit: int = DMA_ENTRY_LIMIT) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"dma_entry_limit must be an int (vfio_iommu_type1's unsigned int module parameter), "
+                            f"got {type(limit).__name__} {str(limit)[:40]!r}")
+        if not 0 <= limit <= 0xFFFF_FFFF:
+            raise ValueError(f"dma_entry_limit {limit} must be 0..0xffffffff, the range of the unsigned int module "
+                             f"parameter (default {DMA_ENTRY_LIMIT})")
         self.limit = limit
         self.avail = limit
 
