@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import check_u64
 from iommu_lab.hardware.device import Device
@@ -490,10 +489,6 @@ class IommufdContext:
         for a in self.attachments():
             lines.append(f"  device {a.dev_id} pasid {a.pasid} -> HWPT {a.hwpt_id}")
         return "\n".join(lines)
-
-    plot = display.plot
-
-    _repr_html_ = display.html
 
 
 def _private_context(ioas: IOAS) -> IommufdContext:
