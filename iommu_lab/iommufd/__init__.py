@@ -13,12 +13,11 @@ object graph of one ``/dev/iommu``: ``objects`` (object types, HWPT_ALLOC flags,
 
 from iommu_lab.iommufd.access import Access
 from iommu_lab.iommufd.area import Area, Prot, Reservation
-from iommu_lab.iommufd.context import IommufdContext  # noqa: F401
+from iommu_lab.iommufd.context import IommufdContext
 from iommu_lab.iommufd.info import Capabilities, IoasInfo, Lookup
 from iommu_lab.iommufd.ioas import IOAS
-from iommu_lab.iommufd.objects import HwptData, HwptFlag, Kernel, ObjectInfo, ObjType, ViommuType  # noqa: F401
+from iommu_lab.iommufd.objects import HwptData, HwptFlag, Kernel, ObjectInfo, ObjType, ViommuType
 from iommu_lab.iommufd.type1 import Semantics
 
-# IommufdContext and ObjectInfo join __all__ once their views are registered in render/.
 __all__ = ["IOAS", "Access", "Area", "Capabilities", "IoasInfo", "Lookup", "Prot", "Reservation", "Semantics",
-           "HwptFlag", "HwptData", "ViommuType", "Kernel", "ObjType"]
+           "IommufdContext", "ObjectInfo", "HwptFlag", "HwptData", "ViommuType", "Kernel", "ObjType"]

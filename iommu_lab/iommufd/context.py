@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import check_u64
 from iommu_lab.hardware.device import Device
@@ -93,6 +94,9 @@ class IommufdContext:
     >>> ctx.attach(dev, nested)
     4
     """
+
+    _repr_html_ = display.html
+    plot = display.plot
 
     def __init__(self, *, kernel: Union[str, Kernel] = Kernel.MAINLINE) -> None:
         self.kernel = Kernel.parse(kernel)

@@ -15,6 +15,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
 
 __all__ = [
@@ -205,6 +206,9 @@ class ObjectInfo:
     label: str
     refs: tuple[int, ...]
     detail: str
+
+    _repr_html_ = display.html
+    plot = display.plot
 
 
 class Obj:
