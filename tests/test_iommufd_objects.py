@@ -397,3 +397,13 @@ def test_an_ioas_made_alone_has_a_private_context():
 def test_from_platform_accepts_a_platform_name():
     ioas = IOAS.from_platform("intel-vtd-48")
     assert ioas.platform.name == "intel-vtd-48" and ioas.iova_alignment == 0x1000
+
+
+def test_binding_next_to_an_adopted_platform_ioas_picks_a_free_device_name():
+    ioas = IOAS.from_platform("intel-vtd-48")  # carries its own dev0
+    ctx = IommufdContext()
+    ioas_id = ctx.adopt(ioas)
+    dev = ctx.bind("intel-vtd-48")
+    assert ctx[dev].device.name == "dev1"
+    hwpt = ctx.attach(dev, ioas_id)
+    assert ctx[hwpt].auto_domain

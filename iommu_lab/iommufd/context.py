@@ -186,8 +186,11 @@ class IommufdContext:
         if isinstance(device, Platform):
             platform = device
             if name is None:
+                # Skip the names already in use, bound or attached to an adopted IOAS (an
+                # ``IOAS.from_platform`` carries its own ``dev0``), so the default never collides.
+                taken = self._device_names()
                 n = 0
-                while any(d.device.name == f"dev{n}" for d in self._of(DeviceObj)):
+                while f"dev{n}" in taken:
                     n += 1
                 name = f"dev{n}"
             dev = platform.device(name)
@@ -196,11 +199,18 @@ class IommufdContext:
             platform = platforms.get(dev.platform) if dev.platform else None
         else:
             raise TypeError(f"bind takes a platform name, a Platform or a Device, got {type(device).__name__} {device!r}")
-        if any(d.device.name == dev.name for d in self._of(DeviceObj)):
-            raise ValueError(f"a device called {dev.name!r} is already bound; give another name=")
+        if dev.name in self._device_names():
+            raise ValueError(f"a device called {dev.name!r} is already bound or attached to an IOAS of this context; "
+                             "give another name=")
         new = self._new_id()
         self.objects_by_id[new] = DeviceObj(new, dev, platform, driver_for(platform))
         return new
+
+    def _device_names(self) -> set[str]:
+        names = {d.device.name for d in self._of(DeviceObj)}
+        for o in self._of(IoasObj):
+            names |= {getattr(d, "name", "") for d in o.ioas.devices}
+        return names
 
     def fault_queue_alloc(self) -> int:
         """IOMMU_FAULT_QUEUE_ALLOC (since 6.11): a FAULT object a HWPT can report page requests to."""
