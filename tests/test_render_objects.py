@@ -8,7 +8,8 @@ import pytest
 
 from iommu_lab import render
 from iommu_lab.iommufd import IommufdContext, ObjType
-from iommu_lab.render.objects import TEXT_PT, object_graph_data
+from iommu_lab.render.draw import figure
+from iommu_lab.render.objects import OBJECT_GRAPH, TEXT_PT, object_graph_data
 
 
 @pytest.fixture
@@ -136,3 +137,11 @@ def test_drawing_does_not_change_the_context(ctx):
 def test_object_graph_refuses_other_models():
     with pytest.raises(TypeError, match="IommufdContext or an ObjectInfo"):
         object_graph_data(object())
+
+
+def test_an_edge_that_skips_a_column_passes_above_the_boxes_it_skips(ctx):
+    drawing = figure(OBJECT_GRAPH, ctx)
+    viommu = drawing.data.node(7)
+    route = drawing.drawn["routes"][(4, 3)]  # the VT-d nested HWPT to its parent, past the SMMUv3 vIOMMU
+    ys = [y for x, y in route if viommu.x <= x <= viommu.x + viommu.width]
+    assert ys and min(ys) > viommu.y + viommu.height

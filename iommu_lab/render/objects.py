@@ -91,6 +91,7 @@ LINE_IN = TEXT_PT * 1.3 / 72  # one text line
 PAD_IN = 0.07
 GAP_IN = 0.22  # between boxes of one column
 MARGIN_IN = 0.08
+SKIP_ROOM_IN = 0.45  # above the boxes, for edges that skip a column
 STRIP_IN = 0.1  # the hatched kind strip at a box's left edge
 
 
@@ -243,10 +244,14 @@ def _place(raw: list[tuple[int, ObjType, str, list[str]]], edges: list[GraphEdge
             rank[item[0]] = r
     heights = {c: [2 * PAD_IN + LINE_IN * (1 + len(it[3])) for it in items] for c, items in by_col.items()}
     body = max((sum(h) + GAP_IN * (len(h) - 1) for h in heights.values()), default=0.6)
+    column = {item[0]: col_of[KIND_COLUMN[item[1]]] for item in raw}
+    # An edge that skips a column arcs over the boxes between: leave it room above them.
+    skips = any(abs(column.get(e.target, 0) - column.get(e.source, 0)) > 1 for e in edges)
+    body += SKIP_ROOM_IN if skips else 0.0
     top = body + MARGIN_IN
     nodes = []
     for c, items in by_col.items():
-        y = top
+        y = top - (SKIP_ROOM_IN if skips else 0.0)
         for item, h in zip(items, heights[c]):
             y -= h
             x = MARGIN_IN + c * col_w + (col_w - box_w) / 2
@@ -292,12 +297,39 @@ def _tint(color: str, th: _style.Theme, amount: float = 0.28) -> tuple[float, fl
     return tuple(b[i] + (c[i] - b[i]) * amount for i in range(3))  # type: ignore[return-value]
 
 
+def _route(start: tuple[float, float], end: tuple[float, float], others: list[GraphNode], top: float) -> float:
+    """The least-bent ``arc3`` curvature whose curve passes clear of every other box and stays
+    below ``top``, so an edge that skips a column never seems to enter a box it passes (0.12 if
+    none is clear)."""
+    (x1, y1), (x2, y2) = start, end
+    margin = 0.04
+
+    def clear(rad: float) -> bool:
+        cx, cy = (x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1)
+        for i in range(1, 40):
+            t = i / 40
+            px = (1 - t) ** 2 * x1 + 2 * (1 - t) * t * cx + t * t * x2
+            py = (1 - t) ** 2 * y1 + 2 * (1 - t) * t * cy + t * t * y2
+            if not 0.0 <= py <= top:
+                return False
+            for n in others:
+                if n.x - margin <= px <= n.x + n.width + margin and n.y - margin <= py <= n.y + n.height + margin:
+                    return False
+        return True
+
+    for rad in (0.0, 0.12, -0.12, 0.25, -0.25, 0.4, -0.4, 0.6, -0.6, 0.8, -0.8, 1.0, -1.0, 1.3, -1.3):
+        if clear(rad):
+            return rad
+    return 0.12
+
+
 def draw_object_graph(ax: Any, data: ObjectGraph, th: _style.Theme, *, owns_figure: bool = True,
                       legend: bool = True) -> dict:
-    """Draw ``data`` into ``ax``; returns the boxes and labels by object id, the edges drawn and
-    the legend's labels."""
+    """Draw ``data`` into ``ax``; returns the boxes and labels by object id, the edges drawn, the
+    waypoints of those routed over skipped columns and the legend's labels."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
+    from matplotlib.path import Path
 
     boxes: dict[int, Any] = {}
     labels: dict[int, list[Any]] = {}
@@ -323,6 +355,8 @@ def draw_object_graph(ax: Any, data: ObjectGraph, th: _style.Theme, *, owns_figu
         labels[n.id] = texts
     pos = {n.id: n for n in data.nodes}
     drawn_edges = []
+    skipped = 0
+    routes: dict[tuple[int, int], list[tuple[float, float]]] = {}
     for e in data.edges:
         a, b = pos.get(e.source), pos.get(e.target)
         if a is None or b is None:
@@ -333,10 +367,21 @@ def draw_object_graph(ax: Any, data: ObjectGraph, th: _style.Theme, *, owns_figu
             start, end = (a.x + a.width, a.y + a.height / 2), (b.x, b.y + b.height / 2)
         else:
             start, end = (a.x, a.y + a.height / 2), (b.x + b.width, b.y + b.height / 2)
-        rad = 0.0 if abs(start[1] - end[1]) < 1e-6 else 0.12
-        arrow = FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, linestyle=style, linewidth=lw,
-                                color=colour, connectionstyle=f"arc3,rad={rad}", zorder=2, shrinkA=2, shrinkB=2,
-                                gid=f"objects:edge:{e.source}-{e.target}")
+        common = dict(arrowstyle="-|>", mutation_scale=14, linestyle=style, linewidth=lw, color=colour, zorder=2,
+                      gid=f"objects:edge:{e.source}-{e.target}")
+        if abs(b.column - a.column) > 1:
+            # Over the boxes between, in the channel left free above them: up in the gap after
+            # the source's column, across, down in the gap before the target's.
+            lane = data.height - SKIP_ROOM_IN / 2 + 0.09 * (skipped % 3 - 1)
+            skipped += 1
+            step = (a.width / 0.9) * 0.05 * (1 if b.x >= a.x else -1)  # half the gap between columns
+            verts = [start, (start[0] + step, start[1]), (start[0] + step, lane), (end[0] - step, lane),
+                     (end[0] - step, end[1]), end]
+            arrow = FancyArrowPatch(path=Path(verts), **common)
+            routes[(e.source, e.target)] = verts
+        else:
+            rad = _route(start, end, [n for n in data.nodes if n.id not in (e.source, e.target)], data.height)
+            arrow = FancyArrowPatch(start, end, connectionstyle=f"arc3,rad={rad}", shrinkA=2, shrinkB=2, **common)
         ax.add_patch(arrow)
         drawn_edges.append(e)
     if not data.nodes:
@@ -368,7 +413,7 @@ def draw_object_graph(ax: Any, data: ObjectGraph, th: _style.Theme, *, owns_figu
             txt.set_color(th.foreground)
         leg.set_gid("objects:legend")
         legend_labels = [t.get_text() for t in leg.get_texts()]
-    return {"boxes": boxes, "labels": labels, "edges": drawn_edges, "legend": legend_labels}
+    return {"boxes": boxes, "labels": labels, "edges": drawn_edges, "routes": routes, "legend": legend_labels}
 
 
 #: The object-graph figure: ``object_graph_data`` drawn by ``draw_object_graph``.
