@@ -143,5 +143,6 @@ def test_an_edge_that_skips_a_column_passes_above_the_boxes_it_skips(ctx):
     drawing = figure(OBJECT_GRAPH, ctx)
     viommu = drawing.data.node(7)
     route = drawing.drawn["routes"][(4, 3)]  # the VT-d nested HWPT to its parent, past the SMMUv3 vIOMMU
-    ys = [y for x, y in route if viommu.x <= x <= viommu.x + viommu.width]
-    assert ys and min(ys) > viommu.y + viommu.height
+    crossing = [(p, q) for p, q in zip(route, route[1:])
+                if min(p[0], q[0]) < viommu.x + viommu.width and max(p[0], q[0]) > viommu.x]
+    assert crossing and all(min(p[1], q[1]) > viommu.y + viommu.height for p, q in crossing)
