@@ -35,6 +35,7 @@ from iommu_lab.io.dmesg import read_dmesg
 from iommu_lab.io.faultwalk import explain
 from iommu_lab.io.scenario import Scenario
 from iommu_lab.io.sysfs import read_iommu_groups
+from iommu_lab.iommufd.context import IommufdContext
 from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.nesting.explain import lookup as guest_lookup
 from iommu_lab.nesting.nested import Nested, NestParent
@@ -106,6 +107,13 @@ def _first(xs):
     return next(iter(xs))
 
 
+def _context() -> IommufdContext:
+    ctx = IommufdContext()
+    dev = ctx.bind("intel-vtd-48")
+    ctx.attach(dev, ctx.hwpt_alloc(dev, ctx.ioas_alloc(), "NEST_PARENT"))
+    return ctx
+
+
 def _examples() -> dict[str, Callable[[World], Any]]:
     """Examples by class name (the qualified name, as the test ids show it)."""
     return {
@@ -165,6 +173,8 @@ def _examples() -> dict[str, Callable[[World], Any]]:
         "Lookup": lambda w: w.ioas.lookup(w.area.iova),
         "IoasInfo": lambda w: w.ioas.info(),
         "Capabilities": lambda w: w.ioas.info().capabilities,
+        "IommufdContext": lambda w: _context(),
+        "ObjectInfo": lambda w: _context().objects()[-1],
         "Trace": lambda w: w.trace,
         "CacheConfig": lambda w: CacheConfig(16),
         "Caches": lambda w: w.caches,

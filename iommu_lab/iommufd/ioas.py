@@ -22,6 +22,7 @@ from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, check_u64, fmt_addr, fmt_size
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
+from iommu_lab.hardware.platform import platforms
 from iommu_lab.iommufd import history
 from iommu_lab.iommufd.access import Access
 from iommu_lab.iommufd.area import (
@@ -50,11 +51,13 @@ from iommu_lab.iommufd.history import (
 )
 from iommu_lab.iommufd.info import Capabilities, IoasInfo, Lookup, capabilities_of
 from iommu_lab.iommufd.io_pagetable import IoPagetable
+from iommu_lab.iommufd.objects import Kernel, private_context_factory
 from iommu_lab.iommufd.pages import HPAGE_SIZE, PAGE_SIZE, alloc_pages
 from iommu_lab.iommufd.type1 import (
     DMA_ENTRY_LIMIT,
     DmaEntries,
     Semantics,
+    compat_pagesizes,
     compat_unmap,
     type1_attach_check,
     type1_map,
@@ -95,15 +98,26 @@ _SIZE_MAX = U64_MAX
 ANON_VA_BASE = 0x7F00_0000_0000
 
 
-def map_prot(prot: object) -> Prot:
+def map_prot(prot: object, *, vfio: str | None = None) -> Prot:
     """The permission of a map or copy: ``"rw"``, ``"r"``, ``"w"``, ``""``, a ``Prot`` or an int of
-    ``IOMMU_READ``/``IOMMU_WRITE`` bits. Other bits are flags the uapi does not define, refused
-    with EOPNOTSUPP as ``iommufd_ioas_map`` and ``iommufd_ioas_copy`` do before anything else;
-    other letters are a ``ValueError``."""
+    ``IOMMU_READ``/``IOMMU_WRITE`` bits. Other bits are flags the uapi does not define: IOMMU_IOAS_MAP
+    and IOMMU_IOAS_COPY refuse them with EOPNOTSUPP before anything else; the VFIO map ioctls
+    (``vfio`` names which) refuse them with EINVAL (``iommufd_vfio_map_dma``,
+    ``vfio_iommu_type1_map_dma``). Other letters are a ``ValueError``."""
     known = _MAP_PROTS.get(prot) if isinstance(prot, str) else None
     if known is not None:
         return known
     if isinstance(prot, int) and not isinstance(prot, bool) and prot >= 0 and int(prot) & ~3:
+        if vfio == "vfio_iommu_type1_map_dma" and int(prot) & ~3 == 4:
+            raise UnsupportedError(
+                "VFIO_DMA_MAP_FLAG_VADDR (0x4) updates the vaddr of an existing mapping; the model does not implement it"
+            )
+        if vfio is not None:
+            raise IommuError(
+                "EINVAL",
+                f"flags {int(prot):#x} have bits outside VFIO_DMA_MAP_FLAG_READ|WRITE (0x3); VFIO_IOMMU_MAP_DMA "
+                f"refuses unknown flags with EINVAL ({vfio})",
+            )
         raise IommuError(
             "EOPNOTSUPP",
             f"prot {int(prot):#x} has bits outside IOMMU_READ|IOMMU_WRITE (0x3); the map flags accept only "
@@ -147,6 +161,11 @@ class IOAS:
     host : iommu_lab.pagetable.HostMemory, optional
         Where user VAs resolve to physical pages when domains are filled (what
         ``pin_user_pages`` returns); default ``HostMemory()`` (2 MiB THP backing).
+    kernel : str
+        Whose rules to follow where they changed: ``"mainline"`` (default), ``"6.12"`` or
+        ``"6.6"``. Before 6.13 IOMMU_IOAS_MAP checked the length (EINVAL) before the
+        ``user_va + length`` wrap (EOVERFLOW); ``iopt_alloc_user_pages`` (6.13, the MAP_FILE
+        rework) checks the wrap first.
 
     Attributes
     ----------
@@ -167,8 +186,13 @@ class IOAS:
         dma_entry_limit: int = DMA_ENTRY_LIMIT,
         page_tables: bool = True,
         host: Any = None,
+        kernel: Union[str, Kernel] = Kernel.MAINLINE,
     ) -> None:
+        self.kernel = Kernel.parse(kernel).value
+        self._context: Any = None
         self.semantics = Semantics.parse(semantics)
+        # Checked before anything is built, so a bad limit leaves no half-made IOAS behind.
+        self._dma = DmaEntries(dma_entry_limit)
         self._real_t1 = self.semantics.is_real_type1
         self._compat = self.semantics.is_compat
         if isinstance(hpage_size, bool) or not isinstance(hpage_size, int) or hpage_size < PAGE_SIZE or hpage_size & (hpage_size - 1):
@@ -176,7 +200,6 @@ class IOAS:
         # VFIO_TYPE1_IOMMU (v1) on iommufd disables large pages at set-up (iommufd_vfio_set_iommu).
         self.iopt = IoPagetable(hpage_size=hpage_size, huge_pages=self.semantics is not Semantics.VFIO_COMPAT_V1,
                                 page_tables=page_tables, host=host)
-        self._dma = DmaEntries(dma_entry_limit)
         self._accesses_made = 0
         self._next_va = ANON_VA_BASE
         #: The platform ``from_platform`` was given (public as ``platform``).
@@ -201,13 +224,29 @@ class IOAS:
     @classmethod
     def from_platform(cls, platform: Any, **kwargs: Any) -> "IOAS":
         """An IOAS with ``platform.device()`` attached; ``info()`` then reports the platform's
-        nesting and binding capabilities where it describes them."""
+        nesting and binding capabilities where it describes them. ``platform`` is a ``Platform``
+        or a catalogue name such as ``"intel-vtd-48"``."""
+        if isinstance(platform, str):
+            platform = platforms.get(platform)
+        if not callable(getattr(platform, "device", None)):
+            raise TypeError(f"from_platform takes a Platform or a platform name, got {type(platform).__name__} {platform!r}")
         ioas = cls(**kwargs)
         ioas._platform = platform
         ioas.attach(platform.device())
         return ioas
 
     # -- state -------------------------------------------------------------------------------
+    @property
+    def context(self) -> Any:
+        """The ``IommufdContext`` (one open ``/dev/iommu``) this IOAS is an object of; an IOAS
+        made alone gets a private one on first use."""
+        if self._context is None:
+            factory = private_context_factory()
+            if factory is None:
+                raise RuntimeError("import iommu_lab.iommufd to give an IOAS its context")
+            factory(self)
+        return self._context
+
     @property
     def platform(self) -> Any:
         """The platform this IOAS was made from (``from_platform``), or None."""
@@ -420,8 +459,9 @@ class IOAS:
 
         Checks in the kernel's order (``iommufd_ioas_map``): flags → EOPNOTSUPP; ``iova``/``length``
         >= U64_MAX → EOVERFLOW (the iova test applies even for automatic maps); no READ/WRITE →
-        EINVAL; ``length`` 0 or > SIZE_MAX - PAGE_SIZE → EINVAL, then ``user_va + length`` wrap →
-        EOVERFLOW (pages.c ``iopt_alloc_pages``); ``length % iova_alignment`` → EINVAL; then
+        EINVAL; ``user_va + length`` wrap → EOVERFLOW (``iopt_alloc_user_pages``), then ``length`` 0
+        or > SIZE_MAX - PAGE_SIZE → EINVAL (``iopt_alloc_pages``) — before 6.13 the length came
+        first (``kernel="6.12"``); ``length % iova_alignment`` → EINVAL; then
         automatic allocation or the FIXED checks of ``iopt_check_iova`` (misaligned EINVAL, wrap
         EOVERFLOW, reserved or outside a window EINVAL, area EEXIST); then ``iopt_insert_area``'s
         EPERM / VA-offset EINVAL. ``user_va=None`` maps a fresh 2 MiB-aligned buffer the model
@@ -432,7 +472,8 @@ class IOAS:
             iova = uapi_int(iova, "iova")
         if user_va is not None:
             user_va = uapi_int(user_va, "user_va")
-        prot = map_prot(prot)
+        vfio = ("vfio_iommu_type1_map_dma" if self._real_t1 else "iommufd_vfio_map_dma" if self._compat else None)
+        prot = map_prot(prot, vfio=vfio)
         if self._real_t1:
             va = user_va if user_va is not None else self._fresh_va(length)
             area = type1_map(self.iopt, self._dma, length, iova, va, prot)
@@ -448,20 +489,31 @@ class IOAS:
             raise IommuError(
                 "EINVAL", "map with neither READABLE nor WRITEABLE; give prot='r', 'w' or 'rw' (iommufd_ioas_map)"
             )
+        va = user_va if user_va is not None else self._fresh_va(length)
+        # Since 6.13 iopt_alloc_user_pages checks the wrap before iopt_alloc_pages checks the
+        # length; older kernels checked the length first.
+        wrap_first = Kernel(self.kernel).has(6, 13)
+        if wrap_first:
+            self._check_va_wrap(va, length)
         if length == 0 or length > _SIZE_MAX - PAGE_SIZE:
             raise IommuError(
                 "EINVAL",
                 f"map length {fmt_addr(length)} must be 1..SIZE_MAX-PAGE_SIZE (0xffff_ffff_ffff_efff) (iopt_alloc_pages)",
             )
-        va = user_va if user_va is not None else self._fresh_va(length)
-        if va + length > U64_MAX:
-            raise IommuError(
-                "EOVERFLOW", f"user_va {fmt_addr(va)} + length {fmt_addr(length)} wraps past 2^64 (iopt_alloc_pages)"
-            )
+        if not wrap_first:
+            self._check_va_wrap(va, length)
         pages = alloc_pages(va, length, bool(int(prot) & 2))
         area = self.iopt.map_pages([(pages, va, length)], length, iova, prot)[0]
         self._after_map(user_va, length, iova, prot, area)
         return area
+
+    @staticmethod
+    def _check_va_wrap(va: int, length: int) -> None:
+        if va + length > U64_MAX:
+            raise IommuError(
+                "EOVERFLOW",
+                f"user_va {fmt_addr(va)} + length {fmt_addr(length)} wraps past 2^64 (iopt_alloc_user_pages)",
+            )
 
     def _fresh_va(self, length: int) -> int:
         va = self._next_va
@@ -579,9 +631,13 @@ class IOAS:
 
     # -- questions --------------------------------------------------------------------------
     def info(self) -> IoasInfo:
-        """GET_INFO: capabilities, page sizes, permitted ranges and alignment (see ``IoasInfo``)."""
+        """GET_INFO: capabilities, page sizes, permitted ranges and alignment (see ``IoasInfo``).
+        Under VFIO compat the page sizes are ``iommufd_get_pagesizes``' (see ``compat_pagesizes``)."""
         align = self.iova_alignment
-        bitmap = pgsize_bitmap(self.devices) & ~(align - 1) & U64_MAX
+        if self._compat:
+            bitmap = compat_pagesizes(pgsize_bitmap(self.devices), align)
+        else:
+            bitmap = pgsize_bitmap(self.devices) & ~(align - 1) & U64_MAX
         if self._real_t1:
             limit: int | None = self._dma.limit
         elif self._compat:

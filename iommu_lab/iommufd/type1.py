@@ -48,6 +48,7 @@ __all__ = [
     "type1_unmap_all",
     "type1_attach_check",
     "compat_unmap",
+    "compat_pagesizes",
 ]
 
 #: vfio_iommu_type1's ``dma_entry_limit`` module parameter default (U16_MAX).
@@ -88,6 +89,12 @@ class DmaEntries:
     """``iommu->dma_avail``: how many more mappings the container may hold (``dma_entry_limit``)."""
 
     def __init__(self, limit: int = DMA_ENTRY_LIMIT) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"dma_entry_limit must be an int (vfio_iommu_type1's unsigned int module parameter), "
+                            f"got {type(limit).__name__} {str(limit)[:40]!r}")
+        if not 0 <= limit <= 0xFFFF_FFFF:
+            raise ValueError(f"dma_entry_limit {limit} must be 0..0xffffffff, the range of the unsigned int module "
+                             f"parameter (default {DMA_ENTRY_LIMIT})")
         self.limit = limit
         self.avail = limit
 
@@ -250,3 +257,13 @@ def compat_unmap(iopt: IoPagetable, iova: int, length: int) -> int:
     if iova + length - 1 > U64_MAX:
         raise IommuError("EOVERFLOW", f"unmap [{fmt_addr(iova)} + {fmt_addr(length)}] wraps past 2^64 (iopt_unmap_iova)")
     return iopt.unmap_iova_range(iova, iova + length - 1, empty_ok=True)
+
+
+def compat_pagesizes(bitmap: int, iova_alignment: int) -> int:
+    """VFIO_IOMMU_GET_INFO's ``iova_pgsizes`` served by iommufd (``iommufd_get_pagesizes``): the
+    AND of the domains' bitmaps (every bit with no domain); sizes below PAGE_SIZE fold up to
+    PAGE_SIZE, as ``vfio_update_pgsize_bitmap`` does; then ``max(bitmap, iova_alignment)``.
+    A mock domain's 0x800 becomes 0x1000; no domain gives ``~(PAGE_SIZE - 1)``."""
+    if bitmap & (PAGE_SIZE - 1):
+        bitmap = (bitmap & ~(PAGE_SIZE - 1) & U64_MAX) | PAGE_SIZE
+    return max(bitmap, iova_alignment)
