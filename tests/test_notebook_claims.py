@@ -31,6 +31,8 @@ _NUMBER = re.compile(r"(?<![\w\-/.^])(\d[\d,_]*\d|\d)(\.\d+)?(\^\d+)?(?![\w^]|\.
 _CODE_SPAN = re.compile(r"`[^`]*`")
 _LINK = re.compile(r"\[[^\]]*\]\([^)]*\)")
 _YEAR = re.compile(r"^(19[89]\d|20[0-4]\d)$")
+# "stage 2", "bit 7", "level 1", "tutorial 08": the number is part of a name.
+_NAMED = re.compile(r"(?i)\b(stage|bit|level|tutorial|example|window|step)s? \**$")
 
 
 def _cells(path: Path) -> list[dict]:
@@ -50,7 +52,7 @@ def prose_numbers(markdown: str) -> list[str]:
         text = _LINK.sub(" ", _CODE_SPAN.sub(" ", line))
         for m in _NUMBER.finditer(text):
             token = _normal("".join(g or "" for g in m.groups()))
-            if not _YEAR.match(token):
+            if not _YEAR.match(token) and not _NAMED.search(text[: m.start()]):
                 found.append(token)
     return found
 
@@ -98,7 +100,7 @@ def claims_and_inputs(path: Path) -> tuple[set[str], set[str], list[ast.Call]]:
 
 def test_prose_numbers_are_found_as_a_reader_reads_them():
     text = ("A 4-level table over `vtd-ss-4level` costs (4+1)(4+1)−1 = **24** references, 1,500-byte "
-            "packets, 2^59, x86-64, sv48, 0.75 s, [01 · windows](01-x.ipynb), in 2021.")
+            "packets, 2^59, x86-64, sv48, 0.75 s, [01 · windows](01-x.ipynb), in 2021, stage 2, bit 7.")
     assert prose_numbers(text) == ["4", "4", "1", "4", "1", "1", "24", "1500", "2^59", "0.75"]
     assert prose_numbers("# 07 · A design review") == []
 
