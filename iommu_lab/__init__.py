@@ -15,6 +15,7 @@ import importlib.util
 import sys
 from typing import Any
 
+from iommu_lab.core.claims import ClaimFailed, check
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import (
     U64_MAX,
@@ -176,6 +177,8 @@ __all__ = [
     "EiB",
     "U64_MAX",
     "IommuError",
+    "check",
+    "ClaimFailed",
     "Device",
     "ReservedRegion",
     "ResvType",
