@@ -27,14 +27,16 @@ def test_vtd_page_table_binding_writes_a_nested_pasid_entry_in_host_memory():
     assert d["AW"] == 2  # 4-level second stage
 
 
-def test_vtd_walk_with_pasid_adds_two_host_reads_to_the_2d_walk():
+def test_vtd_walk_with_pasid_adds_four_host_reads_to_the_2d_walk():
+    """Scalable mode reads root entry, context entry, PASID directory and PASID entry
+    (iommu_context_addr, intel_pasid_get_entry), all host-owned: no stage-2 walk for them."""
     n = pair("intel-vtd-48")
     n.bind_pasid(0x12345)
     w = n.walk(0x4000_0000, pasid=0x12345)
     assert w.ok and w.output == n.walk(0x4000_0000).output
-    assert w.counts["pasid_structures"] == 2 and w.counts["pasid_stage2"] == 0
-    assert w.n_pagetable_refs == 24 and w.n_refs == 26
-    assert [r.purpose for r in w.refs[:2]] == ["PASID directory", "PASID table"]
+    assert w.counts["pasid_structures"] == 4 and w.counts["pasid_stage2"] == 0
+    assert w.n_pagetable_refs == 24 and w.n_refs == 28
+    assert [r.purpose for r in w.refs[:4]] == ["root entry", "context entry", "PASID directory", "PASID table"]
 
 
 def test_vtd_refuses_pasid_table_binding():
