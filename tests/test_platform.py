@@ -493,3 +493,15 @@ def test_schema_example_in_docstring_matches(tmp_path):
     path = tmp_path / "example.toml"
     path.write_text(textwrap.dedent(block))
     assert platforms.load(path).name == "example-iommu"
+
+
+def test_nesting_hint_is_a_platform_fact_only_where_nesting_is_not_hardware(tmp_path):
+    """Every platform without hardware nesting says what it offers instead; a hardware-nesting
+    platform may not carry a hint (it would contradict its nested domain)."""
+    for p in platforms.all():
+        assert bool(p.nesting_hint) == (p.nesting.value != "hardware"), p.name
+    src = (platforms.directory / "intel-vtd-48.toml").read_text()
+    bad = tmp_path / "intel-vtd-48.toml"
+    bad.write_text(src.replace('nesting = "hardware"', 'nesting = "hardware"\nnesting_hint = "x"'))
+    with pytest.raises(IommuError, match="nesting_hint"):
+        platforms.load(bad)

@@ -250,6 +250,9 @@ class Platform:
     dirty_tracking: bool
     notes: str = ""
     source: Path | None = field(default=None, compare=False)
+    #: What to do instead of hardware nesting on this platform, as its Linux driver offers it
+    #: (``nesting_hint`` in the platform file; empty on hardware-nesting platforms).
+    nesting_hint: str = ""
 
     def __hash__(self) -> int:
         return hash((self.name, self.windows, self.reserved, self.pgsizes, tuple(self.formats.items())))
@@ -389,7 +392,7 @@ class Platform:
 # -- loading and validation --------------------------------------------------------------------
 
 _TOP_REQUIRED = ("name", "title", "family", "ias", "windows", "pgsizes", "nesting", "pasid_bits", "dirty_tracking", "notes")
-_TOP_OPTIONAL = ("reserved", "formats", "stage1_binding")
+_TOP_OPTIONAL = ("reserved", "formats", "stage1_binding", "nesting_hint")
 _RANGE_KEYS = ("start", "last", "size")
 _RESERVED_KEYS = _RANGE_KEYS + ("type",)
 
@@ -595,6 +598,13 @@ def _parse_platform(doc: Mapping[str, Any], where: str, source: Path | None) -> 
                 if stage in formats:
                     raise rd.fail(f"formats.{stage}", "a platform with nesting = \"none\" has no stage1/stage2 format")
 
+    hint = ""
+    if "nesting_hint" in doc:
+        if nesting is NestingSupport.HARDWARE:
+            raise rd.fail("nesting_hint", "only allowed with nesting = \"none\" or \"software\": it says what "
+                          "to do instead of hardware nesting")
+        hint = rd.text(doc["nesting_hint"], "nesting_hint")
+
     pasid_bits = rd.int_in(doc["pasid_bits"], "pasid_bits", 0, _MAX_PASID_BITS)
     dirty = rd.boolean(doc["dirty_tracking"], "dirty_tracking")
 
@@ -613,6 +623,7 @@ def _parse_platform(doc: Mapping[str, Any], where: str, source: Path | None) -> 
         dirty_tracking=dirty,
         notes=notes,
         source=source,
+        nesting_hint=hint,
     )
 
 
