@@ -35,7 +35,15 @@ from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.files import FileInputError, load_toml
-from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_address, parse_size
+from iommu_lab.core.ranges import (
+    IovaRange,
+    RangeSet,
+    check_u64,
+    fmt_addr,
+    fmt_size,
+    parse_address,
+    parse_size,
+)
 from iommu_lab.hardware import formats as _formats
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType, pgsizes_list
 
@@ -253,6 +261,9 @@ class Platform:
     #: What to do instead of hardware nesting on this platform, as its Linux driver offers it
     #: (``nesting_hint`` in the platform file; empty on hardware-nesting platforms).
     nesting_hint: str = ""
+    #: One page size per window, in ``windows`` order, where each window is its own table with
+    #: one page size (POWER TCE: ``it_page_shift`` per ``iommu_table``); empty elsewhere.
+    window_pgsizes: tuple[int, ...] = ()
 
     def __hash__(self) -> int:
         return hash((self.name, self.windows, self.reserved, self.pgsizes, tuple(self.formats.items())))
@@ -312,6 +323,58 @@ class Platform:
             pasid_bits=self.pasid_bits,
             dirty_tracking=self.dirty_tracking,
         )
+
+    def window_of(self, iova: int) -> IovaRange:
+        """The window holding ``iova`` (``EINVAL`` naming the windows when none does)."""
+        check_u64(iova, "iova")
+        for w in self.windows:
+            if iova in w:
+                return w
+        raise IommuError(
+            "EINVAL",
+            f"IOVA {fmt_addr(iova)} is in no window of {self.name!r}; windows: "
+            + ", ".join(str(w) for w in self.windows),
+        )
+
+    def window_page_size(self, window: int | IovaRange) -> int:
+        """The page size mapping in ``window`` (a window or an IOVA in one) uses.
+
+        On POWER each window is its own TCE table with one page size: the default 32-bit window
+        has 4 KiB TCEs (``iommu_table_setparms_lpar`` sets ``IOMMU_PAGE_SHIFT_4K``) and a DDW the
+        largest size the hypervisor offers (``enable_ddw`` → ``iommu_get_page_shift``: 64 KiB
+        on QEMU sPAPR), as the platform file records per window. Platforms with one radix
+        table over every window answer their smallest page size.
+        """
+        w = window if isinstance(window, IovaRange) else self.window_of(window)
+        if w not in self.windows:  # an IovaRange that is not one of ours
+            raise IommuError("EINVAL", f"{w} is not a window of {self.name!r}")
+        if self.window_pgsizes:
+            return self.window_pgsizes[self.windows.index(w)]
+        return self.pgsizes & -self.pgsizes
+
+    def window_format(self, window: int | IovaRange, page_size: int | None = None) -> Any:
+        """The page-table format of one window (a window or an IOVA in one).
+
+        For a platform whose windows are separate linear tables (POWER TCE) this is that window's
+        own TCE table: its base, its size and its page size (``window_page_size`` unless
+        ``page_size`` is given, which must be one of the platform's sizes), as ``iommu_table``
+        holds ``it_offset``, ``it_size`` and ``it_page_shift``. Elsewhere it is the paging format.
+        """
+        w = window if isinstance(window, IovaRange) else self.window_of(window)
+        page = self.window_page_size(w) if page_size is None else page_size
+        if isinstance(page, bool) or not isinstance(page, int):
+            raise TypeError(f"page_size must be an int number of bytes, got {type(page).__name__}")
+        if page & (page - 1) or not page & self.pgsizes:
+            raise IommuError("EINVAL", f"page size {page!r} is not one of {self.name!r}'s page sizes "
+                             f"{', '.join(fmt_size(1 << b) for b in range(64) if self.pgsizes >> b & 1)}")
+        fmt = _formats.get(self.format_name("paging"))
+        if not fmt.linear:
+            return fmt
+        bits = w.size.bit_length() - 1
+        if w.size != 1 << bits:
+            raise IommuError("EINVAL", f"window {w} is not a power-of-two size, which a TCE table needs")
+        return _formats.power_tce(page.bit_length() - 1, window_bits=bits, base=w.start,
+                                  name=f"power-tce-{page // 1024}k@{fmt_addr(w.start)}")
 
     def format_name(self, stage: str = "paging") -> str:
         """The page-table format name this platform uses for ``stage`` (``paging``, ``stage1``, ``stage2``)."""
@@ -522,15 +585,27 @@ def _parse_platform(doc: Mapping[str, Any], where: str, source: Path | None) -> 
         raise rd.fail("windows", "must be a non-empty array of tables, e.g. [{ start = \"0x0\", last = \"0xffffffffffff\" }]")
     top = (1 << ias) - 1
     windows: list[IovaRange] = []
+    window_page: dict[IovaRange, int] = {}
     for i, raw in enumerate(raw_windows):
         key = f"windows[{i}]"
-        w = rd.range(raw, key)
+        w = rd.range(raw, key, extra=("page_size",))
         if w.last > top:
             raise rd.fail(key, f"window {w} ends above the {ias}-bit input space [0x0, {fmt_addr(top)}]")
         if w.start % align or (w.last + 1) % align:
             raise rd.fail(key, f"window {w} is not aligned to the smallest page size {fmt_size(align)}")
+        if "page_size" in raw:
+            page = rd.size(raw["page_size"], f"{key}.page_size")
+            if page & (page - 1) or not page & pgsizes:
+                raise rd.fail(f"{key}.page_size", f"{fmt_size(page)} is not one of the platform's page sizes "
+                              f"{', '.join(fmt_size(1 << b) for b in range(64) if pgsizes >> b & 1)}")
+            if w.start % page or (w.last + 1) % page:
+                raise rd.fail(f"{key}.page_size", f"window {w} is not a whole number of {fmt_size(page)} pages")
+            window_page[w] = page
         windows.append(w)
     windows.sort()
+    if window_page and len(window_page) != len(windows):
+        raise rd.fail("windows", "give page_size for every window or for none: each window is one table "
+                      "with one page size")
     for a, b in zip(windows, windows[1:]):
         if a.overlaps(b):
             raise rd.fail("windows", f"windows {a} and {b} overlap; windows are separate objects and must be disjoint")
@@ -624,6 +699,7 @@ def _parse_platform(doc: Mapping[str, Any], where: str, source: Path | None) -> 
         notes=notes,
         source=source,
         nesting_hint=hint,
+        window_pgsizes=tuple(window_page.get(w, 0) for w in windows) if window_page else (),
     )
 
 
