@@ -236,6 +236,10 @@ class NestedPair:
                 for addr, _n in set(m.allocations()) - old:
                     m.free(addr)
             raise
+        if self.pasid_table is None:
+            # The host entry holding the nest parent's root follows it when the parent grows a
+            # level (amd_iommu_domain_update after increase_address_space).
+            self.stage2.watch_top(table.stage2_changed)
         self.pasid_table = table
         self._pasid_roots[pasid] = _root(s1)
         return self.pasid_table

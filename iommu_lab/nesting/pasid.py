@@ -246,6 +246,10 @@ class PasidStructure:
         """Point ``pasid`` at a stage-1 table nested on the stage 2 at ``stage2_root``."""
         raise NotImplementedError
 
+    def stage2_changed(self, stage2: Any) -> None:
+        """The nest parent grew a level (new ``root`` and ``fmt``): rewrite the host entry that
+        holds its root. Nothing to do for structures whose stage-2 top never moves."""
+
 
 class VtdPasidTable(PasidStructure):
     """VT-d scalable-mode translation structures of one device: root entry, context entry, PASID
@@ -611,6 +615,16 @@ class AmdGcr3Table(PasidStructure):
         self.dte_addr = dte_addr
         self.dte_memory = host_memory
         return dte_addr
+
+    def stage2_changed(self, stage2: Any) -> None:
+        """Rewrite the DTE's host root and mode after the v1 table grew, as
+        ``increase_address_space`` → ``amd_iommu_domain_update`` → ``set_dte_entry`` does
+        (generic_pt's ``change_top`` op); the rest of the DTE (GCR3, GLX, GV) is kept."""
+        if self.dte_addr is None:
+            return
+        raw = AMD_DTE.read(self.dte_memory, self.dte_addr)
+        raw = AMD_DTE.put(AMD_DTE.put(raw, "Mode", stage2.fmt.levels), "PTRoot", stage2.root)
+        AMD_DTE.write(self.dte_memory, self.dte_addr, raw)
 
     def _preamble(self, refs: list[PasidRef], pasid: int) -> int:
         """The DTE (host) if one was made: the GCR3 root reassembled from its three fields."""
