@@ -4,7 +4,7 @@ from badinput import Bad, parametrize
 
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.hardware import formats
-from iommu_lab.hardware.platform import load_platform
+from iommu_lab.hardware.platform import load_platform, platforms
 from iommu_lab.nesting.nested import Nested
 from iommu_lab.nesting.pasid import AmdGcr3Table, SmmuCdTable, VtdPasidTable
 from iommu_lab.nesting.shadow import ShadowNesting
@@ -27,6 +27,12 @@ SHADOW = ShadowNesting.build("x86-64-4level", "vtd-ss-4level", guest_ram=4 * MiB
 SHADOW.guest_map(0x4000_0000, 0x10_0000, 0x1000)
 VIRTIO = ShadowNesting.build(None, "vtd-ss-4level", guest_ram=4 * MiB)
 VIRTIO.guest_map(0x4000_0000, 0x10_0000, 0x1000)
+VTD_MEM = PhysicalMemory()
+PSERIES = platforms.get("power9-pseries")
+
+
+def _pseries_with(old, new):
+    return _bad_toml(PSERIES.source.read_text().replace(old, new))
 
 
 def table_state(pt):
@@ -125,6 +131,12 @@ CASES = [
         None, check=lambda g: g == 0),
     Bad("models-vtd-pasid-width", "api", "silent", lambda: VtdPasidTable(PhysicalMemory(), 21),
         IommuError, "EINVAL", ["MAX_NR_PASID_BITS"]),
+    Bad("models-vtd-devfn", "api", "changed", lambda: VtdPasidTable(VTD_MEM, devfn=0x100),
+        IommuError, "EINVAL", ["devfn", "8-bit"], mem_state(VTD_MEM)),
+    Bad("models-vtd-bus", "api", "changed", lambda: VtdPasidTable(VTD_MEM, bus=-1),
+        IommuError, "EINVAL", ["PCI bus"], mem_state(VTD_MEM)),
+    Bad("models-vtd-devfn-type", "api", "changed", lambda: VtdPasidTable(VTD_MEM, devfn="3"),
+        TypeError, None, ["devfn", "int"], mem_state(VTD_MEM)),
     Bad("models-smmu-cdmax", "api", "silent", lambda: SmmuCdTable(PhysicalMemory(), 21),
         IommuError, "EINVAL", ["S1CDMax"]),
     Bad("models-smmu-guest-linear-accepted", "api", "refused",
@@ -149,6 +161,27 @@ CASES = [
         ValueError, None, ["x"], pair_state(PAIRS["arm-smmuv3-48"])),
     Bad("models-nested-power", "api", "message", lambda: Nested.for_platform("power9-pseries"),
         UnsupportedError, "EOPNOTSUPP", ["no nesting"]),
+    Bad("models-nested-riscv-hint", "api", "message", lambda: Nested.for_platform("riscv-sv48"),
+        UnsupportedError, "EOPNOTSUPP", ["G-stage", "riscv/iommu.c"]),
+    # -- per-window page sizes -------------------------------------------------------------------
+    Bad("models-window-between", "api", "silent", lambda: PSERIES.window_page_size(1 << 40),
+        IommuError, "EINVAL", ["no window", "0x3fff_ffff"]),
+    Bad("models-window-negative", "api", "silent", lambda: PSERIES.window_of(-1),
+        ValueError, None, ["iova", "64-bit"]),
+    Bad("models-window-format-size", "api", "silent", lambda: PSERIES.window_format(0, page_size=2 * MiB),
+        IommuError, "EINVAL", ["page sizes", "64 KiB"]),
+    Bad("models-window-format-type", "api", "silent", lambda: PSERIES.window_format(0, page_size="4K"),
+        TypeError, None, ["page_size", "int"]),
+    Bad("models-platform-window-page", "platform-toml", "silent",
+        lambda: load_platform(_pseries_with('page_size = "64K"', 'page_size = "16M"')),
+        IommuError, "EINVAL", ["page_size", "not one of"]),
+    Bad("models-platform-window-page-some", "platform-toml", "silent",
+        lambda: load_platform(_pseries_with(', page_size = "4K"', "")),
+        IommuError, "EINVAL", ["every window or for none"]),
+    Bad("models-platform-hint-on-hardware", "platform-toml", "silent",
+        lambda: load_platform(_bad_toml(platforms.get("intel-vtd-48").source.read_text().replace(
+            'nesting = "hardware"', 'nesting = "hardware"\nnesting_hint = "x"'))),
+        IommuError, "EINVAL", ["nesting_hint", "only allowed"]),
     # -- shadowing ---------------------------------------------------------------------------
     Bad("models-shadow-map-twice", "api", "changed", lambda: SHADOW.guest_map(0x4000_0000, 0x10_0000, 0x1000),
         IommuError, "EADDRINUSE", ["overlaps"], shadow_state(SHADOW)),

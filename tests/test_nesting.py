@@ -346,6 +346,24 @@ def test_platforms_without_hardware_nesting_say_so(platform, why):
     assert e.value.errno == "EOPNOTSUPP" and why in str(e.value)
 
 
+@pytest.mark.parametrize("platform", ["riscv-sv39", "riscv-sv48", "riscv-sv57"])
+def test_riscv_refusal_names_the_g_stage_linux_does_not_nest(platform):
+    """The RISC-V IOMMU spec has a G-stage (iohgatp); drivers/iommu/riscv/iommu.c implements
+    paging domains only (no domain_alloc_nested), so the hint is RISC-V's, never POWER's."""
+    with pytest.raises(IommuError) as e:
+        Nested.for_platform(platform)
+    text = str(e.value)
+    assert e.value.errno == "EOPNOTSUPP" and "G-stage" in text and "riscv/iommu.c" in text
+    assert "H_PUT_TCE" not in text and "POWER" not in text
+
+
+@pytest.mark.parametrize("platform", ["power9-pseries", "power9-powernv"])
+def test_power_refusal_names_h_put_tce(platform):
+    with pytest.raises(IommuError) as e:
+        Nested.for_platform(platform)
+    assert "H_PUT_TCE" in str(e.value) and "G-stage" not in str(e.value)
+
+
 def test_vtd_nest_parent_must_be_second_stage():
     with pytest.raises(IommuError) as e:
         Nested.build("x86-64-4level", "x86-64-4level")

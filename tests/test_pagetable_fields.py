@@ -141,3 +141,37 @@ def test_a_multi_word_entry_keeps_address_fields_in_place_and_refuses_misaligned
 def test_a_64_bit_field_table_still_refuses_a_field_beyond_bit_63():
     with pytest.raises(ValueError, match="does not fit 64 bits"):
         Field("WIDE", 60, 8)
+
+
+# -- Svnapot 64 KiB leaves (RISC-V privileged spec "Svnapot"; generic_pt's optional RISC-V
+#    feature): N = bit 63, ppn[3:0] = 1000b, level 0 only ------------------------------------
+
+
+def test_riscv_napot_is_off_by_default_and_a_named_variant():
+    plain, napot = formats.get("riscv-sv48"), formats.get("riscv-sv48-napot")
+    assert not plain.pgsize_bitmap & (64 * KiB) and napot.pgsize_bitmap & (64 * KiB)
+    entry = (1 << 63) | (0x1238 << 10) | 0xD7  # N, ppn[3:0] = 1000b, V|R|W|A|D|U
+    assert plain.classify(entry, 0) == EntryKind.RESERVED  # no Svnapot: N is reserved
+    assert napot.classify(entry, 0) == EntryKind.LEAF
+    assert napot.classify((1 << 63) | (0x1234 << 10) | 0xD7, 0) == EntryKind.RESERVED  # ppn[3:0] != 1000b
+    assert napot.classify((1 << 63) | (0x1238 << 10) | 0xD7, 1) == EntryKind.RESERVED  # N above level 0
+
+
+def test_riscv_napot_leaf_encoding_and_walk():
+    from iommu_lab.pagetable.table import PageTable
+
+    f = formats.get("riscv-sv39-napot")
+    assert f.encode_leaf(0x1230000, 64 * KiB, "rw") == (1 << 63) | (0x1238 << 10) | 0xD7
+    assert f.replicas(64 * KiB) == 16
+    pt = PageTable(f)
+    pt.map(0x4001_0000, 0x1230000, 64 * KiB)
+    w = pt.walk(0x4001_f123)
+    assert w.ok and w.page_size == 64 * KiB and w.pa == 0x123f123  # base is the PPN with ppn[3:0] cleared
+    assert len(w.refs) == 3  # Sv39: levels 2, 1, 0 -- the walk reads one of the 16 replicas
+    raws = [pt.walk(0x4001_0000 + i * 4 * KiB).refs[-1].raw for i in range(16)]
+    assert len(set(raws)) == 1 and raws[0] >> 63 == 1
+    import numpy as np
+
+    assert list(pt.translate(np.array([0x4001_f123, 0x4001_0000])).output) == [0x123f123, 0x1230000]
+    pt.unmap(0x4001_0000, 64 * KiB)
+    assert not pt.walk(0x4001_8000).ok

@@ -77,7 +77,7 @@ def test_vtd_directory_is_128k_for_20_bits_and_tables_are_lazy(host):
     t = VtdPasidTable(host)
     assert t.dir_entries == 1 << 14
     used = host.bytes_used
-    assert used == 128 * 1024
+    assert used == 128 * 1024 + 2 * 4096  # directory, plus the root table and one context table
     t.set_entry(0x40, Pgtt.FIRST_STAGE, fsptptr=0x5000)
     assert host.bytes_used == used + 4096  # one 64 x 64 B table
     t.set_entry(0x7F, Pgtt.FIRST_STAGE, fsptptr=0x6000)
@@ -86,13 +86,14 @@ def test_vtd_directory_is_128k_for_20_bits_and_tables_are_lazy(host):
     assert host.bytes_used == used + 8192
 
 
-def test_vtd_lookup_reads_directory_then_entry_from_memory(host):
+def test_vtd_lookup_reads_root_context_directory_then_entry_from_memory(host):
     t = VtdPasidTable(host)
     addr = t.set_entry(0x12345, Pgtt.NESTED, fsptptr=0x5000, ssptptr=0x1000_0000, did=3)
     look = t.lookup(0x12345)
-    assert look.ok and look.n_refs == 2
-    assert look.refs[0].address == t.directory + 0x2468
-    assert look.refs[1].address == addr and addr & 0xFFF == 0x140
+    assert look.ok and look.n_refs == 4
+    assert [r.structure for r in look.refs] == ["root entry", "context entry", "PASID directory", "PASID table"]
+    assert look.refs[2].address == t.directory + 0x2468
+    assert look.refs[3].address == addr and addr & 0xFFF == 0x140
     assert look.stage1_root == 0x5000 and look.stage2_root == 0x1000_0000
     assert look.mode == "PGTT=NESTED"
     assert look.binding is Binding.PGTABLE
@@ -113,10 +114,10 @@ def test_vtd_pgtt_selects_stages(host, pgtt):
 def test_vtd_lookup_faults_carry_sm_fault_reasons(host):
     t = VtdPasidTable(host)
     look = t.lookup(0xFFFFF)
-    assert look.fault.code == "0x51" and look.n_refs == 1
+    assert look.fault.code == "0x51" and look.n_refs == 3  # root, context, directory
     t.set_entry(0x40, Pgtt.FIRST_STAGE, fsptptr=0x5000)
     look = t.lookup(0x41)  # directory entry present, PASID entry not
-    assert look.fault.code == "0x59" and look.n_refs == 2
+    assert look.fault.code == "0x59" and look.n_refs == 4
     addr = t.entry_address(0x40)
     host.write_u64(addr, host.read_u64(addr) | (1 << 10))  # a reserved bit in val[0]
     assert t.lookup(0x40).fault.code == "0x5a"
@@ -237,7 +238,7 @@ def test_lookup_text_dataframe_and_html(host):
     look = t.lookup(0x40)
     assert "PGTT=PASS_THROUGH" in str(look) and "PASID directory" in str(look)
     df = look.to_dataframe()
-    assert list(df["kind"]) == ["pasid", "pasid"] and str(df["address"].dtype) == "UInt64"
+    assert list(df["kind"]) == ["pasid"] * 4 and str(df["address"].dtype) == "UInt64"
     assert "<table>" in look._repr_html_()
 
 
@@ -273,3 +274,57 @@ def test_lookup_is_the_old_name_of_resolve(host):
     t.set_entry(0x40, Pgtt.NESTED, fsptptr=0x5000, ssptptr=0x6000)
     assert t.lookup(0x40) == t.resolve(0x40)
     assert t.resolve(0x40).pgtt is Pgtt.NESTED
+
+
+# -- scalable-mode root and context entries (drivers/iommu/intel/iommu.c iommu_context_addr,
+#    pasid.c context_entry_set_pasid_table) --------------------------------------------------
+
+
+def test_vtd_root_entry_halves_and_context_slots_follow_iommu_context_addr(host):
+    """devfn 0..0x7f use root->lo, 0x80..0xff root->hi; each context entry is 32 bytes."""
+    from iommu_lab.nesting.pasid import VTD_CONTEXT_ENTRY, VTD_ROOT_ENTRY
+
+    low = VtdPasidTable(host, bus=3, devfn=0x08)
+    high = VtdPasidTable(host, bus=3, devfn=0x81, root_table=low.root_table)
+    root = VTD_ROOT_ENTRY.decode(VTD_ROOT_ENTRY.read(host, low.root_table + 16 * 3))
+    assert root["LP"] == 1 and root["UP"] == 1 and root["LCTP"] != root["UCTP"]
+    assert low.context_addr == root["LCTP"] + 0x08 * 32
+    assert high.context_addr == root["UCTP"] + 0x01 * 32
+    ctx = VTD_CONTEXT_ENTRY.decode(VTD_CONTEXT_ENTRY.read(host, low.context_addr))
+    assert ctx["P"] == 1 and ctx["PASIDDIRPTR"] == low.directory
+    assert ctx["PDTS"] == 7  # context_get_sm_pds: 2^14 directory entries = 2^(7 + 7)
+    assert ctx["RID_PASID"] == 0  # IOMMU_NO_PASID
+    for t in (low, high):
+        t.set_entry(5, Pgtt.FIRST_STAGE, fsptptr=0x5000)
+        look = t.lookup(5)
+        assert look.ok and look.refs[0].index == 3 and look.refs[1].index == t.devfn
+        assert look.refs[1].address == t.context_addr
+
+
+def test_vtd_context_entry_faults_carry_sm_reasons(host):
+    """A cleared root half faults 0x39, a cleared context entry 0x41, a PASID beyond PDTS 0x46
+    (dma_remap_sm_fault_reasons), each after the reads the hardware made."""
+    from iommu_lab.core.faults import FaultReason
+    from iommu_lab.nesting.pasid import VTD_CONTEXT_ENTRY
+
+    t = VtdPasidTable(host, bus=1, devfn=0x10)
+    t.set_entry(0x2000, Pgtt.FIRST_STAGE, fsptptr=0x5000)
+    ctx = VTD_CONTEXT_ENTRY.decode(VTD_CONTEXT_ENTRY.read(host, t.context_addr))
+    VTD_CONTEXT_ENTRY.write(host, t.context_addr, VTD_CONTEXT_ENTRY.encode(**{**ctx, "PDTS": 0}))
+    look = t.lookup(0x2000)  # PDTS 0 covers PASIDs below 2^13
+    assert look.fault.reason is FaultReason.OUT_OF_RANGE and "0x46" in str(look.fault) and look.n_refs == 2
+    VTD_CONTEXT_ENTRY.write(host, t.context_addr, 0)
+    look = t.lookup(0x2000)
+    assert look.fault.structure == "context entry" and "0x41" in str(look.fault) and look.n_refs == 2
+    host.write_u64(t.root_table + 16 * 1, 0)
+    look = t.lookup(0x2000)
+    assert look.fault.structure == "root entry" and "0x39" in str(look.fault) and look.n_refs == 1
+
+
+def test_vtd_requester_id_is_checked_before_allocating(host):
+    used = host.bytes_used
+    with pytest.raises(IommuError, match="devfn 0x100"):
+        VtdPasidTable(host, devfn=0x100)
+    with pytest.raises(IommuError, match="PCI bus 0x100"):
+        VtdPasidTable(host, bus=0x100)
+    assert host.bytes_used == used

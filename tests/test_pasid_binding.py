@@ -27,14 +27,16 @@ def test_vtd_page_table_binding_writes_a_nested_pasid_entry_in_host_memory():
     assert d["AW"] == 2  # 4-level second stage
 
 
-def test_vtd_walk_with_pasid_adds_two_host_reads_to_the_2d_walk():
+def test_vtd_walk_with_pasid_adds_four_host_reads_to_the_2d_walk():
+    """Scalable mode reads root entry, context entry, PASID directory and PASID entry
+    (iommu_context_addr, intel_pasid_get_entry), all host-owned: no stage-2 walk for them."""
     n = pair("intel-vtd-48")
     n.bind_pasid(0x12345)
     w = n.walk(0x4000_0000, pasid=0x12345)
     assert w.ok and w.output == n.walk(0x4000_0000).output
-    assert w.counts["pasid_structures"] == 2 and w.counts["pasid_stage2"] == 0
-    assert w.n_pagetable_refs == 24 and w.n_refs == 26
-    assert [r.purpose for r in w.refs[:2]] == ["PASID directory", "PASID table"]
+    assert w.counts["pasid_structures"] == 4 and w.counts["pasid_stage2"] == 0
+    assert w.n_pagetable_refs == 24 and w.n_refs == 28
+    assert [r.purpose for r in w.refs[:4]] == ["root entry", "context entry", "PASID directory", "PASID table"]
 
 
 def test_vtd_refuses_pasid_table_binding():
@@ -114,3 +116,21 @@ def test_vtd_pgtt_second_stage_only_and_pass_through(pgtt):
         assert w.output == 0x20_0010 and w.n_pagetable_refs == 0
     else:
         assert w.output == n.stage2.walk(0x20_0010).pa and w.n_pagetable_refs == n.m
+
+
+def test_amd_dte_follows_the_v1_parent_when_it_grows_after_a_pasid_is_bound():
+    """increase_address_space adds a root; amd_iommu_domain_update then rewrites the DTE's
+    host root and mode (set_dte_entry), keeping the GCR3 pointer: a PASID walk reads the new DTE."""
+    from iommu_lab.nesting.pasid import AMD_DTE
+
+    n = pair("amd-v1")
+    t = n.bind_pasid(0x1234, pasid_bits=16)
+    before = AMD_DTE.decode(AMD_DTE.read(n.host_memory, t.dte_addr))
+    assert before["Mode"] == n.stage2.fmt.levels == 3 and before["PTRoot"] == n.stage2.root
+    n.stage2.map(1 << 40, 0x2000_0000, 0x1000)  # above mode 3's 2^39: the v1 table grows to mode 4
+    after = AMD_DTE.decode(AMD_DTE.read(n.host_memory, t.dte_addr))
+    assert after["Mode"] == n.stage2.fmt.levels == 4 and after["PTRoot"] == n.stage2.root != before["PTRoot"]
+    assert {k: after[k] for k in ("GV", "GLX", "GCR3_14_12", "GCR3_30_15", "GCR3_51_31")} == {
+        k: before[k] for k in ("GV", "GLX", "GCR3_14_12", "GCR3_30_15", "GCR3_51_31")}
+    w = n.walk(0x4000_0000, pasid=0x1234)
+    assert w.ok and w.refs[0].decoded["Mode"] == 4

@@ -493,3 +493,46 @@ def test_schema_example_in_docstring_matches(tmp_path):
     path = tmp_path / "example.toml"
     path.write_text(textwrap.dedent(block))
     assert platforms.load(path).name == "example-iommu"
+
+
+def test_nesting_hint_is_a_platform_fact_only_where_nesting_is_not_hardware(tmp_path):
+    """Every platform without hardware nesting says what it offers instead; a hardware-nesting
+    platform may not carry a hint (it would contradict its nested domain)."""
+    for p in platforms.all():
+        assert bool(p.nesting_hint) == (p.nesting.value != "hardware"), p.name
+    src = (platforms.directory / "intel-vtd-48.toml").read_text()
+    bad = tmp_path / "intel-vtd-48.toml"
+    bad.write_text(src.replace('nesting = "hardware"', 'nesting = "hardware"\nnesting_hint = "x"'))
+    with pytest.raises(IommuError, match="nesting_hint"):
+        platforms.load(bad)
+
+
+def test_power_windows_each_have_their_own_tce_size():
+    """pseries: the default 32-bit window has 4 KiB TCEs (iommu_table_setparms_lpar), the DDW the
+    hypervisor's largest, 64 KiB on QEMU sPAPR (enable_ddw -> iommu_get_page_shift)."""
+    p = platforms.get("power9-pseries")
+    assert p.window_pgsizes == (4 * KiB, 64 * KiB)
+    assert p.window_page_size(0x1000) == 4 * KiB and p.window_page_size(1 << 59) == 64 * KiB
+    low, ddw = p.window_format(0x1000), p.window_format(1 << 59)
+    assert low.pgsize_bitmap == 4 * KiB and low.va_base == 0 and low.table_bytes(0) == 8 * (GiB // (4 * KiB))
+    assert ddw.pgsize_bitmap == 64 * KiB and ddw.va_base == 1 << 59
+    assert ddw.table_bytes(0) == 8 << (45 - 16)  # 2^45 window / 64 KiB TCEs x 8 bytes
+    # mapping in the default window writes 4 KiB TCEs
+    from iommu_lab.pagetable.table import PageTable
+
+    pt = PageTable(low)
+    pt.map(0x10000, 0x2000_0000, 64 * KiB)
+    assert len(pt.walk(0x10000).refs) == 1 and pt.walk(0x1f000).page_size == 4 * KiB
+    with pytest.raises(IommuError, match="no window"):
+        p.window_page_size(GiB)  # between the windows
+    assert platforms.get("intel-vtd-48").window_page_size(0x1000) == 4 * KiB  # one radix table
+
+
+def test_window_page_size_must_be_a_platform_size_and_fit_the_window(tmp_path):
+    src = (platforms.directory / "power9-pseries.toml").read_text()
+    for old, new, word in [('page_size = "64K"', 'page_size = "2M"', "not one of"),
+                           (", page_size = \"4K\"", "", "every window or for none")]:
+        bad = tmp_path / "power9-pseries.toml"
+        bad.write_text(src.replace(old, new))
+        with pytest.raises(IommuError, match=word):
+            platforms.load(bad)

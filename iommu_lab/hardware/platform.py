@@ -23,7 +23,6 @@ Every error raised here is an :class:`~iommu_lab.core.errors.IommuError`:
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 from dataclasses import dataclass, field
@@ -32,12 +31,30 @@ from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from iommu_lab.core import display
-from iommu_lab.core.enums import member_of
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.files import FileInputError, load_toml
-from iommu_lab.core.ranges import IovaRange, RangeSet, fmt_addr, fmt_size, parse_address, parse_size
+from iommu_lab.core.ranges import (
+    IovaRange,
+    RangeSet,
+    check_u64,
+    fmt_addr,
+    fmt_size,
+    parse_address,
+    parse_size,
+)
 from iommu_lab.hardware import formats as _formats
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType, pgsizes_list
+from iommu_lab.hardware.families import (
+    _MAX_PASID_BITS,
+    FAMILY_FORMAT_FAMILIES,
+    HARDWARE_NESTING,
+    NEST_PARENT_RULES,
+    STAGES,
+    IommuFamily,
+    NestingSupport,
+    Stage1Binding,
+    families_using_format_family,
+)
 
 __all__ = [
     "IommuFamily",
@@ -50,100 +67,10 @@ __all__ = [
     "STAGES",
     "FAMILY_FORMAT_FAMILIES",
     "HARDWARE_NESTING",
+    "NEST_PARENT_RULES",
     "families_using_format_family",
     "nesting_pairs",
 ]
-
-#: Stage names a platform may give a page-table format for.
-STAGES: dict[str, str] = {
-    "paging": "a plain paging domain (what a device attached to an IOAS gets)",
-    "stage2": "a nest parent / stage 2 (GPA -> HPA, host-owned)",
-    "stage1": "a guest stage 1 nested on the stage 2 (gIOVA -> GPA, guest-owned)",
-}
-
-class IommuFamily(enum.Enum):
-    """The IOMMU architecture a platform belongs to (decides which formats it may use)."""
-
-    VTD = "VT-d"
-    AMD = "AMD"
-    SMMUV3 = "SMMUv3"
-    POWER_TCE = "POWER TCE"
-    VIRTIO_IOMMU = "virtio-iommu"
-    RISCV = "RISC-V"
-
-    @classmethod
-    def parse(cls, value: str | IommuFamily) -> IommuFamily:
-        return member_of(cls, value, "IOMMU family")
-
-
-class NestingSupport(enum.StrEnum):
-    """How stage 1 over stage 2 is done: the ``/dev/ioasid`` proposal's capability.
-
-    The one nesting-capability type: a platform declares it, ``IOAS.info().capabilities``
-    reports it and a nested pair answers it (``Nested.capability``). Its members compare equal
-    to their text (``"hardware"``), as GET_INFO users write it.
-
-    ``HARDWARE``: the IOMMU walks both tables (VT-d PGTT=NESTED, SMMUv3 STE Cfg=NESTED, AMD
-    GCR3 over a v1 host table). ``SOFTWARE``: only map/unmap exists, so a VMM merges the two
-    stages into one shadow table. ``NONE``: no second stage at all.
-    """
-
-    HARDWARE = "hardware"
-    SOFTWARE = "software"
-    NONE = "none"
-
-    @classmethod
-    def parse(cls, value: str | NestingSupport) -> NestingSupport:
-        return member_of(cls, value, "nesting support")
-
-
-class Stage1Binding(enum.Enum):
-    """How a guest stage 1 reaches the hardware under hardware nesting.
-
-    ``PGTABLE``: the host owns the PASID table and the guest hands over one stage-1 root per
-    (device, PASID) (VT-d). ``PASID_TABLE``: the host installs one pointer to the guest's whole
-    PASID/CD/GCR3 table (SMMUv3 vSTE ``S1ContextPtr``, AMD guest DTE GCR3 root).
-    """
-
-    PGTABLE = "pgtable"
-    PASID_TABLE = "pasid-table"
-
-
-#: Which page-table format families (``Format.family``, the codec a descriptor uses) each IOMMU
-#: family's platforms may name: VT-d and AMD nest an x86-64 first stage / v2 table over their own
-#: second-stage format; virtio-iommu has no page table the guest sees.
-FAMILY_FORMAT_FAMILIES: dict[IommuFamily, tuple[str, ...]] = {
-    IommuFamily.VTD: ("vtd-ss", "x86-64"),
-    IommuFamily.AMD: ("amd-v1", "x86-64"),
-    IommuFamily.SMMUV3: ("arm-lpae",),
-    IommuFamily.POWER_TCE: ("power-tce",),
-    IommuFamily.VIRTIO_IOMMU: (),
-    IommuFamily.RISCV: ("riscv",),
-}
-
-#: What each hardware-nesting family's nested HWPT configures (iommufd's ``data_type``).
-HARDWARE_NESTING: dict[IommuFamily, str] = {
-    IommuFamily.VTD: "first stage (x86-64 format) over second stage, PGTT=NESTED",
-    IommuFamily.AMD: "v2 guest table (x86-64 format, GCR3) over v1 host table, DTE GV=1",
-    IommuFamily.SMMUV3: "LPAE stage 1 over LPAE stage 2, STE Config=NESTED",
-}
-
-#: Why a family refuses a nest parent that is not a stage-2 format, where its driver says so.
-NEST_PARENT_RULES: dict[IommuFamily, str] = {
-    IommuFamily.VTD: (
-        "On VT-d a nest parent must be a second-stage domain: "
-        "intel_iommu_domain_alloc_first_stage() refuses IOMMU_HWPT_ALLOC_NEST_PARENT."
-    ),
-}
-
-
-def families_using_format_family(format_family: str) -> list[IommuFamily]:
-    """The IOMMU families whose platforms may use page-table formats of ``format_family``."""
-    return [fam for fam, codecs in FAMILY_FORMAT_FAMILIES.items() if format_family in codecs]
-
-
-_MAX_PASID_BITS = 20  # PCIe PASID width
-
 
 @dataclass(frozen=True)
 class PlatformInfo:
@@ -250,6 +177,12 @@ class Platform:
     dirty_tracking: bool
     notes: str = ""
     source: Path | None = field(default=None, compare=False)
+    #: What to do instead of hardware nesting on this platform, as its Linux driver offers it
+    #: (``nesting_hint`` in the platform file; empty on hardware-nesting platforms).
+    nesting_hint: str = ""
+    #: One page size per window, in ``windows`` order, where each window is its own table with
+    #: one page size (POWER TCE: ``it_page_shift`` per ``iommu_table``); empty elsewhere.
+    window_pgsizes: tuple[int, ...] = ()
 
     def __hash__(self) -> int:
         return hash((self.name, self.windows, self.reserved, self.pgsizes, tuple(self.formats.items())))
@@ -309,6 +242,58 @@ class Platform:
             pasid_bits=self.pasid_bits,
             dirty_tracking=self.dirty_tracking,
         )
+
+    def window_of(self, iova: int) -> IovaRange:
+        """The window holding ``iova`` (``EINVAL`` naming the windows when none does)."""
+        check_u64(iova, "iova")
+        for w in self.windows:
+            if iova in w:
+                return w
+        raise IommuError(
+            "EINVAL",
+            f"IOVA {fmt_addr(iova)} is in no window of {self.name!r}; windows: "
+            + ", ".join(str(w) for w in self.windows),
+        )
+
+    def window_page_size(self, window: int | IovaRange) -> int:
+        """The page size mapping in ``window`` (a window or an IOVA in one) uses.
+
+        On POWER each window is its own TCE table with one page size: the default 32-bit window
+        has 4 KiB TCEs (``iommu_table_setparms_lpar`` sets ``IOMMU_PAGE_SHIFT_4K``) and a DDW the
+        largest size the hypervisor offers (``enable_ddw`` → ``iommu_get_page_shift``: 64 KiB
+        on QEMU sPAPR), as the platform file records per window. Platforms with one radix
+        table over every window answer their smallest page size.
+        """
+        w = window if isinstance(window, IovaRange) else self.window_of(window)
+        if w not in self.windows:  # an IovaRange that is not one of ours
+            raise IommuError("EINVAL", f"{w} is not a window of {self.name!r}")
+        if self.window_pgsizes:
+            return self.window_pgsizes[self.windows.index(w)]
+        return self.pgsizes & -self.pgsizes
+
+    def window_format(self, window: int | IovaRange, page_size: int | None = None) -> Any:
+        """The page-table format of one window (a window or an IOVA in one).
+
+        For a platform whose windows are separate linear tables (POWER TCE) this is that window's
+        own TCE table: its base, its size and its page size (``window_page_size`` unless
+        ``page_size`` is given, which must be one of the platform's sizes), as ``iommu_table``
+        holds ``it_offset``, ``it_size`` and ``it_page_shift``. Elsewhere it is the paging format.
+        """
+        w = window if isinstance(window, IovaRange) else self.window_of(window)
+        page = self.window_page_size(w) if page_size is None else page_size
+        if isinstance(page, bool) or not isinstance(page, int):
+            raise TypeError(f"page_size must be an int number of bytes, got {type(page).__name__}")
+        if page & (page - 1) or not page & self.pgsizes:
+            raise IommuError("EINVAL", f"page size {page!r} is not one of {self.name!r}'s page sizes "
+                             f"{', '.join(fmt_size(1 << b) for b in range(64) if self.pgsizes >> b & 1)}")
+        fmt = _formats.get(self.format_name("paging"))
+        if not fmt.linear:
+            return fmt
+        bits = w.size.bit_length() - 1
+        if w.size != 1 << bits:
+            raise IommuError("EINVAL", f"window {w} is not a power-of-two size, which a TCE table needs")
+        return _formats.power_tce(page.bit_length() - 1, window_bits=bits, base=w.start,
+                                  name=f"power-tce-{page // 1024}k@{fmt_addr(w.start)}")
 
     def format_name(self, stage: str = "paging") -> str:
         """The page-table format name this platform uses for ``stage`` (``paging``, ``stage1``, ``stage2``)."""
@@ -389,7 +374,7 @@ class Platform:
 # -- loading and validation --------------------------------------------------------------------
 
 _TOP_REQUIRED = ("name", "title", "family", "ias", "windows", "pgsizes", "nesting", "pasid_bits", "dirty_tracking", "notes")
-_TOP_OPTIONAL = ("reserved", "formats", "stage1_binding")
+_TOP_OPTIONAL = ("reserved", "formats", "stage1_binding", "nesting_hint")
 _RANGE_KEYS = ("start", "last", "size")
 _RESERVED_KEYS = _RANGE_KEYS + ("type",)
 
@@ -519,15 +504,27 @@ def _parse_platform(doc: Mapping[str, Any], where: str, source: Path | None) -> 
         raise rd.fail("windows", "must be a non-empty array of tables, e.g. [{ start = \"0x0\", last = \"0xffffffffffff\" }]")
     top = (1 << ias) - 1
     windows: list[IovaRange] = []
+    window_page: dict[IovaRange, int] = {}
     for i, raw in enumerate(raw_windows):
         key = f"windows[{i}]"
-        w = rd.range(raw, key)
+        w = rd.range(raw, key, extra=("page_size",))
         if w.last > top:
             raise rd.fail(key, f"window {w} ends above the {ias}-bit input space [0x0, {fmt_addr(top)}]")
         if w.start % align or (w.last + 1) % align:
             raise rd.fail(key, f"window {w} is not aligned to the smallest page size {fmt_size(align)}")
+        if "page_size" in raw:
+            page = rd.size(raw["page_size"], f"{key}.page_size")
+            if page & (page - 1) or not page & pgsizes:
+                raise rd.fail(f"{key}.page_size", f"{fmt_size(page)} is not one of the platform's page sizes "
+                              f"{', '.join(fmt_size(1 << b) for b in range(64) if pgsizes >> b & 1)}")
+            if w.start % page or (w.last + 1) % page:
+                raise rd.fail(f"{key}.page_size", f"window {w} is not a whole number of {fmt_size(page)} pages")
+            window_page[w] = page
         windows.append(w)
     windows.sort()
+    if window_page and len(window_page) != len(windows):
+        raise rd.fail("windows", "give page_size for every window or for none: each window is one table "
+                      "with one page size")
     for a, b in zip(windows, windows[1:]):
         if a.overlaps(b):
             raise rd.fail("windows", f"windows {a} and {b} overlap; windows are separate objects and must be disjoint")
@@ -595,6 +592,13 @@ def _parse_platform(doc: Mapping[str, Any], where: str, source: Path | None) -> 
                 if stage in formats:
                     raise rd.fail(f"formats.{stage}", "a platform with nesting = \"none\" has no stage1/stage2 format")
 
+    hint = ""
+    if "nesting_hint" in doc:
+        if nesting is NestingSupport.HARDWARE:
+            raise rd.fail("nesting_hint", "only allowed with nesting = \"none\" or \"software\": it says what "
+                          "to do instead of hardware nesting")
+        hint = rd.text(doc["nesting_hint"], "nesting_hint")
+
     pasid_bits = rd.int_in(doc["pasid_bits"], "pasid_bits", 0, _MAX_PASID_BITS)
     dirty = rd.boolean(doc["dirty_tracking"], "dirty_tracking")
 
@@ -613,6 +617,8 @@ def _parse_platform(doc: Mapping[str, Any], where: str, source: Path | None) -> 
         dirty_tracking=dirty,
         notes=notes,
         source=source,
+        nesting_hint=hint,
+        window_pgsizes=tuple(window_page.get(w, 0) for w in windows) if window_page else (),
     )
 
 

@@ -3,7 +3,12 @@
 The layouts are bit-field tables (:class:`~iommu_lab.core.bits.EntryLayout`) numbered as the
 specifications number them, with every field the model reads or writes named once:
 
-* **VT-d scalable mode** (drivers/iommu/intel/pasid.h): 8-byte directory entries
+* **VT-d scalable mode** (drivers/iommu/intel/iommu.h, iommu.c, pasid.[ch]): the 16-byte root
+  entry indexed by bus, whose low half points at the context table of devfn 0..127 and high half
+  at devfn 128..255, and the 32-byte scalable-mode context entry indexed by ``devfn & 0x7f``
+  (``iommu_context_addr``: ``devfn -= 0x80; entry = &root->hi; devfn *= 2`` over 16-byte
+  ``struct context_entry`` slots); it points at the PASID directory
+  (``context_entry_set_pasid_table``). Then 8-byte directory entries
   (``struct pasid_dir_entry``) and 64-byte PASID entries (``struct pasid_entry { u64 val[8]; }``),
   field positions from the ``pasid_set_*`` helpers; a 20-bit PASID splits 14 + 6
   (``PASID_PDE_SHIFT`` 6, ``PASID_PTE_MASK`` 0x3f).
@@ -40,10 +45,12 @@ __all__ = [
     "SMMU_CD_L2_BITS",
     "SMMU_LINEAR_CDMAX",
     "SMMU_STE",
+    "VTD_CONTEXT_ENTRY",
     "VTD_PASID_BITS",
     "VTD_PASID_DIR_ENTRY",
     "VTD_PASID_ENTRY",
     "VTD_PDE_SHIFT",
+    "VTD_ROOT_ENTRY",
     "Pgtt",
     "SteConfig",
     "StructureLevel",
@@ -55,6 +62,8 @@ __all__ = [
     "vtd_pasid_index",
     "smmu_cd_levels",
     "vtd_pasid_levels",
+    "vtd_context_slot",
+    "vtd_pdts",
 ]
 
 
@@ -66,6 +75,31 @@ def _layout(name: str, size: int, rows: list[tuple], source: str) -> EntryLayout
         fields.append(Field(name_, lo, hi - lo + 1, doc, role, 8 * size))
     return EntryLayout(name, size, fields, source)
 
+
+#: VT-d scalable-mode root entry, 16 bytes (``struct root_entry { u64 lo; u64 hi; }``): the low
+#: half points at the context table of devfn 0..127, the high half at devfn 128..255
+#: (``iommu_context_addr`` writes ``phys | 1`` into ``root->lo`` or ``root->hi``).
+VTD_ROOT_ENTRY = _layout("VT-d scalable-mode root entry", 16, [
+    ("LP", 0, None, "lower present: the context table of devfn 0..127 is valid", ""),
+    ("LCTP", 63, 12, "lower context-table pointer, host-physical (VTD_PAGE_MASK)", ADDRESS),
+    ("UP", 64, None, "upper present: the context table of devfn 128..255 is valid", ""),
+    ("UCTP", 127, 76, "upper context-table pointer, host-physical", ADDRESS),
+], "drivers/iommu/intel/iommu.h struct root_entry; iommu.c iommu_context_addr")
+
+#: VT-d scalable-mode context entry, 32 bytes (two 16-byte ``struct context_entry`` slots), as
+#: ``context_entry_set_pasid_table`` fills it: the PASID directory pointer and its size (PDTS),
+#: RID_PASID (``context_set_sm_rid2pasid``), DTE/PASIDE/PRE (``context_set_sm_dte``,
+#: ``context_set_pasid``, ``context_set_sm_pre``).
+VTD_CONTEXT_ENTRY = _layout("VT-d scalable-mode context entry", 32, [
+    ("P", 0, None, "present (context_set_present)", ""),
+    ("FPD", 1, None, "fault processing disable (cleared by context_set_fault_enable)", ""),
+    ("DTE", 2, None, "device-TLB (ATS) enable (context_set_sm_dte)", ""),
+    ("PASIDE", 3, None, "PASID enable: requests with a PASID are translated (context_set_pasid)", ""),
+    ("PRE", 4, None, "page request enable (context_set_sm_pre)", ""),
+    ("PDTS", 11, 9, "PASID directory size: 2^(PDTS + 7) entries (context_pdts)", ""),
+    ("PASIDDIRPTR", 63, 12, "PASID directory pointer, host-physical", ADDRESS),
+    ("RID_PASID", 83, 64, "PASID used for requests without one (context_set_sm_rid2pasid)", ""),
+], "drivers/iommu/intel/iommu.h context_* helpers; pasid.c context_entry_set_pasid_table")
 
 #: VT-d PASID directory entry, 8 bytes (``struct pasid_dir_entry``; ``PASID_PTE_PRESENT``,
 #: ``PDE_PFN_MASK``).
@@ -220,6 +254,29 @@ def vtd_pasid_index(pasid: int, bits: int = VTD_PASID_BITS) -> tuple[int, int]:
     """
     check_pasid(pasid, bits)
     return pasid >> VTD_PDE_SHIFT, pasid & ((1 << VTD_PDE_SHIFT) - 1)
+
+
+def vtd_context_slot(devfn: int) -> tuple[str, int]:
+    """Which root-entry half and which 32-byte context entry serve ``devfn``.
+
+    As ``iommu_context_addr`` in scalable mode: devfn 0x80..0xff use ``root->hi`` and
+    ``devfn - 0x80``; each context table holds 128 entries of 32 bytes (one 4 KiB page).
+    devfn 0x08 -> ("lo", 8); devfn 0x81 -> ("hi", 1).
+    """
+    check_pasid(devfn, 8, "devfn")
+    return ("hi", devfn - 0x80) if devfn >= 0x80 else ("lo", devfn)
+
+
+def vtd_pdts(pasid_bits: int) -> int:
+    """The context entry's PDTS for a ``pasid_bits``-wide table, as ``context_get_sm_pds``.
+
+    ``max_pde = max_pasid >> PASID_PDE_SHIFT``; PDTS = (lowest set bit of max_pde) - 7, at
+    least 0: the directory covers ``2^(PDTS + 7)`` entries, i.e. PASIDs below
+    ``2^(PDTS + 13)``. 20 bits -> 7; 13 bits or fewer -> 0.
+    """
+    max_pde = (1 << pasid_bits) >> VTD_PDE_SHIFT
+    pds = (max_pde & -max_pde).bit_length() - 1 if max_pde else 0
+    return max(0, pds - 7)
 
 
 def smmu_cd_index(ssid: int, s1cdmax: int, two_level: bool) -> tuple[int, ...]:

@@ -123,25 +123,19 @@ class NestedPair:
     ) -> NestedPair:
         """The nested pair a catalogue platform offers for hardware nesting.
 
-        Raises ``EOPNOTSUPP`` on platforms without hardware nesting, saying what they offer
-        instead: POWER (TCE windows) has no second stage at all; virtio-iommu has only MAP/UNMAP
-        requests, so the host can only shadow (use :class:`iommu_lab.nesting.shadow.ShadowNesting`).
+        Raises ``EOPNOTSUPP`` on platforms without hardware nesting, saying what each offers
+        instead as its platform file records it (``Platform.nesting_hint``): POWER maps guest
+        IOVAs with H_PUT_TCE into TCE windows, the RISC-V IOMMU has a G-stage Linux does not
+        nest, virtio-iommu has only MAP/UNMAP requests so the host shadows
+        (:class:`iommu_lab.nesting.shadow.ShadowNesting`).
         """
 
         p = platforms.get(platform) if isinstance(platform, str) else platform
-        if p.nesting is NestingSupport.NONE:
-            raise UnsupportedError(
-                f"platform {p.name!r} ({p.title}) has no nesting: it offers no second stage, so there is "
-                f"neither hardware nesting nor a stage 2 a VMM could shadow into; map guest IOVAs "
-                f"directly (e.g. H_PUT_TCE on POWER)"
-            )
-        if p.nesting is NestingSupport.SOFTWARE:
-            raise UnsupportedError(
-                f"platform {p.name!r} ({p.title}) has no hardware nesting: its guests send MAP/UNMAP "
-                f"requests and never write a table the IOMMU walks, so nesting is software only — "
-                f"the host composes the guest's mappings into one shadow table "
-                f"(iommu_lab.nesting.shadow.ShadowNesting / Nested.shadow())"
-            )
+        if p.nesting is not NestingSupport.HARDWARE:
+            what = ("has no nesting" if p.nesting is NestingSupport.NONE
+                    else "has no hardware nesting (software only)")
+            hint = p.nesting_hint or "it offers no nested domain (no domain_alloc_nested in its driver)"
+            raise UnsupportedError(f"platform {p.name!r} ({p.title}) {what}: {hint}")
         f1 = stage1 if stage1 is not None else p.format_name("stage1")
         f2 = stage2 if stage2 is not None else p.format_name("stage2")
         return cls.build(f1, f2, platform=p, **kwargs)
@@ -242,6 +236,10 @@ class NestedPair:
                 for addr, _n in set(m.allocations()) - old:
                     m.free(addr)
             raise
+        if self.pasid_table is None:
+            # The host entry holding the nest parent's root follows it when the parent grows a
+            # level (amd_iommu_domain_update after increase_address_space).
+            self.stage2.watch_top(table.stage2_changed)
         self.pasid_table = table
         self._pasid_roots[pasid] = _root(s1)
         return self.pasid_table

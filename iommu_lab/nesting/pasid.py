@@ -7,7 +7,9 @@ The three layouts (``iommu_lab.hardware.structures``) are written into physical 
 bit patterns the hardware reads, then walked back by reading memory, never by consulting a
 Python dict:
 
-* **VT-d scalable mode** (drivers/iommu/intel/pasid.[ch]): a 20-bit PASID (``MAX_NR_PASID_BITS``)
+* **VT-d scalable mode** (drivers/iommu/intel/iommu.c, pasid.[ch]): the device's root entry
+  (by bus) and scalable-mode context entry (by devfn, ``iommu_context_addr``) lead to the PASID
+  directory; a 20-bit PASID (``MAX_NR_PASID_BITS``)
   splits into a 14-bit directory index (``pasid >> PASID_PDE_SHIFT``, 6) and a 6-bit table index
   (``pasid & PASID_PTE_MASK``, 0x3f). Directory entries are 8 bytes, PASID entries 64 bytes, so
   one leaf table is 64 x 64 B = 4 KiB. The PGTT field (bits 8:6) picks first-stage only (1),
@@ -35,17 +37,14 @@ address.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from iommu_lab.core import display
 from iommu_lab.core.bits import EntryLayout, Field
 from iommu_lab.core.errors import IommuError, UnsupportedError
-from iommu_lab.core.faults import FaultKind, FaultReason
+from iommu_lab.core.faults import FaultReason
 from iommu_lab.core.ranges import fmt_addr
-from iommu_lab.hardware.faults import SmmuEventId, VtdReason, vendor_code_text
+from iommu_lab.hardware.faults import SmmuEventId, VtdReason
 from iommu_lab.hardware.platform import IommuFamily
 from iommu_lab.hardware.platform import Stage1Binding as Binding
 from iommu_lab.hardware.structures import (
@@ -56,10 +55,12 @@ from iommu_lab.hardware.structures import (
     SMMU_CD_L2_BITS,
     SMMU_LINEAR_CDMAX,
     SMMU_STE,
+    VTD_CONTEXT_ENTRY,
     VTD_PASID_BITS,
     VTD_PASID_DIR_ENTRY,
     VTD_PASID_ENTRY,
     VTD_PDE_SHIFT,
+    VTD_ROOT_ENTRY,
     Pgtt,
     SteConfig,
     StructureLevel,
@@ -68,10 +69,24 @@ from iommu_lab.hardware.structures import (
     amd_gcr3_levels_of,
     smmu_cd_index,
     smmu_cd_levels,
+    vtd_context_slot,
     vtd_pasid_index,
     vtd_pasid_levels,
+    vtd_pdts,
 )
 from iommu_lab.hardware.structures import check_pasid as _check_pasid
+from iommu_lab.nesting.pasid_walk import (
+    PasidFault,
+    PasidLookup,
+    PasidRef,
+    RefKind,
+    StructureFetchFault,
+    Translate,
+    _Abort,
+    install_path,
+    mem_alloc,
+    walk_structure,
+)
 
 __all__ = [
     "AMD_DTE",
@@ -80,8 +95,10 @@ __all__ = [
     "SMMU_CD",
     "SMMU_CD_L1_DESC",
     "SMMU_STE",
+    "VTD_CONTEXT_ENTRY",
     "VTD_PASID_DIR_ENTRY",
     "VTD_PASID_ENTRY",
+    "VTD_ROOT_ENTRY",
     "AmdGcr3Table",
     "Binding",
     "EntryLayout",
@@ -90,10 +107,12 @@ __all__ = [
     "PasidLookup",
     "PasidRef",
     "PasidStructure",
+    "RefKind",
     "Pgtt",
     "SmmuCdTable",
     "SteConfig",
     "StructureFetchFault",
+    "Translate",
     "VtdPasidTable",
     "amd_gcr3_index",
     "amd_gcr3_levels",
@@ -101,242 +120,6 @@ __all__ = [
     "vtd_pasid_index",
     "walk_structure",
 ]
-
-
-def mem_alloc(memory: Any, size: int, align: int | None = None) -> int:
-    """Allocate zeroed, naturally aligned bytes and return the block's physical address.
-
-    ``PhysicalMemory.alloc`` hands out power-of-two runs of 4 KiB frames aligned to their size,
-    as ``iommu_alloc_pages_node`` does, so asking for ``max(size, align)`` gives both.
-    """
-    return int(memory.alloc(max(size, align or size)))
-
-
-# Resolution results
-
-
-class RefKind(str, enum.Enum):
-    """What a reference made while resolving a PASID read (a ``str`` enum: ``== "pasid"`` holds)."""
-
-    PASID = "pasid"  #: a PASID-structure entry
-    STAGE2 = "stage2"  #: a stage-2 entry read to reach a guest-owned structure
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class PasidRef:
-    """One memory reference made while resolving a PASID, or a stage-2 reference it needed.
-
-    ``address`` is the structure address as the pointer holds it (a GPA/IPA for a guest-owned
-    table); ``host_address`` is where the bytes were actually read.
-    """
-
-    structure: str
-    level: int
-    index: int
-    address: int
-    host_address: int
-    raw: int
-    decoded: Mapping[str, int]
-    layout: EntryLayout | None = None
-    kind: RefKind = RefKind.PASID
-
-
-@dataclass(frozen=True)
-class PasidFault:
-    """A fault while resolving the PASID: which structure, why, and the hardware's code for it.
-
-    ``reason`` is the one fault vocabulary's reason (``NOT_PRESENT`` for a clear valid bit,
-    ``RESERVED_BITS``, ``OUT_OF_RANGE`` for an SSID beyond the table); ``vendor`` the code the
-    hardware logs (:mod:`iommu_lab.hardware.faults`); ``detail`` the spec's words.
-    """
-
-    structure: str
-    detail: str
-    address: int
-    vendor: enum.Enum | None = None
-    owner: str = "host"
-    reason: FaultReason = FaultReason.NOT_PRESENT
-
-    @property
-    def kind(self) -> FaultKind:
-        return self.reason.kind
-
-    @property
-    def code(self) -> str:
-        """The vendor code as the logs write it (``0x59``, ``C_BAD_CD (0x0a)``)."""
-        return vendor_code_text(self.vendor)
-
-    def __str__(self) -> str:
-        code = f" [{self.code}]" if self.code else ""
-        return f"{self.owner} fault in {self.structure} at {fmt_addr(self.address)}: {self.detail}{code}"
-
-
-@dataclass(frozen=True)
-class PasidLookup:
-    """The result of resolving one PASID: references made, the entry found, what it selects.
-
-    ``stage1_root`` is the stage-1 table pointer the entry holds (a GPA in nesting);
-    ``pgtt`` the translation type the entry selects, in VT-d's PGTT words (an SMMUv3 STE with
-    Config=NESTED and an AMD DTE with GV=1 select NESTED); ``mode`` says the same as a word for
-    people ("PGTT=NESTED", "CD valid, TTB0").
-    """
-
-    family: str
-    pasid: int
-    binding: Binding
-    refs: tuple[PasidRef, ...]
-    stage1_root: int | None = None
-    stage2_root: int | None = None
-    mode: str = ""
-    fault: Any = None
-    entry: Mapping[str, int] = field(default_factory=dict)
-    pgtt: Pgtt | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.fault is None
-
-    @property
-    def n_refs(self) -> int:
-        return len(self.refs)
-
-    @property
-    def n_pasid_refs(self) -> int:
-        return sum(1 for r in self.refs if r.kind is RefKind.PASID)
-
-    def _rows(self) -> list[tuple]:
-        return [
-            (i, str(r.kind), r.structure, r.level, r.index, fmt_addr(r.address),
-             fmt_addr(r.host_address), f"{r.raw:#x}")
-            for i, r in enumerate(self.refs)
-        ]
-
-    def __str__(self) -> str:
-        head = f"{self.family} PASID {self.pasid:#x} ({self.binding.value} binding): {self.n_refs} reference(s)"
-        lines = [head]
-        for row in self._rows():
-            lines.append("  #{:<2} {:<6} {:<28} L{} idx {:#x} at {} (host {}) = {}".format(*row))
-        if self.fault:
-            lines.append(f"  FAULT: {self.fault}")
-        else:
-            lines.append(f"  -> {self.mode}; stage-1 root {fmt_addr(self.stage1_root or 0)}")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        state = (
-            str(self.fault)
-            if self.fault
-            else f"{self.mode}, stage-1 root {fmt_addr(self.stage1_root or 0)}"
-        )
-        return f"<PasidLookup {self.family} pasid={self.pasid:#x} refs={self.n_refs}: {state}>"
-
-    def to_dataframe(self):
-        from iommu_lab.core.frames import addr_frame
-
-        return addr_frame(
-            {
-                "kind": [str(r.kind) for r in self.refs],
-                "structure": [r.structure for r in self.refs],
-                "level": [r.level for r in self.refs],
-                "index": [r.index for r in self.refs],
-                "address": [r.address for r in self.refs],
-                "host_address": [r.host_address for r in self.refs],
-                "raw": [r.raw & ((1 << 64) - 1) for r in self.refs],
-            },
-            hex_columns=["address", "host_address", "raw"],
-        )
-
-    _repr_html_ = display.html
-
-
-#: ``translate(gpa) -> (hpa, stage2_refs)``; raises :class:`StructureFetchFault` to report a
-#: stage-2 fault.
-Translate = Callable[[int], "tuple[int, Sequence[PasidRef]]"]
-
-
-class _Abort(Exception):
-    def __init__(self, fault: Any) -> None:
-        super().__init__(str(fault))
-        self.fault = fault
-
-
-class StructureFetchFault(Exception):
-    """Raised by a ``translate`` callback when a structure address does not translate.
-
-    ``fault`` (a :class:`~iommu_lab.nesting.faults.NestedFault` in nesting, carrying its
-    ``FaultReason``/``FaultKind``) becomes the resolution's fault; ``refs`` are the stage-2
-    references made before the fault, kept in the resolution's reference list.
-    """
-
-    def __init__(self, fault: Any, refs: Sequence[PasidRef] = ()) -> None:
-        super().__init__(str(fault))
-        self.fault = fault
-        self.refs = tuple(refs)
-
-    @property
-    def reason(self) -> FaultReason:
-        return self.fault.reason
-
-
-# The one structure walker
-
-#: ``read(level, index, address) -> raw entry``: one entry fetch, recorded by the caller.
-Read = Callable[[StructureLevel, int, int], int]
-
-
-def walk_structure(levels: Sequence[StructureLevel], root: int, pasid: int, read: Read):
-    """Walk PASID-structure ``levels`` from the table at ``root`` to the entry selecting ``pasid``.
-
-    At each level: index the table with the level's PASID bits, read the entry (``read`` does
-    the fetch, through stage 2 when the structure is guest-owned), fault with the level's
-    declared code if the valid bit is clear or checked reserved bits are set, and follow the
-    pointer field to the next level. Returns ``(raw, decoded, address)`` of the last entry;
-    raises ``_Abort`` with a :class:`PasidFault`.
-    """
-    table = root
-    for lv in levels:
-        index = lv.index(pasid)
-        addr = table + lv.layout.size * index
-        raw = read(lv, index, addr)
-        dec = lv.layout.decode(raw)
-        if not dec[lv.valid]:
-            reason, code, text = lv.invalid
-            raise _Abort(PasidFault(lv.structure, text, addr, code, lv.owner, reason))
-        if lv.reserved is not None and raw & lv.layout.reserved_mask:
-            code, text = lv.reserved
-            raise _Abort(PasidFault(lv.structure, text, addr, code, lv.owner, FaultReason.RESERVED_BITS))
-        if lv.next is None:
-            return raw, dec, addr
-        table = dec[lv.next]
-    raise ValueError("a PASID structure needs at least one level")
-
-
-def install_path(levels: Sequence[StructureLevel], root: int, pasid: int, memory: Any,
-                 *, allocate: bool) -> int | None:
-    """Address of the last-level entry for ``pasid``, allocating missing tables when asked.
-
-    The writer's side of :func:`walk_structure`: a missing intermediate table is allocated
-    zeroed and linked with ``valid=1, next=table`` (``intel_pasid_get_entry``,
-    ``arm_smmu_get_cd_ptr``, ``__get_gcr3_pte`` with ``alloc``).
-    """
-    table = root
-    for depth, lv in enumerate(levels):
-        addr = table + lv.layout.size * lv.index(pasid)
-        if lv.next is None:
-            return addr
-        dec = lv.layout.decode(lv.layout.read(memory, addr))
-        if not dec[lv.valid]:
-            if not allocate:
-                return None
-            size = levels[depth + 1].table_bytes
-            new = mem_alloc(memory, size, size)
-            lv.layout.write(memory, addr, lv.layout.encode(**{lv.valid: 1, lv.next: new}))
-            dec = lv.layout.decode(lv.layout.read(memory, addr))
-        table = dec[lv.next]
-    raise ValueError("a PASID structure needs at least one level")
 
 
 # Structures
@@ -463,16 +246,36 @@ class PasidStructure:
         """Point ``pasid`` at a stage-1 table nested on the stage 2 at ``stage2_root``."""
         raise NotImplementedError
 
+    def stage2_changed(self, stage2: Any) -> None:
+        """The nest parent grew a level (new ``root`` and ``fmt``): rewrite the host entry that
+        holds its root. Nothing to do for structures whose stage-2 top never moves."""
+
 
 class VtdPasidTable(PasidStructure):
-    """VT-d scalable-mode PASID directory + lazily allocated 4 KiB PASID tables.
+    """VT-d scalable-mode translation structures of one device: root entry, context entry, PASID
+    directory and lazily allocated 4 KiB PASID tables.
 
-    Mirrors ``intel_pasid_alloc_table`` (directory of ``max_pasid >> PASID_PDE_SHIFT`` 8-byte
-    entries, 128 KiB for 20 bits) and ``intel_pasid_get_entry`` (allocate the leaf table on
-    first use, write ``phys | PASID_PTE_PRESENT`` into the directory entry). Entries are set up
-    as ``intel_pasid_setup_first_level`` / ``_second_level`` / ``_nested`` / ``_pass_through``
-    write them. The table is host-owned (page-table binding): in nesting, QEMU traps the guest's
-    PASID-cache invalidations and writes PGTT=NESTED entries here.
+    A request is resolved as the hardware does in scalable mode (four host-memory reads where
+    legacy mode reads two): the **root entry** of the device's bus (``iommu_context_addr``:
+    ``root_entry[bus]``, its ``hi`` half for devfn >= 0x80), the 32-byte **context entry** of its
+    devfn, which points at the PASID directory (``context_entry_set_pasid_table``), then the
+    **directory entry** and the **PASID entry** (``intel_pasid_get_entry``: directory of
+    ``max_pasid >> PASID_PDE_SHIFT`` 8-byte entries, 128 KiB for 20 bits; a leaf table allocated
+    on first use with ``phys | PASID_PTE_PRESENT`` written into the directory entry). Entries are
+    set up as ``intel_pasid_setup_first_level`` / ``_second_level`` / ``_nested`` /
+    ``_pass_through`` write them. Everything is host-owned (page-table binding): in nesting,
+    QEMU traps the guest's PASID-cache invalidations and writes PGTT=NESTED entries here.
+
+    Parameters
+    ----------
+    memory
+        Host memory the root table, context table and PASID tables are written into.
+    pasid_bits : int
+        PASID width, 1..20 (``MAX_NR_PASID_BITS``).
+    bus, devfn : int
+        The device's requester ID (0..255 each).
+    root_table : int, optional
+        An existing 4 KiB root table (one per IOMMU) to install the device in; a new one otherwise.
     """
 
     iommu_family = IommuFamily.VTD
@@ -484,16 +287,32 @@ class VtdPasidTable(PasidStructure):
         "with QEMU shadowing the guest's PASID entries; use binding='pgtable'"
     )
 
-    def __init__(self, memory: Any, pasid_bits: int = VTD_PASID_BITS) -> None:
+    def __init__(self, memory: Any, pasid_bits: int = VTD_PASID_BITS, *, bus: int = 0, devfn: int = 0,
+                 root_table: int | None = None) -> None:
         super().__init__(memory, Binding.PGTABLE)
         if not 1 <= pasid_bits <= VTD_PASID_BITS:
             raise IommuError(
                 "EINVAL", f"VT-d PASID width {pasid_bits} is outside 1..20 bits (MAX_NR_PASID_BITS)"
             )
+        _check_pasid(bus, 8, "PCI bus")
+        half, slot = vtd_context_slot(devfn)
         self.pasid_bits = pasid_bits
         n_dir = max(1, (1 << pasid_bits) >> VTD_PDE_SHIFT)
         self.dir_entries = n_dir
+        self.bus, self.devfn = bus, devfn
+        self.root_table = mem_alloc(memory, 0x1000, 0x1000) if root_table is None else root_table
         self.directory = mem_alloc(memory, max(n_dir * 8, 0x1000), 0x1000)
+        # iommu_context_addr(..., alloc=1): a context table per root-entry half, allocated on
+        # first use; then context_entry_set_pasid_table fills this device's entry.
+        root_addr = self.root_table + VTD_ROOT_ENTRY.size * bus
+        root = VTD_ROOT_ENTRY.decode(VTD_ROOT_ENTRY.read(memory, root_addr))
+        present, ptr = ("UP", "UCTP") if half == "hi" else ("LP", "LCTP")
+        if not root[present]:
+            root[present], root[ptr] = 1, mem_alloc(memory, 0x1000, 0x1000)
+            VTD_ROOT_ENTRY.write(memory, root_addr, VTD_ROOT_ENTRY.encode(**root))
+        self.context_addr = root[ptr] + VTD_CONTEXT_ENTRY.size * slot
+        VTD_CONTEXT_ENTRY.write(memory, self.context_addr, VTD_CONTEXT_ENTRY.encode(
+            P=1, PASIDE=1, PDTS=vtd_pdts(pasid_bits), PASIDDIRPTR=self.directory, RID_PASID=0))
 
     @property
     def structure_levels(self) -> tuple[StructureLevel, ...]:
@@ -530,8 +349,39 @@ class VtdPasidTable(PasidStructure):
             VTD_PASID_ENTRY.write(self.memory, addr, 0)
 
     def _preamble(self, refs: list[PasidRef], pasid: int) -> int:
+        """Root entry, then context entry, each faulting as scalable mode reports it
+        (``dma_remap_sm_fault_reasons`` 0x39/0x3a, 0x41/0x42, 0x45, 0x46); returns PASIDDIRPTR."""
         vtd_pasid_index(pasid, self.pasid_bits)
-        return self.directory
+        half, slot = vtd_context_slot(self.devfn)
+        root_addr = self.root_table + VTD_ROOT_ENTRY.size * self.bus
+        raw = self._fetch(refs, VTD_ROOT_ENTRY, "root entry", 3, self.bus, root_addr, None, None)
+        root = VTD_ROOT_ENTRY.decode(raw)
+        present, ptr = ("UP", "UCTP") if half == "hi" else ("LP", "LCTP")
+
+        def fault(structure, code, text, addr, reason=FaultReason.NOT_PRESENT):
+            return _Abort(PasidFault(structure, f"{text} (SM fault reason {code:#04x})", addr,
+                                     _vtd_code(code), "host", reason))
+
+        if not root[present]:
+            raise fault("root entry", 0x39, "Present bit in Root Entry is clear", root_addr)
+        if raw & VTD_ROOT_ENTRY.reserved_mask:
+            raise fault("root entry", 0x3A, "Non-zero reserved field set in Root Entry", root_addr,
+                        FaultReason.RESERVED_BITS)
+        ctx_addr = root[ptr] + VTD_CONTEXT_ENTRY.size * slot
+        raw = self._fetch(refs, VTD_CONTEXT_ENTRY, "context entry", 2, self.devfn, ctx_addr, None, None)
+        ctx = VTD_CONTEXT_ENTRY.decode(raw)
+        if not ctx["P"]:
+            raise fault("context entry", 0x41, "Present bit in Context Entry is clear", ctx_addr)
+        if raw & VTD_CONTEXT_ENTRY.reserved_mask:
+            raise fault("context entry", 0x42, "Non-zero reserved field set in the Context Entry", ctx_addr,
+                        FaultReason.RESERVED_BITS)
+        if pasid != ctx["RID_PASID"] and not ctx["PASIDE"]:
+            raise fault("context entry", 0x45, "PASID Enable field in Context Entry is clear", ctx_addr,
+                        FaultReason.INVALID_ENTRY)
+        if pasid >> (ctx["PDTS"] + 7 + VTD_PDE_SHIFT):
+            raise fault("context entry", 0x46, "PASID is larger than the max in Context Entry", ctx_addr,
+                        FaultReason.OUT_OF_RANGE)
+        return ctx["PASIDDIRPTR"]
 
     def _selected(self, pasid, refs, dec, addr) -> PasidLookup:
         try:
@@ -555,7 +405,15 @@ class VtdPasidTable(PasidStructure):
                        flpm=1 if stage1_fmt.levels == 5 else 0, aw=stage2_fmt.levels - 2)
 
     def __repr__(self) -> str:
-        return f"<VtdPasidTable {self.pasid_bits}-bit, directory at {fmt_addr(self.directory)} ({self.dir_entries} entries)>"
+        return f"<VtdPasidTable {self.bus:02x}:{self.devfn >> 3:02x}.{self.devfn & 7} {self.pasid_bits}-bit, directory at {fmt_addr(self.directory)} ({self.dir_entries} entries)>"
+
+
+def _vtd_code(code: int) -> VtdReason | None:
+    """The scalable-mode reason as a :class:`VtdReason` where the vocabulary names it."""
+    try:
+        return VtdReason(code)
+    except ValueError:
+        return None
 
 
 class SmmuCdTable(PasidStructure):
@@ -757,6 +615,16 @@ class AmdGcr3Table(PasidStructure):
         self.dte_addr = dte_addr
         self.dte_memory = host_memory
         return dte_addr
+
+    def stage2_changed(self, stage2: Any) -> None:
+        """Rewrite the DTE's host root and mode after the v1 table grew, as
+        ``increase_address_space`` → ``amd_iommu_domain_update`` → ``set_dte_entry`` does
+        (generic_pt's ``change_top`` op); the rest of the DTE (GCR3, GLX, GV) is kept."""
+        if self.dte_addr is None:
+            return
+        raw = AMD_DTE.read(self.dte_memory, self.dte_addr)
+        raw = AMD_DTE.put(AMD_DTE.put(raw, "Mode", stage2.fmt.levels), "PTRoot", stage2.root)
+        AMD_DTE.write(self.dte_memory, self.dte_addr, raw)
 
     def _preamble(self, refs: list[PasidRef], pasid: int) -> int:
         """The DTE (host) if one was made: the GCR3 root reassembled from its three fields."""

@@ -213,14 +213,15 @@ class ShadowNesting:
 
         virtio-iommu guests keep no table (``stage1_format`` stays None) and the host format must
         be given (the host IOMMU's paging format, e.g. ``"vtd-ss-4level"``); VT-d/SMMUv3/AMD
-        platforms default to their own stage-1 and stage-2 formats. POWER has no second stage
-        to shadow into and raises ``EOPNOTSUPP``.
+        platforms default to their own stage-1 and stage-2 formats. Platforms with
+        ``nesting = "none"`` (POWER, RISC-V) raise ``EOPNOTSUPP`` with their ``nesting_hint``.
         """
 
         p = platforms.get(platform) if isinstance(platform, str) else platform
         if p.nesting is NestingSupport.NONE:
             raise UnsupportedError(
-                f"platform {p.name!r} has no nesting of any kind: no stage 2 exists to shadow into"
+                f"platform {p.name!r} has no nesting to shadow: "
+                + (p.nesting_hint or "its catalogue entry has no stage-1/stage-2 formats")
             )
         if p.nesting is NestingSupport.SOFTWARE:
             if host_format is None:

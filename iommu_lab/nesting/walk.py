@@ -76,7 +76,7 @@ class RefRole(enum.Enum):
     S1_TABLE = "stage-2 walk of a stage-1 table's GPA"  #: before reading that table
     OUTPUT_GPA = "stage-2 walk of the output GPA"  #: the last row of the grid
     S2_INPUT = "stage-2-only walk of the IOVA"  #: PGTT=SECOND_STAGE: no stage 1
-    CONFIG = "PASID-structure entry"  #: a PASID/CD/GCR3/STE/DTE read
+    CONFIG = "PASID-structure entry"  #: a root/context/PASID/CD/GCR3/STE/DTE read
     CONFIG_GPA = "stage-2 walk of a guest-owned structure's GPA"  #: before that read
 
 

@@ -14,7 +14,7 @@ byte unchanged (compare ``memory.snapshot()``).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,6 +249,18 @@ class PageTable:
             )
         self.pgsize_bitmap = bm
         self.root = self.memory.alloc(self.fmt.table_bytes(self.fmt.top_level))
+        self._top_watchers: list[Callable[[PageTable], None]] = []
+
+    def watch_top(self, callback: Callable[[PageTable], None]) -> None:
+        """Call ``callback(table)`` after the table grows a level (a new ``root`` and ``fmt``).
+
+        What the driver does after ``increase_address_space``: ``amd_iommu_domain_update``
+        rewrites every device's DTE with the new root and mode (generic_pt: the ``change_top``
+        driver op), so a DTE written before the growth points at the new top afterwards.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        self._top_watchers.append(callback)
 
     # ---------------------------------------------------------------- addressing
     @property
@@ -439,6 +451,8 @@ class PageTable:
         new_root = self.memory.alloc(new_fmt.table_bytes(new_fmt.top_level))
         self.memory.write_u64(new_root, new_fmt.encode_table(self.root, new_fmt.top_level))
         self.fmt, self.root = new_fmt, new_root
+        for callback in self._top_watchers:
+            callback(self)
 
     def map_user(
         self, iova, host: HostMemory, user_va: int, size: int, prot="rw"

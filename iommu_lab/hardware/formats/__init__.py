@@ -123,5 +123,8 @@ for _st in (1, 2):
 register("amd-v1-dynamic", lambda: amd_v1(3, grow_to=6, name="amd-v1-dynamic"))
 for _lv in (3, 4, 5):
     register(f"riscv-sv{12 + 9 * _lv}", lambda lv=_lv: riscv(lv))
+# Svnapot 64 KiB leaves: an optional RISC-V feature, selected by name.
+for _lv in (3, 4, 5):
+    register(f"riscv-sv{12 + 9 * _lv}-napot", lambda lv=_lv: riscv(lv, napot=True))
 register("power-tce-4k", lambda: power_tce(12, window_bits=31, base=0, name="power-tce-4k"))
 register("power-tce-64k", lambda: power_tce(16, window_bits=36, base=1 << 59, name="power-tce-64k"))

@@ -9,6 +9,13 @@ V=0 is invalid; any of R/W/X makes a leaf at any level; V with R=W=X=0 points to
 table (a pointer in the last level is a fault). W without R and bits 60:54 are reserved;
 a superpage whose PPN has low bits set is misaligned. generic_pt writes A|U, R, W|D when
 writable, X unless NOEXEC; tables are ``PPN << 10 | V``.
+
+**Svnapot** (privileged spec, "Svnapot" extension; an optional feature of generic_pt's RISC-V
+format, off unless selected with a ``-napot`` variant such as ``riscv-sv48-napot``): a level-0
+leaf with N (bit 63) set and ``ppn[3:0] = 1000b`` is one 64 KiB naturally aligned page, written
+into all 16 level-0 slots it covers; its output base is the PPN with ``ppn[3:0]`` cleared. Any
+other N=1 encoding (another ppn[3:0], N at a higher level, N in a pointer) is reserved. Without
+the feature N stays reserved, as on hardware without Svnapot.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ TABLE = FieldTable([V, R, W, X, PPN_TABLE], "RISC-V pointer")
 LEAF = FieldTable([V, R, W, X, U, G, A, D, RSW, PPN, RSV, PBMT, N], "RISC-V leaf")
 
 PAGE_SHIFT = 12
+#: Svnapot's one defined size: napot_bits = 4, ``ppn[3:0] = 1000b`` -> 64 KiB.
+NAPOT_LG2 = 16
+NAPOT_PPN_LOW = 0b1000
 _W_ONLY = W.put(1) >> R.shift  # RWX value with W but not R (reserved)
 
 
@@ -53,8 +63,21 @@ class RiscvRules(Rules):
     family = "riscv"
     addr_mask = PPN.mask
 
-    def __init__(self) -> None:
+    def __init__(self, napot: bool = False) -> None:
         self.table_fields, self.leaf_fields = TABLE, LEAF
+        #: Svnapot 64 KiB leaves at level 0 (generic_pt's optional RISC-V feature).
+        self.napot = bool(napot)
+        self.fixed_leaf_size = not self.napot
+
+    def possible_lg2(self, fmt, level):
+        base = super().possible_lg2(fmt, level)
+        return base + (NAPOT_LG2,) if self.napot and level == 0 and base else base
+
+    def _napot_leaf(self, raw, level):
+        """Entries that are Svnapot 64 KiB leaves: N=1 at level 0 with ppn[3:0] = 1000b."""
+        if not self.napot or level != 0:
+            return np.zeros(raw.shape, dtype=bool)
+        return (N.get(raw) == u64(1)) & ((PPN.get(raw) & u64(0xF)) == u64(NAPOT_PPN_LOW))
 
     @property
     def oa_is_identity(self) -> bool:
@@ -80,10 +103,15 @@ class RiscvRules(Rules):
             ppn_low = PPN.get(raw) & u64((1 << (9 * level)) - 1)
             kind[leaf & (ppn_low != 0)] = EntryKind.MISALIGNED
         kind[leaf & (level not in fmt.leaf_levels)] = EntryKind.BAD_TYPE
-        reserved = (RSV.get(raw) != 0) | (N.get(raw) != 0) | ((rwx & (R.put(1) | W.put(1)) >> R.shift) == _W_ONLY)
+        napot = self._napot_leaf(raw, level) & leaf
+        reserved = (RSV.get(raw) != 0) | ((N.get(raw) != 0) & ~napot) | ((rwx & (R.put(1) | W.put(1)) >> R.shift) == _W_ONLY)
         kind[reserved] = EntryKind.RESERVED
         kind[~v] = EntryKind.EMPTY
         return kind
+
+    def leaf_lg2(self, fmt, raw, level):
+        item = np.full(raw.shape, fmt.item_lg2(level), dtype=np.int64)
+        return np.where(self._napot_leaf(raw, level), NAPOT_LG2, item).astype(np.int64)
 
     def leaf_perm(self, fmt, raw, level):
         p = (R.get(raw).astype(np.uint8) * np.uint8(Perm.READ)) | (W.get(raw).astype(np.uint8) * np.uint8(Perm.WRITE))
@@ -99,24 +127,31 @@ class RiscvRules(Rules):
 
     def leaf_bits(self, fmt, level, lg2, perm):
         writable = bool(perm & Perm.WRITE)
-        return (V.put(1) | U.put(1) | A.put(1) | R.put(bool(perm & Perm.READ)) | W.put(writable)
+        napot = 0
+        if lg2 == NAPOT_LG2 and level == 0:
+            # The 64 KiB base has ppn[3:0] = 0; setting ppn bit 3 makes the 1000b encoding.
+            napot = N.put(1) | (NAPOT_PPN_LOW << PPN.shift)
+        return napot | (V.put(1) | U.put(1) | A.put(1) | R.put(bool(perm & Perm.READ)) | W.put(writable)
                 | D.put(writable) | X.put(bool(perm & Perm.EXEC)))
 
 
 # ---- the factory --------------------------------------------------------------------------
-def riscv(levels: int = 3, *, name: str | None = None) -> Format:
+def riscv(levels: int = 3, *, napot: bool = False, name: str | None = None) -> Format:
     """RISC-V Sv39/Sv48/Sv57 (``riscv_iommu_alloc_paging_domain``; generic_pt ``riscv.h``).
 
     Leaves at any level; the driver advertises 4K|2M|1G plus 512G for Sv48/57. generic_pt
     sign-extends; the legacy driver limits the aperture to the lower half
-    (``DMA_BIT_MASK(va_bits - 1)``), which is the ``aperture`` here.
+    (``DMA_BIT_MASK(va_bits - 1)``), which is the ``aperture`` here. ``napot=True`` adds
+    Svnapot 64 KiB leaves (registered as ``riscv-sv39-napot`` etc.); off by default, as the
+    feature is optional in hardware and in generic_pt.
     """
     if levels not in (3, 4, 5):
         raise ValueError(f"RISC-V IOMMU paging is Sv39/48/57 (3..5 levels), not {levels}")
     va = PAGE_SHIFT + 9 * levels
-    bitmap = 0x40201000 if levels == 3 else 0x8040201000
+    bitmap = (0x40201000 if levels == 3 else 0x8040201000) | ((1 << NAPOT_LG2) if napot else 0)
     return Format(
-        name or f"riscv-sv{va}", "riscv", 1, PAGE_SHIFT, 9, levels, 9, va, PAGE_SHIFT + PPN.width,
-        frozenset(range(levels)), bitmap, IovaRange(0, (1 << (va - 1)) - 1), RiscvRules(), sign_extend=True,
-        description=f"RISC-V Sv{va} ({levels} levels)",
+        name or f"riscv-sv{va}" + ("-napot" if napot else ""), "riscv", 1, PAGE_SHIFT, 9, levels, 9, va,
+        PAGE_SHIFT + PPN.width, frozenset(range(levels)), bitmap, IovaRange(0, (1 << (va - 1)) - 1),
+        RiscvRules(napot), sign_extend=True,
+        description=f"RISC-V Sv{va} ({levels} levels)" + (", Svnapot 64 KiB leaves" if napot else ""),
     )
