@@ -120,12 +120,14 @@ class Domains:
         if not self.page_tables or not name:
             return None
         fmt = formats.get(name)
-        if not all(any(w in r for r in fmt.input_ranges) for w in device.windows):
+        # A growable table (AMD v1's dynamic levels) covers what its largest form covers.
+        widest = fmt.max_format
+        if not all(any(w in r for r in widest.input_ranges) for w in device.windows):
             # POWER: each window is its own TCE table, and the catalogue format describes only the
             # default window (a flat table for a 2^45 DDW would be 64 GiB). One PageTable cannot
             # stand for them, so such a device gets no domain rather than a wrong one.
             return None
-        bitmap = device.pgsizes & fmt.leaf_bitmap
+        bitmap = device.pgsizes & widest.leaf_bitmap
         table = PageTable(fmt, pgsize_bitmap=bitmap or None)
         for area in areas:
             self._fill_one(table, area, huge_pages)
