@@ -212,3 +212,28 @@ def test_the_object_table_shows_whether_tracking_is_on():
     assert row.type is ObjType.HWPT_PAGING and "dirty tracking off" in row.detail
     ctx.hwpt_set_dirty_tracking(hwpt)
     assert "dirty tracking on" in next(r for r in ctx.objects() if r.id == hwpt).detail
+
+
+# -- VT-d erratum 772415 -------------------------------------------------------------------------
+def test_a_read_only_map_on_an_ioas_holding_a_vtd_nest_parent_is_einval():
+    ctx = IommufdContext()
+    ioas, dev = ctx.ioas_alloc(), ctx.bind("intel-vtd-48")
+    parent = ctx.hwpt_alloc(dev, ioas, "NEST_PARENT")
+    space = ctx.ioas(ioas)
+    before = space.areas, len(space.history)
+    with pytest.raises(IommuError, match="ERRATA_772415_SPR17") as e:
+        space.map(MiB2, MiB2, prot="r")
+    assert e.value.errno == "EINVAL" and (space.areas, len(space.history)) == before
+    space.map(MiB2, MiB2, prot="rw")
+    ctx.destroy(parent)
+    space.map(MiB2, 4 * MiB2, prot="r")  # without the nest parent read-only is fine
+
+
+def test_a_vtd_nest_parent_cannot_join_an_ioas_with_read_only_areas_and_smmu_parents_can():
+    ctx = IommufdContext()
+    ioas = ctx.ioas_alloc()
+    ctx.ioas(ioas).map(MiB2, MiB2, prot="r")
+    before = ctx.objects()
+    assert errno_of(ctx.hwpt_alloc, ctx.bind("intel-vtd-48"), ioas, "NEST_PARENT") == "EINVAL"
+    assert [o for o in ctx.objects() if o.type is not ObjType.DEVICE] == [o for o in before if o.type is not ObjType.DEVICE]
+    ctx.hwpt_alloc(ctx.bind("arm-smmuv3-48"), ioas, "NEST_PARENT")

@@ -321,7 +321,8 @@ class IommufdContext:
         """``iopt_table_add_domain`` for a new HWPT_PAGING (aperture reserved, alignment raised,
         the domain filled); raises without leaving anything behind."""
         pseudo = f"hwpt{new}"
-        ioas_obj.ioas.attach(domain_device(pseudo, idev, flags))
+        ro_refused = idev.driver.ro_nest_parent_erratum and bool(flags & HwptFlag.NEST_PARENT)
+        ioas_obj.ioas.attach(domain_device(pseudo, idev, flags), force_writeable=ro_refused)
         hwpt = HwptPaging(new, ioas_obj.id, flags, auto=auto, driver=idev.driver, fault_id=None, pseudo=pseudo,
                           iommu=iommu_of(idev), platform=idev.platform)
         if flags & HwptFlag.DIRTY_TRACKING:

@@ -17,6 +17,17 @@ tracking is a stage-1 HTTU feature, so NEST_PARENT|DIRTY_TRACKING falls to ``def
 EOPNOTSUPP) and arm-smmu-v3-iommufd.c ``arm_vsmmu_alloc_domain_nested``;
 drivers/iommu/amd/iommu.c ``amd_iommu_domain_alloc_paging_flags`` (v1 table for DIRTY_TRACKING
 and/or NEST_PARENT, v2 for PASID, nothing else) and amd/nested.c.
+
+The SMMUv3 cases were read against ``arm_smmu_domain_alloc_paging_flags``' switch: ``case 0`` and
+``case IOMMU_HWPT_ALLOC_PASID`` (the default stage), ``case IOMMU_HWPT_ALLOC_NEST_PARENT`` (needs
+ARM_SMMU_FEAT_NESTING; ``smmu_domain->stage = ARM_SMMU_DOMAIN_S2``, ``nest_parent = true``),
+``case IOMMU_HWPT_ALLOC_DIRTY_TRACKING`` and ``DIRTY_TRACKING | PASID`` (a stage-1 domain with
+the HD quirk), ``default:`` EOPNOTSUPP; and against arm-smmu-v3-iommufd.c ``arm_vsmmu_alloc``
+(EOPNOTSUPP for any type but IOMMU_VIOMMU_TYPE_ARM_SMMUV3; the S2 parent must belong to the same
+SMMU). VT-d's nest parent refuses read-only maps (``__domain_mapping``: ``!(prot &
+DMA_PTE_WRITE) && domain->nested_parent`` → EINVAL, ERRATA_772415_SPR17; generic_pt keeps the
+rule as PT_FEAT_VTDSS_FORCE_WRITEABLE in ``vtdss_pt_iommu_set_prot``), which the IOAS enforces on
+every map into an IOAS that holds one.
 """
 
 from __future__ import annotations

@@ -381,8 +381,9 @@ class IOAS:
         return res
 
     # -- devices -----------------------------------------------------------------------------
-    def attach(self, device: Device) -> None:
-        """Attach a device: reserve its regions, then add its domain.
+    def attach(self, device: Device, *, force_writeable: bool = False) -> None:
+        """Attach a device: reserve its regions, then add its domain (``force_writeable``: the
+        domain refuses read-only maps with EINVAL, as a VT-d nest parent does).
 
         Order as ``iommufd_hwpt_paging_alloc`` with immediate attach: (1) every reserved region
         except DIRECT_RELAXABLE, owner = device; one intersecting an area or an allowed range →
@@ -404,8 +405,8 @@ class IOAS:
             type1_attach_check(self.iopt, device, regions + aperture)
         else:
             self.iopt.check_add_device(device, regions, aperture)
-        self.iopt.add_device(device, regions + aperture)
-        self.history.append(AttachOp(device))
+        self.iopt.add_device(device, regions + aperture, force_writeable=force_writeable)
+        self.history.append(AttachOp(device, force_writeable))
 
     def detach(self, device: Union[Device, str]) -> None:
         """Detach: drop the reservations the device and its domain own, recompute the alignment
