@@ -116,4 +116,94 @@ CASES = [
         check=lambda ioas: ioas.kernel == "6.6"),
 ]
 
+
+def _dirty():
+    """IOAS 1 with 2 MiB mapped at 2 MiB, VT-d device 2 attached to dirty-tracking HWPT 3 (tracking
+    on, one write landed), a plain HWPT 4, a nest parent 5 and a nested HWPT 6 on it."""
+    ctx = IommufdContext()
+    ioas, dev = ctx.ioas_alloc(), ctx.bind("intel-vtd-48")
+    hwpt = ctx.hwpt_alloc(dev, ioas, "DIRTY_TRACKING")
+    ctx.attach(dev, hwpt)
+    ctx.hwpt_alloc(dev, ioas)
+    parent = ctx.hwpt_alloc(dev, ioas, "NEST_PARENT")
+    ctx.hwpt_alloc(dev, parent, data_type="VTD_S1")
+    ctx.ioas(ioas).map(0x20_0000, 0x20_0000)
+    ctx.hwpt_set_dirty_tracking(hwpt)
+    ctx.dma_write(dev, [0x20_0000])
+    return ctx
+
+
+D = _dirty()
+
+
+def dsnap():
+    ioas = D.ioas(1)
+    dirty = [(o.id, o.tracker.enabled, tuple(o.tracker.dirty_leaves())) for o in D.objects_by_id.values()
+             if getattr(o, "tracker", None) is not None]
+    return D.objects(), D.attachments(), ioas.areas, len(ioas.history), dirty
+
+
+def drow(id, call, errno=None, words=(), kind="refused", error=IommuError, snapshot=dsnap, **kw):
+    return row(id, call, errno, words, kind=kind, error=error, snapshot=snapshot, **kw)
+
+
+OLD = IommufdContext(kernel="6.12")
+OLD_DEV = OLD.bind("arm-smmuv3-48")
+
+CASES += [
+    # -- IOMMU_HWPT_SET_DIRTY_TRACKING --------------------------------------------------------------
+    drow("dirty-set-unknown-flag", lambda: D.hwpt_set_dirty_tracking(3, flags=2), "EOPNOTSUPP",
+         ["IOMMU_HWPT_DIRTY_TRACKING_ENABLE", "iommufd_hwpt_set_dirty_tracking"]),
+    drow("dirty-set-nested", lambda: D.hwpt_set_dirty_tracking(6), "ENOENT", ["HWPT_NESTED", "iommufd_get_hwpt_paging"]),
+    drow("dirty-set-ioas", lambda: D.hwpt_set_dirty_tracking(1), "ENOENT", ["IOAS", "HWPT_PAGING"]),
+    drow("dirty-set-no-dirty-ops", lambda: D.hwpt_set_dirty_tracking(4), "EOPNOTSUPP", ["DIRTY_TRACKING", "dirty_ops"]),
+    drow("dirty-set-enable-text", lambda: D.hwpt_set_dirty_tracking(3, "no"), None, ["enable", "True or False"],
+         error=TypeError, kind="silent"),
+    drow("dirty-set-flags-huge", lambda: D.hwpt_set_dirty_tracking(3, flags=1 << 40), None, ["__u32"], error=ValueError,
+         kind="silent"),
+    # -- IOMMU_HWPT_GET_DIRTY_BITMAP ------------------------------------------------------------------
+    drow("dirty-bitmap-unknown-flag", lambda: D.hwpt_get_dirty_bitmap(3, 0x20_0000, 0x20_0000, 0x1000, flags=2),
+         "EOPNOTSUPP", ["NO_CLEAR", "iommufd_hwpt_get_dirty_bitmap"]),
+    drow("dirty-bitmap-reserved", lambda: D.hwpt_get_dirty_bitmap(3, 0x20_0000, 0x20_0000, 0x1000, reserved=1),
+         "EOPNOTSUPP", ["__reserved"]),
+    drow("dirty-bitmap-wrap", lambda: D.hwpt_get_dirty_bitmap(3, 1 << 63, (1 << 63) | 0x1000, 0x1000), "EOVERFLOW",
+         ["wraps", "iommufd_check_iova_range"]),
+    drow("dirty-bitmap-misaligned", lambda: D.hwpt_get_dirty_bitmap(3, 0x20_0800, 0x1000, 0x1000), "EINVAL",
+         ["0x20_0800", "aligned"]),
+    drow("dirty-bitmap-page-size-zero", lambda: D.hwpt_get_dirty_bitmap(3, 0x20_0000, 0x20_0000, 0), "EINVAL",
+         ["page_size 0"]),
+    drow("dirty-bitmap-page-size-odd", lambda: D.hwpt_get_dirty_bitmap(3, 0x20_0000, 0x3000, 0x3000), "EINVAL",
+         ["0x3000"]),
+    drow("dirty-bitmap-huge", lambda: D.hwpt_get_dirty_bitmap(3, 0, 1 << 50, 0x1000), "ENOMEM", ["limit", "page_size"],
+         kind="memory", isolate=True),
+    drow("dirty-bitmap-negative-iova", lambda: D.hwpt_get_dirty_bitmap(3, -0x1000, 0x1000, 0x1000), "EINVAL",
+         ["negative"], kind="silent"),
+    drow("dirty-bitmap-iova-text", lambda: D.hwpt_get_dirty_bitmap(3, "0x20_0000", 0x1000, 0x1000), None, ["iova"],
+         error=TypeError, kind="leak"),
+    drow("dirty-bitmap-range-before-dirty-ops", lambda: D.hwpt_get_dirty_bitmap(4, 0x20_0000, 0x20_0000, 0), "EINVAL",
+         ["page_size 0"]),
+    drow("dirty-bitmap-no-dirty-ops", lambda: D.hwpt_get_dirty_bitmap(4, 0x20_0000, 0x20_0000, 0x1000), "EOPNOTSUPP",
+         ["dirty_ops"]),
+    # -- DMA writes -----------------------------------------------------------------------------------
+    drow("dma-write-float", lambda: D.dma_write(2, [1.5]), None, ["iovas[0]", "float"], error=TypeError, kind="leak"),
+    drow("dma-write-too-many", lambda: D.dma_write(2, range(1 << 30)), None, ["at most"], kind="memory",
+         error=ValueError),
+    drow("dma-write-negative", lambda: D.dma_write(2, [-1]), None, ["-1", "0..2^64-1"], error=ValueError, kind="silent"),
+    drow("dma-write-unknown", lambda: D.dma_write(99, [0x20_0000]), "ENOENT", ["99"]),
+    # -- IOMMU_GET_HW_INFO ----------------------------------------------------------------------------
+    drow("hw-info-flags", lambda: D.get_hw_info(2, flags=2), "EOPNOTSUPP", ["iommufd_get_hw_info"]),
+    drow("hw-info-other-type", lambda: D.get_hw_info(2, data_type="ARM_SMMUV3"), "EOPNOTSUPP", ["INTEL_VTD"]),
+    drow("hw-info-type-typo", lambda: D.get_hw_info(2, data_type="VTD"), None, ["VTD", "INTEL_VTD"], error=ValueError,
+         kind="message"),
+    drow("hw-info-not-device", lambda: D.get_hw_info(1), "ENOENT", ["dev_id 1"]),
+    drow("hw-info-input-type-6.12", lambda: OLD.get_hw_info(OLD_DEV, data_type="ARM_SMMUV3"), "EOPNOTSUPP", ["6.16"],
+         snapshot=None),
+    # -- releases and errata --------------------------------------------------------------------------
+    drow("enotty-vdevice-6.12", lambda: OLD.vdevice_alloc(9, OLD_DEV, 1), "ENOTTY", ["6.13"], snapshot=None),
+    drow("enotty-dirty-6.6", lambda: IommufdContext(kernel="6.6").hwpt_get_dirty_bitmap(1, 0, 0x1000, 0x1000), "ENOTTY",
+         ["6.7"], snapshot=None),
+    drow("ro-map-on-vtd-nest-parent", lambda: D.ioas(1).map(0x20_0000, 0x80_0000, prot="r"), "EINVAL",
+         ["ERRATA_772415_SPR17", "nest parent"]),
+]
+
 test_bad_input = parametrize(CASES)

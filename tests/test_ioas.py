@@ -527,3 +527,12 @@ def test_history_of_a_convenience_ioas_replays_from_nothing():
 
 def test_an_empty_ioas_is_still_truthy():
     assert IOAS()
+
+
+def test_the_areas_table_says_what_pins_each_area_in_words():
+    ioas = IOAS()
+    src = ioas.map(0x20_0000, 0x40_0000)
+    ioas.copy(ioas, src.iova, 0x1000, 0x100_0000)
+    pages = list(ioas.to_dataframe()["pages"])
+    assert pages[0] == "512 pages (2 MiB) rw, shared with 1 other area"
+    assert pages[1] == pages[0]  # a COPY pins nothing new: it shares the source's iopt_pages

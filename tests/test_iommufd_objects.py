@@ -209,11 +209,18 @@ def test_viommu_on_a_non_parent_is_einval_and_on_a_non_hwpt_enoent(smmu):
     assert errno_of(ctx.viommu_alloc, dev, ioas, "ARM_SMMUV3") == "ENOENT"
 
 
-def test_viommu_alloc_does_not_exist_before_6_13():
+def test_ioctls_a_kernel_predates_answer_enotty_as_iommufd_fops_ioctl_does():
     ctx = IommufdContext(kernel="6.12")
     ioas, dev = ctx.ioas_alloc(), ctx.bind("arm-smmuv3-48")
     parent = ctx.hwpt_alloc(dev, ioas, "NEST_PARENT")
-    assert errno_of(ctx.viommu_alloc, dev, parent, "ARM_SMMUV3") == "EOPNOTSUPP"
+    assert errno_of(ctx.viommu_alloc, dev, parent, "ARM_SMMUV3") == "ENOTTY"
+    assert errno_of(ctx.vdevice_alloc, 99, dev, 1) == "ENOTTY"
+    old = IommufdContext(kernel="6.6")
+    o_ioas, o_dev = old.ioas_alloc(), old.bind("intel-vtd-48")
+    hwpt = old.hwpt_alloc(o_dev, o_ioas)
+    assert errno_of(old.fault_queue_alloc) == "ENOTTY"
+    assert errno_of(old.hwpt_set_dirty_tracking, hwpt) == "ENOTTY"
+    assert errno_of(old.hwpt_get_dirty_bitmap, hwpt, 0, 0x1000, 0x1000) == "ENOTTY"
 
 
 def test_vdevice_virt_id_and_device_are_each_used_once(smmu):

@@ -8,7 +8,8 @@ and their page tables), ``access`` (in-kernel accesses), ``history`` (the operat
 ``info`` (GET_INFO and lookup answers), ``ioas`` (the IOAS object and its ioctls), then the
 object graph of one ``/dev/iommu``: ``objects`` (object types, HWPT_ALLOC flags, records),
 ``drivers`` (what each IOMMU driver's ops accept), ``hwpt`` (IOMMU_HWPT_ALLOC), ``viommu``
-(vIOMMU and vDEVICE), ``device_obj`` (attach, replace, detach), ``context`` (the table).
+(vIOMMU and vDEVICE), ``device_obj`` (attach, replace, detach), ``dirty`` (SET_DIRTY_TRACKING,
+GET_DIRTY_BITMAP and DMA writes), ``hw_info`` (IOMMU_GET_HW_INFO), ``context`` (the table).
 """
 
 from iommu_lab.iommufd.access import Access

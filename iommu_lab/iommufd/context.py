@@ -21,6 +21,7 @@ from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import check_u64
 from iommu_lab.hardware.device import Device
 from iommu_lab.hardware.platform import Platform, platforms
+from iommu_lab.hardware.registers import HwInfo
 from iommu_lab.iommufd.device_obj import (
     check_driver_attach,
     check_pasid_compat,
@@ -28,7 +29,9 @@ from iommu_lab.iommufd.device_obj import (
     regions_device,
     users_of,
 )
+from iommu_lab.iommufd.dirty import dma_write, get_dirty_bitmap, make_tracker, set_dirty_tracking
 from iommu_lab.iommufd.drivers import driver_for
+from iommu_lab.iommufd.hw_info import get_hw_info
 from iommu_lab.iommufd.hwpt import check_alloc, check_fault, iommu_of, make_nested
 from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.iommufd.objects import (
@@ -51,6 +54,7 @@ from iommu_lab.iommufd.objects import (
     set_private_context_factory,
 )
 from iommu_lab.iommufd.viommu import check_vdevice_alloc, check_viommu_alloc
+from iommu_lab.pagetable.dirty import DirtyBitmap
 
 __all__ = ["IommufdContext"]
 
@@ -215,7 +219,8 @@ class IommufdContext:
     def fault_queue_alloc(self) -> int:
         """IOMMU_FAULT_QUEUE_ALLOC (since 6.11): a FAULT object a HWPT can report page requests to."""
         if not self.kernel.has(6, 11):
-            raise IommuError("EOPNOTSUPP", f"IOMMU_FAULT_QUEUE_ALLOC arrived in 6.11; kernel {self.kernel.value} has none")
+            raise IommuError("ENOTTY", f"IOMMU_FAULT_QUEUE_ALLOC arrived in 6.11; kernel {self.kernel.value} has no such "
+                             "ioctl (iommufd_fops_ioctl finds no op for it)")
         new = self._new_id()
         self.objects_by_id[new] = FaultObj(new)
         return new
@@ -287,14 +292,42 @@ class IommufdContext:
         viommu.vdevs[virt_id] = new
         return new
 
+    # -- GET_HW_INFO and dirty tracking -------------------------------------------------------
+    def get_hw_info(self, dev_id: int, *, data_type: Any = None, flags: int = 0) -> HwInfo:
+        """IOMMU_GET_HW_INFO for a bound device (``iommufd_get_hw_info``); rules in ``hw_info.py``.
+        ``data_type`` (``IOMMU_HW_INFO_FLAG_INPUT_TYPE``, since 6.16) asks for one type; the
+        answer's ``copy_out(data_len)`` is what a user buffer of ``data_len`` bytes receives."""
+        return get_hw_info(self, dev_id, data_type=data_type, flags=flags)
+
+    def hwpt_set_dirty_tracking(self, hwpt_id: int, enable: bool = True, *, flags: Any = None) -> None:
+        """IOMMU_HWPT_SET_DIRTY_TRACKING (since 6.7): switch the domain's hardware dirty-bit updates
+        on (clearing stale bits first) or off; ``flags`` overrides ``enable`` with raw uAPI bits.
+        Rules in ``iommu_lab.iommufd.dirty``."""
+        set_dirty_tracking(self, hwpt_id, enable, flags=flags)
+
+    def hwpt_get_dirty_bitmap(self, hwpt_id: int, iova: int, length: int, page_size: int, flags: int = 0, *,
+                              reserved: int = 0) -> DirtyBitmap:
+        """IOMMU_HWPT_GET_DIRTY_BITMAP (since 6.7): one bit per ``page_size`` over
+        ``[iova, iova + length)``, read and cleared unless ``flags`` is NO_CLEAR (1)."""
+        return get_dirty_bitmap(self, hwpt_id, iova, length, page_size, flags, reserved=reserved)
+
+    def dma_write(self, target: int, iovas: Any) -> Any:
+        """DMA writes through a HWPT or by a bound device (its RID's HWPT): one bool per write,
+        True where it translated with write permission; dirty bits set where tracking is on."""
+        return dma_write(self, target, iovas)
+
     # -- domains in an IOAS ---------------------------------------------------------------
     def _add_domain(self, new: int, ioas_obj: IoasObj, idev: DeviceObj, flags: HwptFlag, *, auto: bool) -> HwptPaging:
         """``iopt_table_add_domain`` for a new HWPT_PAGING (aperture reserved, alignment raised,
         the domain filled); raises without leaving anything behind."""
         pseudo = f"hwpt{new}"
-        ioas_obj.ioas.attach(domain_device(pseudo, idev))
-        return HwptPaging(new, ioas_obj.id, flags, auto=auto, driver=idev.driver, fault_id=None, pseudo=pseudo,
+        ro_refused = idev.driver.ro_nest_parent_erratum and bool(flags & HwptFlag.NEST_PARENT)
+        ioas_obj.ioas.attach(domain_device(pseudo, idev, flags), force_writeable=ro_refused)
+        hwpt = HwptPaging(new, ioas_obj.id, flags, auto=auto, driver=idev.driver, fault_id=None, pseudo=pseudo,
                           iommu=iommu_of(idev), platform=idev.platform)
+        if flags & HwptFlag.DIRTY_TRACKING:
+            hwpt.tracker = make_tracker(self, hwpt)
+        return hwpt
 
     def _remove_domain(self, hwpt: HwptPaging) -> None:
         """``iopt_table_remove_domain``: the domain's reservations go, the alignment is recomputed."""

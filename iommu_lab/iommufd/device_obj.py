@@ -24,6 +24,7 @@ from typing import Any
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import U64_MAX
 from iommu_lab.hardware.device import Device
+from iommu_lab.iommufd.drivers import dirty_capable
 from iommu_lab.iommufd.hwpt import iommu_of
 from iommu_lab.iommufd.objects import NO_PASID, DeviceObj, HwptFlag, HwptNested, HwptPaging
 
@@ -40,11 +41,14 @@ def regions_device(idev: DeviceObj) -> Device:
     return Device(idev.device.name, pgsizes=_ALL_SIZES, reserved=idev.device.reserved)
 
 
-def domain_device(pseudo: str, idev: DeviceObj) -> Device:
+def domain_device(pseudo: str, idev: DeviceObj, flags: HwptFlag = HwptFlag.NONE) -> Device:
     """A HWPT_PAGING's domain as the IOAS sees it at ``iopt_table_add_domain``: the aperture the
-    device's IOMMU gives, its page sizes and its page-table format; owner = the HWPT."""
+    device's IOMMU gives, its page sizes and the page-table format the driver picks for
+    ``flags`` (a nest parent or a dirty-tracking domain is the second-stage table on VT-d and
+    AMD, a nest parent the stage-2 table on SMMUv3); owner = the HWPT."""
     d = idev.device
-    return Device(pseudo, aperture=d.windows, pgsizes=d.pgsizes, format=d.format, platform=d.platform)
+    fmt = idev.driver.domain_format(flags, idev.platform) if idev.platform is not None else None
+    return Device(pseudo, aperture=d.windows, pgsizes=d.pgsizes, format=fmt or d.format, platform=d.platform)
 
 
 def _users(ctx: Any, hwpt_id: int) -> list[tuple[int, int]]:
@@ -74,14 +78,25 @@ def check_pasid_compat(ctx: Any, idev: DeviceObj, pasid: int, hwpt: Any, what: s
 def check_driver_attach(idev: DeviceObj, pasid: int, hwpt: HwptPaging | HwptNested, ctx: Any, what: str) -> None:
     """The driver's side of an attach (after iommufd's own checks), each EINVAL."""
     iommu = iommu_of(idev)
-    hw_iommu = hwpt.iommu if isinstance(hwpt, HwptPaging) else ctx.objects_by_id[hwpt.parent_id].iommu
-    if hwpt.driver is not idev.driver or hw_iommu != iommu:
+    paging = hwpt if isinstance(hwpt, HwptPaging) else ctx.objects_by_id[hwpt.parent_id]
+    hw_iommu = paging.iommu
+    if hwpt.driver is not idev.driver:
         raise IommuError("EINVAL", f"{what}: HWPT {hwpt.id} is a domain of IOMMU {hw_iommu!r} ({hwpt.driver.name}); "
                          f"device {idev.device.name!r} sits behind {iommu!r} (iommu_attach_group: domain owner)")
-    paging = hwpt if isinstance(hwpt, HwptPaging) else ctx.objects_by_id[hwpt.parent_id]
-    if paging.flags & HwptFlag.DIRTY_TRACKING and not getattr(idev.platform, "dirty_tracking", False):
+    if hw_iommu != iommu and not (idev.driver.spans_iommus and isinstance(hwpt, HwptPaging)):
+        raise IommuError("EINVAL", f"{what}: HWPT {hwpt.id} is a domain of IOMMU {hw_iommu!r}; device "
+                         f"{idev.device.name!r} sits behind {iommu!r} and a {idev.driver.name} domain serves one "
+                         f"IOMMU instance (iommu_attach_group: domain owner)")
+    if paging.flags & HwptFlag.DIRTY_TRACKING and not dirty_capable(idev.platform):
         raise IommuError("EINVAL", f"{what}: HWPT {paging.id} tracks dirty pages and device {idev.device.name!r}'s "
-                         f"IOMMU cannot (dirty tracking is enforced at attach: {idev.driver.name} attach_dev)")
+                         f"IOMMU cannot (dirty tracking is enforced at attach: intel paging_domain_compatible, "
+                         f"amd_iommu_attach_device)")
+    width_dom = getattr(paging.platform, "ias", None)
+    width_dev = getattr(idev.platform, "ias", None)
+    if hw_iommu != iommu and width_dom and width_dev and width_dom > width_dev:
+        raise IommuError("EINVAL", f"{what}: HWPT {paging.id} is a {width_dom}-bit domain and device "
+                         f"{idev.device.name!r}'s IOMMU translates {width_dev} bits (intel paging_domain_compatible: "
+                         "domain gaw above the IOMMU's agaw)")
     if pasid != NO_PASID and pasid >= idev.max_pasids:
         limit = (f"its max_pasids is {idev.max_pasids} (PASIDs 1..{idev.max_pasids - 1})" if idev.max_pasids
                  else "its IOMMU has no PASID support")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet
 from iommu_lab.hardware import formats
 from iommu_lab.hardware.device import Device
@@ -77,6 +78,10 @@ class Domains:
         self._host = host
         self._devices: list[Device] = []
         self._tables: dict[str, PageTable] = {}
+        #: Devices whose domain refuses read-only mappings (a VT-d nest parent: erratum
+        #: ERRATA_772415_SPR17, ``__domain_mapping`` / generic_pt's ``vtdss_pt_iommu_set_prot``
+        #: with PT_FEAT_VTDSS_FORCE_WRITEABLE answer EINVAL).
+        self._force_writeable: set[str] = set()
         self.windows: tuple[IovaRange, ...] = windows_of(())
 
     # -- what is attached ---------------------------------------------------------------------
@@ -112,27 +117,37 @@ class Domains:
         return self._host
 
     # -- attach and detach ----------------------------------------------------------------------
-    def new_table(self, device: Device, areas: Iterable[Area], *, huge_pages: bool) -> PageTable | None:
+    def new_table(self, device: Device, areas: Iterable[Area], *, huge_pages: bool,
+                  force_writeable: bool = False) -> PageTable | None:
         """A paging domain for ``device`` filled with ``areas`` (``iopt_table_add_domain`` →
         ``iopt_fill_domain``), or None when the device names no format or its format's input
-        range does not cover every window. A fill that fails raises before anything is kept."""
+        range does not cover every window. A fill that fails raises before anything is kept;
+        a ``force_writeable`` domain refuses a read-only area (EINVAL)."""
+        if force_writeable:
+            areas = list(areas)
+            for area in areas:
+                _check_writeable(area, device.name)
         name = getattr(device, "format", None)
         if not self.page_tables or not name:
             return None
         fmt = formats.get(name)
-        if not all(any(w in r for r in fmt.input_ranges) for w in device.windows):
+        # A growable table (AMD v1's dynamic levels) covers what its largest form covers.
+        widest = fmt.max_format
+        if not all(any(w in r for r in widest.input_ranges) for w in device.windows):
             # POWER: each window is its own TCE table, and the catalogue format describes only the
             # default window (a flat table for a 2^45 DDW would be 64 GiB). One PageTable cannot
             # stand for them, so such a device gets no domain rather than a wrong one.
             return None
-        bitmap = device.pgsizes & fmt.leaf_bitmap
+        bitmap = device.pgsizes & widest.leaf_bitmap
         table = PageTable(fmt, pgsize_bitmap=bitmap or None)
         for area in areas:
             self._fill_one(table, area, huge_pages)
         return table
 
-    def add(self, device: Device, table: PageTable | None) -> None:
+    def add(self, device: Device, table: PageTable | None, *, force_writeable: bool = False) -> None:
         self._devices.append(device)
+        if force_writeable:
+            self._force_writeable.add(device.name)
         if table is not None:
             self._tables[device.name] = table
         self.windows = windows_of(self._devices)
@@ -144,6 +159,7 @@ class Domains:
             raise KeyError(name)
         self._devices.remove(found)
         self._tables.pop(name, None)
+        self._force_writeable.discard(name)
         self.windows = windows_of(self._devices)
         return found
 
@@ -151,6 +167,8 @@ class Domains:
     def fill(self, area: Area, *, huge_pages: bool) -> None:
         """Map a new area into every domain (``iopt_area_fill_domains``); on failure the domains
         already filled are cleared and the error propagates (the caller aborts the area)."""
+        for name in self._force_writeable:
+            _check_writeable(area, name)
         filled: list[PageTable] = []
         try:
             for table in self._tables.values():
@@ -189,3 +207,12 @@ class Domains:
             if done:
                 table.unmap(area.iova, done)
             raise
+
+
+def _check_writeable(area: Area, owner: str) -> None:
+    """A read-only area cannot enter a domain that forces writeable leaves (a VT-d nest parent)."""
+    if int(area.prot) & 3 == 1:
+        raise IommuError("EINVAL", f"read-only mapping {area.range} is refused by {owner!r}, a VT-d nest parent: "
+                         "read-only stage-2 mappings are not enforced while stage-1 tables are walked "
+                         "(ERRATA_772415_SPR17; intel __domain_mapping, generic_pt vtdss_pt_iommu_set_prot)")
+

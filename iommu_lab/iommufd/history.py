@@ -110,6 +110,7 @@ class ReserveOp(IoasOp):
 class AttachOp(IoasOp):
     op: ClassVar[str] = "attach"
     device: Device
+    force_writeable: bool = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -165,7 +166,7 @@ def apply(ioas: Any, ops: Iterable[IoasOp]) -> None:
         elif isinstance(op, ReserveOp):
             ioas.reserve(IovaRange(op.start, op.last), owner=op.owner)
         elif isinstance(op, AttachOp):
-            ioas.attach(op.device)
+            ioas.attach(op.device, force_writeable=op.force_writeable)
         elif isinstance(op, DetachOp):
             ioas.detach(op.device)
         elif isinstance(op, HugePagesOp):

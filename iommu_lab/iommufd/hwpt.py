@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from iommu_lab.core.errors import IommuError
+from iommu_lab.iommufd.drivers import dirty_capable
 from iommu_lab.iommufd.objects import (
     DeviceObj,
     FaultObj,
@@ -121,9 +122,10 @@ def _check_paging(ctx: Any, what: str, idev: DeviceObj, ioas: IoasObj, flags: Hw
     if int(flags) & ~int(valid):
         raise _fail("EOPNOTSUPP", what, f"flags {HwptFlag(int(flags) & ~int(valid)).text} are not valid for a paging "
                     f"HWPT in kernel {kernel.value}; valid: {valid.text} (iommufd_hwpt_paging_alloc)")
-    if flags & HwptFlag.DIRTY_TRACKING and not getattr(idev.platform, "dirty_tracking", False):
+    if flags & HwptFlag.DIRTY_TRACKING and not dirty_capable(idev.platform):
         raise _fail("EOPNOTSUPP", what, f"device {idev.device.name!r} has no IOMMU_CAP_DIRTY_TRACKING "
-                    f"({_plat(idev)} reports dirty_tracking=false) (iommufd_hwpt_paging_alloc)")
+                    f"({_plat(idev)}'s IOMMU_GET_HW_INFO reports no IOMMU_HW_CAP_DIRTY_TRACKING) "
+                    "(iommufd_hwpt_paging_alloc)")
     if kernel.has(6, 15) and flags & HwptFlag.FAULT_ID_VALID and flags & HwptFlag.NEST_PARENT:
         raise _fail("EOPNOTSUPP", what, "a nest parent may not carry a fault queue: faults are reported on the "
                     "nested HWPT (iommufd_hwpt_paging_alloc, since 6.15)")

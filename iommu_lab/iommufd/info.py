@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iommu_lab.core.enums import member_of
-from iommu_lab.core.ranges import IovaRange, fmt_addr
-from iommu_lab.hardware.platform import NestingSupport, Stage1Binding
+from iommu_lab.core.ranges import IovaRange, fmt_addr, fmt_size
+from iommu_lab.hardware.platform import NestingSupport, Platform, Stage1Binding
+from iommu_lab.hardware.registers import HW_CAP_DIRTY_TRACKING, hw_info
 from iommu_lab.iommufd.area import Area, Reservation
 from iommu_lab.iommufd.type1 import Semantics
 
@@ -24,18 +25,38 @@ __all__ = ["Capabilities", "IoasInfo", "Lookup", "capabilities_of"]
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What the ``/dev/ioasid`` RFC's IOASID_GET_INFO reported: the platform's capabilities.
+    """What the ``/dev/ioasid`` RFC's IOASID_GET_INFO reported: the platform's capabilities, as
+    iommufd now reports them through IOMMU_GET_HW_INFO.
 
     ``nesting`` is a :class:`~iommu_lab.hardware.platform.NestingSupport` (equal to its text,
-    ``"hardware"``, ``"software"`` or ``"none"``). Without platform information
-    the defaults are: type1 map/unmap yes (every IOAS is kernel-managed), page-table and
-    PASID-table binding no, nesting ``"software"`` (a VMM can always shadow through map/unmap).
+    ``"hardware"``, ``"software"`` or ``"none"``). ``dirty_tracking`` is
+    ``IOMMU_HW_CAP_DIRTY_TRACKING`` of ``out_capabilities``; ``max_pasid_log2`` is
+    ``out_max_pasid_log2`` (0: no PASID). Without platform information the defaults are: type1
+    map/unmap yes (every IOAS is kernel-managed), page-table and PASID-table binding no, nesting
+    ``"software"`` (a VMM can always shadow through map/unmap), no dirty tracking, no PASID.
     """
 
     type1_map_unmap: bool = True
     pgtable_binding: bool = False
     pasid_table_binding: bool = False
     nesting: NestingSupport = NestingSupport.SOFTWARE
+    dirty_tracking: bool = False
+    max_pasid_log2: int = 0
+
+    def __str__(self) -> str:
+        parts = ["map/unmap" if self.type1_map_unmap else "no map/unmap"]
+        if self.pgtable_binding:
+            parts.append("page-table binding")
+        if self.pasid_table_binding:
+            parts.append("PASID-table binding")
+        parts.append(f"nesting: {self.nesting.value}")
+        parts.append("dirty tracking" if self.dirty_tracking else "no dirty tracking")
+        parts.append(f"{self.max_pasid_log2}-bit PASIDs" if self.max_pasid_log2 else "no PASIDs")
+        return ", ".join(parts)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the readable line, not the field dump."""
+        p.text(str(self))
 
 
 @dataclass(frozen=True)
@@ -59,6 +80,38 @@ class IoasInfo:
     @property
     def page_sizes(self) -> list[int]:
         return [1 << b for b in range(64) if self.pgsizes >> b & 1]
+
+    @property
+    def page_sizes_text(self) -> str:
+        """The page sizes in words ("4 KiB, 2 MiB, 1 GiB"); a long run of every power of two is
+        shown by its ends."""
+        sizes = self.page_sizes
+        if not sizes:
+            return "none"
+        if len(sizes) > 6:
+            low = f"{sizes[0]} B" if sizes[0] < 1024 else fmt_size(sizes[0])
+            return f"every power of two from {low} to {fmt_size(sizes[-1])} ({len(sizes)} sizes)"
+        return ", ".join(fmt_size(s) for s in sizes)
+
+    def __str__(self) -> str:
+        def size(n: int) -> str:
+            return f"{n} B" if n < 1024 else fmt_size(n)
+
+        limit = "no limit" if self.max_mappings is None else f"at most {self.max_mappings} mappings"
+        lines = [f"GET_INFO ({self.semantics.value}): {self.capabilities}",
+                 f"  page sizes   {self.page_sizes_text}",
+                 f"  alignment    {size(self.iova_alignment)}",
+                 f"  mappings     {limit}",
+                 f"  permitted    {len(self.permitted)} range(s)"]
+        for r in self.permitted[:8]:
+            lines.append(f"    {fmt_addr(r.start)} .. {fmt_addr(r.last)}  ({fmt_size(r.last - r.start + 1, approx=True)})")
+        if len(self.permitted) > 8:
+            lines.append(f"    ... {len(self.permitted) - 8} more")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the readable form, not the field dump."""
+        p.text(str(self))
 
 
 @dataclass(slots=True)
@@ -112,9 +165,26 @@ class Lookup:
         return text
 
 
+def _from_hw_info(platform: Platform) -> Capabilities:
+    """A catalogue platform's capabilities as a device behind it reports them through
+    IOMMU_GET_HW_INFO: dirty tracking from ``out_capabilities``, the PASID width from
+    ``out_max_pasid_log2``, hardware nesting when the decoded registers say so (VT-d ECAP.NEST,
+    SMMUv3 IDR0.S1P and S2P, AMD EFR.GTSUP and GIOSUP), else the nesting the platform declares;
+    the bindings from the platform's declared ``stage1_binding``."""
+    hw = hw_info(platform)
+    pi = platform.info()
+    nesting = NestingSupport.HARDWARE if hw.decoded().nesting else member_of(NestingSupport, str(pi.nesting), "nesting")
+    hardware = nesting is NestingSupport.HARDWARE
+    return Capabilities(bool(pi.map_unmap), hardware and bool(pi.pgtable_binding),
+                        hardware and bool(pi.pasid_table_binding), nesting,
+                        bool(hw.out_capabilities & HW_CAP_DIRTY_TRACKING), hw.out_max_pasid_log2)
+
+
 def capabilities_of(platform: Any) -> Capabilities:
-    """The capabilities a platform declares: from its own GET_INFO answer (``platform.info()``)
-    when it has one, else from its ``nesting`` and ``stage1_binding`` data, else the defaults.
+    """The capabilities a platform reports: for a catalogue ``Platform``, what IOMMU_GET_HW_INFO
+    answers for a device behind it (see ``_from_hw_info``); for another object its own GET_INFO
+    answer (``platform.info()``) when it has one, else its ``nesting`` and ``stage1_binding``
+    data, else the defaults.
 
     Under hardware nesting a ``pgtable`` binding hands over one stage-1 table per (device,
     PASID) (VT-d); a ``pasid-table`` binding hands over the guest's whole PASID/CD/GCR3 table
@@ -122,11 +192,14 @@ def capabilities_of(platform: Any) -> Capabilities:
     """
     if platform is None:
         return Capabilities()
+    if isinstance(platform, Platform):
+        return _from_hw_info(platform)
     info = getattr(platform, "info", None)
     if callable(info):
         pi = info()
         nesting = member_of(NestingSupport, str(pi.nesting), "nesting")
-        return Capabilities(bool(pi.map_unmap), bool(pi.pgtable_binding), bool(pi.pasid_table_binding), nesting)
+        return Capabilities(bool(pi.map_unmap), bool(pi.pgtable_binding), bool(pi.pasid_table_binding), nesting,
+                            bool(getattr(pi, "dirty_tracking", False)))
     declared_nesting = getattr(platform, "nesting", None)
     nesting = (member_of(NestingSupport, str(declared_nesting), "nesting")
                if str(declared_nesting) in {m.value for m in NestingSupport} else NestingSupport.SOFTWARE)

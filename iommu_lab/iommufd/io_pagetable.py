@@ -454,11 +454,11 @@ class IoPagetable:
         self.check_iova_alignment(new_align, what)
         self.check_reservable(aperture, what)
 
-    def add_device(self, device: Device, reservations: list[Reservation]) -> None:
+    def add_device(self, device: Device, reservations: list[Reservation], *, force_writeable: bool = False) -> None:
         """Commit an attach whose checks passed: make and fill the device's domain (which may
         still fail, leaving nothing behind), then add the device and its reservations."""
-        table = self.domains.new_table(device, self.index, huge_pages=self._huge_pages)
-        self.domains.add(device, table)
+        table = self.domains.new_table(device, self.index, huge_pages=self._huge_pages, force_writeable=force_writeable)
+        self.domains.add(device, table, force_writeable=force_writeable)
         self._add_reserved(reservations)
         self._recalculate()
 

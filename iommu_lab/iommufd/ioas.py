@@ -381,8 +381,9 @@ class IOAS:
         return res
 
     # -- devices -----------------------------------------------------------------------------
-    def attach(self, device: Device) -> None:
-        """Attach a device: reserve its regions, then add its domain.
+    def attach(self, device: Device, *, force_writeable: bool = False) -> None:
+        """Attach a device: reserve its regions, then add its domain (``force_writeable``: the
+        domain refuses read-only maps with EINVAL, as a VT-d nest parent does).
 
         Order as ``iommufd_hwpt_paging_alloc`` with immediate attach: (1) every reserved region
         except DIRECT_RELAXABLE, owner = device; one intersecting an area or an allowed range →
@@ -404,8 +405,8 @@ class IOAS:
             type1_attach_check(self.iopt, device, regions + aperture)
         else:
             self.iopt.check_add_device(device, regions, aperture)
-        self.iopt.add_device(device, regions + aperture)
-        self.history.append(AttachOp(device))
+        self.iopt.add_device(device, regions + aperture, force_writeable=force_writeable)
+        self.history.append(AttachOp(device, force_writeable))
 
     def detach(self, device: Union[Device, str]) -> None:
         """Detach: drop the reservations the device and its domain own, recompute the alignment
@@ -701,7 +702,7 @@ class IOAS:
                     "length": [a.length for a in areas],
                     "user_va": [a.user_va for a in areas],
                     "prot": [a.prot.text for a in areas],
-                    "pages": [a.pages.id for a in areas],
+                    "pages": _pages_column(areas),
                 },
                 hex_columns=["iova", "last", "length", "user_va"],
             )
@@ -754,3 +755,23 @@ class IOAS:
     plot = display.plot
 
     _repr_html_ = display.html
+
+
+def _pages_column(areas: Sequence[Area]) -> list[str]:
+    """What pins each area's memory, in words: the CPU pages of its ``iopt_pages`` (the whole
+    pinned object, which a COPY shares with its source), whether they were pinned writable, and
+    how many other areas share them."""
+    users: dict[int, int] = {}
+    for a in areas:
+        users[id(a.pages)] = users.get(id(a.pages), 0) + 1
+    out = []
+    for a in areas:
+        p = a.pages
+        n = p.length // PAGE_SIZE
+        text = f"{n} page{'s' if n != 1 else ''} ({fmt_size(p.length)}) {'rw' if p.writable else 'ro'}"
+        others = users[id(p)] - 1
+        if others:
+            text += f", shared with {others} other area{'s' if others != 1 else ''}"
+        out.append(text)
+    return out
+

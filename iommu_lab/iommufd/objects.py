@@ -298,7 +298,14 @@ class HwptPaging(Obj):
         self.fault_id = fault_id
         #: The name the domain's aperture reservations are owned by in the IOAS.
         self.pseudo = pseudo
-        self.dirty_enabled = False
+        #: The domain's dirty tracking (a ``pagetable.dirty.DirtyTracker`` over its table) when
+        #: allocated with DIRTY_TRACKING and the IOAS keeps page tables; None otherwise.
+        self.tracker: Any = None
+
+    @property
+    def dirty_enabled(self) -> bool:
+        """Whether IOMMU_HWPT_SET_DIRTY_TRACKING has switched hardware updates on."""
+        return bool(self.tracker is not None and self.tracker.enabled)
 
     @property
     def nest_parent(self) -> bool:
@@ -314,7 +321,8 @@ class HwptPaging(Obj):
 
     @property
     def detail(self) -> str:
-        return ("auto " if self.auto_domain else "") + f"flags {self.flags.text}; {self.driver.name}"
+        dirty = ("; dirty tracking " + ("on" if self.dirty_enabled else "off")) if self.flags & HwptFlag.DIRTY_TRACKING else ""
+        return ("auto " if self.auto_domain else "") + f"flags {self.flags.text}; {self.driver.name}" + dirty
 
 
 class HwptNested(Obj):

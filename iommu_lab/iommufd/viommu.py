@@ -1,7 +1,8 @@
 """IOMMU_VIOMMU_ALLOC and IOMMU_VDEVICE_ALLOC: a per-VM slice of a physical IOMMU and the
 virtual-id -> device table it keeps.
 
-Mirrors drivers/iommu/iommufd/viommu.c. ``iommufd_viommu_alloc_ioctl``: ``flags`` != 0 or type
+Mirrors drivers/iommu/iommufd/viommu.c. Both ioctls arrived in 6.13; an older kernel has no op
+for them and ``iommufd_fops_ioctl`` answers ENOTTY. ``iommufd_viommu_alloc_ioctl``: ``flags`` != 0 or type
 DEFAULT → EOPNOTSUPP; ``dev_id`` not a device → ENOENT; the driver has no vIOMMU of that type
 (``get_viommu_size`` answers 0) → EOPNOTSUPP; ``hwpt_id`` not a HWPT_PAGING → ENOENT
 (``iommufd_get_hwpt_paging``); the HWPT not a nest parent → EINVAL; then the driver's
@@ -27,8 +28,8 @@ def check_viommu_alloc(ctx: Any, dev_id: int, hwpt_id: int, vtype: ViommuType, f
     """Every check of IOMMU_VIOMMU_ALLOC in the kernel's order (see the module docstring)."""
     what = f"VIOMMU_ALLOC (dev_id={dev_id}, hwpt_id={hwpt_id}, type={vtype.name})"
     if not ctx.kernel.has(6, 13):
-        raise IommuError("EOPNOTSUPP", f"{what}: IOMMU_VIOMMU_ALLOC arrived in 6.13; kernel {ctx.kernel.value} "
-                         "has no such ioctl")
+        raise IommuError("ENOTTY", f"{what}: IOMMU_VIOMMU_ALLOC arrived in 6.13; kernel {ctx.kernel.value} "
+                         "has no such ioctl (iommufd_fops_ioctl finds no op for it)")
     if flags or vtype is ViommuType.DEFAULT:
         why = f"flags {flags:#x} must be 0" if flags else "type DEFAULT allocates nothing; name the driver's type"
         raise IommuError("EOPNOTSUPP", f"{what}: {why} (iommufd_viommu_alloc_ioctl)")
@@ -55,8 +56,8 @@ def check_vdevice_alloc(ctx: Any, viommu_id: int, dev_id: int, virt_id: int) -> 
     """Every check of IOMMU_VDEVICE_ALLOC in the kernel's order (see the module docstring)."""
     what = f"VDEVICE_ALLOC (viommu_id={viommu_id}, dev_id={dev_id}, virt_id={virt_id:#x})"
     if not ctx.kernel.has(6, 13):
-        raise IommuError("EOPNOTSUPP", f"{what}: IOMMU_VDEVICE_ALLOC arrived in 6.13; kernel {ctx.kernel.value} "
-                         "has no such ioctl")
+        raise IommuError("ENOTTY", f"{what}: IOMMU_VDEVICE_ALLOC arrived in 6.13; kernel {ctx.kernel.value} "
+                         "has no such ioctl (iommufd_fops_ioctl finds no op for it)")
     if virt_id < 0 or virt_id > U64_MAX:
         raise IommuError("EINVAL", f"{what}: virt_id must fit 64 bits (iommufd_vdevice_alloc_ioctl)")
     viommu = ctx.objects_by_id.get(viommu_id)

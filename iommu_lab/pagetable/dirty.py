@@ -36,7 +36,7 @@ from iommu_lab.hardware.formats import EntryKind
 from iommu_lab.pagetable.walker import Tables, offset_of, walk_range
 
 __all__ = ["DIRTY_TRACKING_ENABLE", "GET_DIRTY_BITMAP_NO_CLEAR", "MAX_BITMAP_BITS", "DirtyBitmap",
-           "DirtyTracker", "record_writes"]
+           "DirtyTracker", "check_iova_range", "record_writes"]
 
 _U64 = np.uint64
 #: ``IOMMU_HWPT_DIRTY_TRACKING_ENABLE`` and ``IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR``.
@@ -91,6 +91,30 @@ def _u64_arg(value, name: str) -> int:
     if value > U64_MAX:
         raise IommuError("EOVERFLOW", f"{name} = {value:#x} does not fit the __u64 field")
     return value
+
+
+def check_iova_range(iova, length, page_size, iova_alignment: int) -> tuple[int, int, int]:
+    """``iommufd_check_iova_range``: returns (iova, last, page_size) or raises (EOVERFLOW for a
+    wrap, EINVAL for misalignment to ``iova_alignment`` or ``page_size``, or ``page_size`` 0)."""
+    iova, length, page_size = (_u64_arg(v, n) for v, n in ((iova, "iova"), (length, "length"), (page_size, "page_size")))
+    last = iova + ((length - 1) & U64_MAX)
+    if last > U64_MAX:
+        raise IommuError("EOVERFLOW", f"iova {fmt_addr(iova)} + length {length:#x} - 1 wraps past 2^64 "
+                                      "(iommufd_check_iova_range: check_add_overflow)")
+    end = (last + 1) & U64_MAX
+    a = iova_alignment
+    if iova & (a - 1) or end & (a - 1):
+        raise IommuError("EINVAL", f"[{fmt_addr(iova)}, {fmt_addr(last)}] is not aligned to the IOAS "
+                                   f"alignment {fmt_size(a)} (iommufd_check_iova_range)")
+    if not page_size:
+        raise IommuError("EINVAL", "page_size 0: the bitmap needs a page size (iommufd_check_iova_range)")
+    if iova & (page_size - 1) or end & (page_size - 1):
+        raise IommuError("EINVAL", f"[{fmt_addr(iova)}, {fmt_addr(last)}] is not a whole number of "
+                                   f"{page_size:#x}-byte pages (iommufd_check_iova_range)")
+    if page_size & (page_size - 1):
+        raise IommuError("EINVAL", f"page_size {page_size:#x} is not a power of two; iova_bitmap counts pages "
+                                   "of 1 << __ffs(page_size), which would misplace every bit")
+    return iova, last, page_size
 
 
 class DirtyTracker:
@@ -197,6 +221,11 @@ class DirtyTracker:
                     mem.scatter(addrs, sch.clear_dirty(raw))
         return sorted(out)
 
+    def dirty_leaves(self) -> list[tuple[int, int]]:
+        """Every leaf that reads dirty now, as (leaf iova, size), without clearing anything."""
+        fmt = self.table.fmt
+        return self._read_and_clear(fmt.va_base, fmt.input_ranges[-1].last, False)
+
     # ---------------------------------------------------------------- uAPI
     def set_dirty_tracking(self, enable: bool = True, *, flags: int | None = None, reserved: int = 0) -> None:
         """IOMMU_HWPT_SET_DIRTY_TRACKING: ``flags`` (default from ``enable``) may hold only
@@ -214,26 +243,9 @@ class DirtyTracker:
         self.enabled = on
 
     def check_iova_range(self, iova, length, page_size) -> tuple[int, int, int]:
-        """``iommufd_check_iova_range``: returns (iova, last, page_size) or raises."""
-        iova, length, page_size = (_u64_arg(v, n) for v, n in ((iova, "iova"), (length, "length"), (page_size, "page_size")))
-        last = iova + ((length - 1) & U64_MAX)
-        if last > U64_MAX:
-            raise IommuError("EOVERFLOW", f"iova {fmt_addr(iova)} + length {length:#x} - 1 wraps past 2^64 "
-                                          "(iommufd_check_iova_range: check_add_overflow)")
-        end = (last + 1) & U64_MAX
-        a = self.iova_alignment
-        if iova & (a - 1) or end & (a - 1):
-            raise IommuError("EINVAL", f"[{fmt_addr(iova)}, {fmt_addr(last)}] is not aligned to the IOAS "
-                                       f"alignment {fmt_size(a)} (iommufd_check_iova_range)")
-        if not page_size:
-            raise IommuError("EINVAL", "page_size 0: the bitmap needs a page size (iommufd_check_iova_range)")
-        if iova & (page_size - 1) or end & (page_size - 1):
-            raise IommuError("EINVAL", f"[{fmt_addr(iova)}, {fmt_addr(last)}] is not a whole number of "
-                                       f"{page_size:#x}-byte pages (iommufd_check_iova_range)")
-        if page_size & (page_size - 1):
-            raise IommuError("EINVAL", f"page_size {page_size:#x} is not a power of two; iova_bitmap counts pages "
-                                       "of 1 << __ffs(page_size), which would misplace every bit")
-        return iova, last, page_size
+        """``iommufd_check_iova_range`` against this domain's IOAS alignment (see
+        :func:`check_iova_range`)."""
+        return check_iova_range(iova, length, page_size, self.iova_alignment)
 
     def get_dirty_bitmap(self, iova, length, page_size, flags: int = 0, *, reserved: int = 0) -> DirtyBitmap:
         """IOMMU_HWPT_GET_DIRTY_BITMAP over ``[iova, iova + length)`` with one bit per ``page_size``.
