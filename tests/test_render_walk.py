@@ -107,7 +107,7 @@ def test_a_fault_is_marked_at_the_level_where_it_happened_with_its_reason(vtd):
     assert [r.fault for r in d.rows] == [False, False, False, True]
     assert d.rows[-1].category == "walk-fault"
     assert [f.level for f in d.fields if f.fault] == [0]
-    assert d.result_text == "FAULT at SL-PTE (level 0): not present"
+    assert d.result_text == "FAULT at SL-PTE: not present"
     fig = render.walk(w)
     ax = fig.axes[0]
     fault_chip = [p for p in ax.patches if p.get_gid() == "walk:row-level"][-1]
@@ -169,7 +169,7 @@ def test_walk_text_lists_the_same_rows_and_the_fault(vtd):
     out = render.walk_text(vtd.walk(0x7F_1230_0000))
     assert "SL-PML4E [47:39]" in out and "<- fault here" in out
     assert "0x0000_0000_1000_1003" in out
-    assert "!! FAULT at SL-PTE (level 0): not present" in out
+    assert "!! FAULT at SL-PTE: not present" in out
     ok = render.walk_text(vtd.walk(0x7F_1234_5678))
     assert "=> PA 0x2_0000_0678" in ok
 

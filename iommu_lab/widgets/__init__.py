@@ -11,6 +11,7 @@ explorer               what it lets you poke at
 ``NestingExplorer``    stage 1 over stage 2: the 2-D walk reference by reference, costs
 ``PlatformExplorer``   several platforms: GET_INFO side by side, layouts on one axis
 ``ReplayExplorer``     a DMA trace: platform, page sizes, flush policy, IOTLB size
+``MigrationExplorer``  pre-copy live migration: write rate, memory, link, downtime budget
 =====================  ==================================================================
 
 The explorers hold no IOMMU logic: they parse inputs, call model methods, show a refused
@@ -22,7 +23,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["LayoutExplorer", "NestingExplorer", "PlatformExplorer", "ReplayExplorer", "WalkExplorer"]
+__all__ = [
+    "LayoutExplorer", "MigrationExplorer", "NestingExplorer", "PlatformExplorer", "ReplayExplorer", "WalkExplorer",
+]
 
 _HOMES = {
     "LayoutExplorer": ".layout",
@@ -30,6 +33,7 @@ _HOMES = {
     "NestingExplorer": ".nesting",
     "PlatformExplorer": ".platforms",
     "ReplayExplorer": ".replay",
+    "MigrationExplorer": ".migration",
     "AddressInput": ".common",
     "ErrorView": ".common",
     "FigureView": ".common",
