@@ -249,6 +249,8 @@ _register_replay_figures()
 #: Figure kinds other renderer modules add: ``(module, function)``; the function is called with
 #: ``add`` and registers that module's gallery entries. One line per module.
 KINDS: list[tuple[str, str]] = [
+    ("iommu_lab.render.census", "gallery"),
+    ("iommu_lab.render.migration", "gallery"),
 ]
 
 
