@@ -53,7 +53,7 @@ def heat_data(obj) -> HeatData:
 
 
 def _heat_size(data: HeatData) -> tuple[float, float]:
-    return (9.0, 1.2 + 1.6 * len(data.labels))
+    return (_style.FIG_WIDTH, 1.2 + 1.6 * len(data.labels))
 
 
 def _size_ticks(ax, lo: int, hi: int, th) -> None:
@@ -124,7 +124,7 @@ def rounds_data(obj) -> RoundsData:
 
 
 def _rounds_size(data: RoundsData) -> tuple[float, float]:
-    return (9.0, 4.2)
+    return (_style.FIG_WIDTH, 4.2)
 
 
 def draw_rounds(ax, data: RoundsData, th, *, owns_figure: bool) -> dict[str, Any]:
