@@ -210,7 +210,7 @@ def nested_walk_data(nw: Any, *, title: str | None = None,
 # -- drawing -----------------------------------------------------------------------------------
 def _size(data: NestedData, *, legend: bool = True) -> tuple[float, float]:
     extra = (0.9 if data.pasid_cells else 0.0) + (0.55 if data.fault_records else 0.0)
-    return (min(_style.FIG_WIDTH, 2.4 + 1.4 * data.cols), 3.0 + 1.05 * data.rows + 1.3 * extra)
+    return (min(_style.FIG_WIDTH, 2.4 + 1.4 * data.cols), 2.7 + 1.0 * data.rows + 0.8 * extra)
 
 
 def nested_walk(nw: Any, *, ax=None, filename: str | os.PathLike | None = None, style: str = "light",
@@ -347,7 +347,8 @@ def draw_nested_walk(ax, data: NestedData, th: _style.Theme, *, owns_figure: boo
     lines = [data.result_text] + ([data.fault_text] if data.fault_text else []) + data.fault_records
     ax.text(-1.9, yb - 0.55, "\n".join(lines), ha="left", va="top", fontsize=th.small_size, color=th.foreground,
             gid="nested:result", wrap=False)
-    bottom = yb - 0.65 - 0.3 * sum(1 + x.count("\n") for x in lines)
+    # About one 10 pt line per 0.2 data units at the default size: no blank band above the legend.
+    bottom = yb - 0.6 - 0.2 * sum(1 + x.count("\n") for x in lines)
     right = data.cols * (W + GAP) + (1.6 if data.fault_cell else 0.2)
     ax.set_xlim(-1.95, right)
     ax.set_ylim(bottom, top + 0.05)
