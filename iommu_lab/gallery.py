@@ -183,21 +183,26 @@ def example_workload():
     return Workload.pc_guest("8G")
 
 
+def _nested_figure(n, iova: int, style: str):
+    from iommu_lab.render.nested import nested_walk
+
+    return nested_walk(n.walk(iova), style=style, formats=(n.stage1.fmt, n.stage2.fmt))
+
+
 COMPARE_PLATFORMS = ("intel-vtd-48", "amd-v1", "arm-smmuv3-48", "power9-pseries", "riscv-sv48", "virtio-iommu-q35")
 
 
 def _register_table_figures() -> None:
     from iommu_lab.render.compare import compare
-    from iommu_lab.render.nested import nested_walk
     from iommu_lab.render.pagetable import pagetable
     from iommu_lab.render.walk import walk
 
     add("walk-vtd-4k", lambda style: walk(example_pagetable().walk(0x1_0000_1678), style=style))
     add("walk-vtd-1g", lambda style: walk(example_pagetable().walk(0x80_0123_4567), style=style))
     add("walk-vtd-fault", lambda style: walk(example_pagetable().walk(0x7F_1230_0000), style=style))
-    add("nested-4x4", lambda style: nested_walk(example_nested().walk(0x4000_0123), style=style))
-    add("nested-guest-fault", lambda style: nested_walk(example_nested().walk(0x5000_0000), style=style))
-    add("nested-eager-1g-s2", lambda style: nested_walk(example_nested("eager").walk(0x4000_0123), style=style))
+    add("nested-4x4", lambda style: _nested_figure(example_nested(), 0x4000_0123, style))
+    add("nested-guest-fault", lambda style: _nested_figure(example_nested(), 0x5000_0000, style))
+    add("nested-eager-1g-s2", lambda style: _nested_figure(example_nested("eager"), 0x4000_0123, style))
     add("pagetable-mixed", lambda style: pagetable(example_pagetable(), style=style))
     add("pagetable-8g-4k", lambda style: pagetable(example_big_pagetable(), style=style))
     add("compare-8g-guest", lambda style: compare(COMPARE_PLATFORMS, example_workload(), style=style))
@@ -244,6 +249,8 @@ _register_replay_figures()
 #: Figure kinds other renderer modules add: ``(module, function)``; the function is called with
 #: ``add`` and registers that module's gallery entries. One line per module.
 KINDS: list[tuple[str, str]] = [
+    ("iommu_lab.render.census", "gallery"),
+    ("iommu_lab.render.migration", "gallery"),
 ]
 
 

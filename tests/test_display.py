@@ -41,8 +41,10 @@ from iommu_lab.nesting.explain import lookup as guest_lookup
 from iommu_lab.nesting.nested import Nested, NestParent
 from iommu_lab.nesting.pasid import AmdGcr3Table, Pgtt, SmmuCdTable, VtdPasidTable
 from iommu_lab.nesting.shadow import DmaPattern, ShadowNesting
+from iommu_lab.pagetable.census import Periodic, table_census
 from iommu_lab.pagetable.memory import PhysicalMemory
 from iommu_lab.pagetable.table import PageTable
+from iommu_lab.review.migration import DirtyRate, Writes, migrate
 from iommu_lab.review.workload import Workload, table_tree
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -165,6 +167,11 @@ def _examples() -> dict[str, Callable[[World], Any]]:
         "VtdPasidTable": lambda w: w.vtd_pasid,
         "SmmuCdTable": lambda w: w.smmu_cds,
         "AmdGcr3Table": lambda w: w.amd_gcr3,
+        "Periodic": lambda w: Periodic(0, 4096, 2 * MiB, 4096),
+        "TableCensus": lambda w: table_census("vtd-ss-4level", Periodic(0, 4096, 2 * MiB, 4096)),
+        "DirtyRate": lambda w: DirtyRate(1000, 1 << 30),
+        "Writes": lambda w: Writes.synthetic(1000, 1 << 30),
+        "Migration": lambda w: migrate(DirtyRate(1000, 1 << 30), memory=1 << 30, bandwidth=1e9),
         "PasidLookup": lambda w: w.vtd_pasid.resolve(0x40),
         "IOAS": lambda w: w.ioas,
         "Area": lambda w: w.area,

@@ -14,7 +14,7 @@ from iommu_lab.core.bits import Field, FieldTable
 from iommu_lab.core.perm import Perm
 from iommu_lab.hardware import formats
 from iommu_lab.hardware.formats import DecodedEntry, EntryKind, Format, UnmapPolicy, parse_perm
-from iommu_lab.pagetable.census import TableTree, table_tree
+from iommu_lab.pagetable.census import Periodic, TableCensus, TableTree, table_census, table_tree
 from iommu_lab.pagetable.memory import HostMemory, PhysicalMemory
 from iommu_lab.pagetable.result import (
     Reference,
@@ -45,10 +45,12 @@ __all__ = [
     "HostMemory",
     "Mapping",
     "PageTable",
+    "Periodic",
     "Perm",
     "PhysicalMemory",
     "Reference",
     "TableFetchError",
+    "TableCensus",
     "TablePage",
     "TableTree",
     "TranslatedBatch",
@@ -62,6 +64,7 @@ __all__ = [
     "parse_perm",
     "pgsize_runs",
     "pgsize_split",
+    "table_census",
     "table_tree",
     "translate",
     "walk",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from iommu_lab.render import faults as faults  # noqa: F401  (registers the fault figure)
 from iommu_lab.render import reprs  # noqa: F401  (registers every model's HTML view)
+from iommu_lab.render.census import census
 from iommu_lab.render.compare import compare, compare_table
 from iommu_lab.render.draw import draw
 from iommu_lab.render.layout import layout
@@ -24,6 +25,6 @@ from iommu_lab.render.style import save
 from iommu_lab.render.text import layout_text, nested_walk_text, walk_text
 from iommu_lab.render.walk import walk
 
-__all__ = ["compare", "compare_table", "draw", "layout", "layout_text", "migration_heat",
+__all__ = ["census", "compare", "compare_table", "draw", "layout", "layout_text", "migration_heat",
            "migration_rounds", "nested_walk", "nested_walk_text", "object_graph", "object_graph_text",
            "pagetable", "replay", "save", "walk", "walk_text"]

@@ -20,7 +20,7 @@ import numpy as np
 
 from iommu_lab.core.ranges import fmt_size
 from iommu_lab.render import style as _style
-from iommu_lab.render.draw import Renderer, figure
+from iommu_lab.render.draw import Renderer, figure, register
 from iommu_lab.review.migration import Migration
 
 __all__ = ["HeatData", "RoundsData", "heat_data", "migration_heat", "migration_rounds", "rounds_data"]
@@ -53,7 +53,7 @@ def heat_data(obj) -> HeatData:
 
 
 def _heat_size(data: HeatData) -> tuple[float, float]:
-    return (9.0, 1.2 + 1.6 * len(data.labels))
+    return (_style.FIG_WIDTH, 1.2 + 1.6 * len(data.labels))
 
 
 def _size_ticks(ax, lo: int, hi: int, th) -> None:
@@ -94,7 +94,8 @@ def migration_heat(obj, *, style: str = "light", figsize: tuple[float, float] | 
     data = heat_data(obj)
     th = _style.theme(style)
     with _style.rc_context(th):
-        fig = Figure(figsize=figsize or _heat_size(data), layout="constrained")
+        size = figsize or tuple(x * th.scale for x in _heat_size(data))  # "slides" draws it larger
+        fig = Figure(figsize=size, layout="constrained")
         fig.set_facecolor(th.background)
         panels = list(np.atleast_1d(fig.subplots(len(data.labels), 1, sharex=True, squeeze=False)[:, 0]))
         for p in panels:
@@ -123,7 +124,7 @@ def rounds_data(obj) -> RoundsData:
 
 
 def _rounds_size(data: RoundsData) -> tuple[float, float]:
-    return (9.0, 4.2)
+    return (_style.FIG_WIDTH, 4.2)
 
 
 def draw_rounds(ax, data: RoundsData, th, *, owns_figure: bool) -> dict[str, Any]:
@@ -173,3 +174,21 @@ def migration_rounds(obj, **kwargs: Any):
     """Bytes sent per round, one bar series per run, with the downtime budget; returns the Figure."""
     return figure(ROUNDS, _runs(obj), **kwargs).figure
 
+
+register(migration_heat, "mpl", Migration)
+register(lambda m, **_kw: str(m), "text", Migration)
+
+
+def _example_runs() -> list[Migration]:
+    """A device writing 20,000 pages a second over 1 GiB of a 4 GiB guest, on a 10 Gbit/s link:
+    4 KiB and 2 MiB leaves with IOMMU dirty tracking, and VFIO type1."""
+    from iommu_lab.review.migration import DirtyRate, migrate
+
+    src, kw = DirtyRate(20_000, 1 << 30), dict(memory=4 << 30, bandwidth=10e9 / 8, downtime=0.3, max_rounds=12)
+    return [migrate(src, leaf=4096, **kw), migrate(src, leaf=2 << 20, **kw), migrate(src, type1=True, **kw)]
+
+
+def gallery(add: Any) -> None:
+    """Gallery entries: bytes per round and the dirty heat of the same three runs."""
+    add("migration-rounds", lambda style: migration_rounds(_example_runs(), style=style))
+    add("migration-heat", lambda style: migration_heat(_example_runs()[:2], style=style))

@@ -27,7 +27,10 @@ from iommu_lab.core.ranges import fmt_addr, fmt_size
 from iommu_lab.nesting import NestedWalk, RefRole, nested_walk_refs
 from iommu_lab.render.draw import Renderer, figure, register
 
-__all__ = ["nested_walk", "draw_nested_walk", "NESTED_WALK", "nested_walk_data", "NestedData", "GridCell"]
+__all__ = [
+    "nested_walk", "draw_nested_walk", "NESTED_WALK", "nested_walk_data", "NestedData", "GridCell", "grid_labels",
+    "level_namer",
+]
 
 _style.register_category("nested-s1", "stage-1 reference (guest table)", _style.OKABE_ITO["orange"], "", "nested")
 _style.register_category("nested-s2", "stage-2 reference (host table)", _style.OKABE_ITO["sky"], "//", "nested")
@@ -87,40 +90,43 @@ class NestedData:
 
 
 
-def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
-    """What ``nested_walk(nw)`` draws, as plain data (no matplotlib)."""
-    n, m = nw.n, nw.m
-    grid_refs = [(k, r) for k, r in enumerate(nw.refs, start=1) if r.row >= 0]
-    rows = max([r.row for _, r in grid_refs] + [n]) + 1
-    cols = max([r.col for _, r in grid_refs] + [m]) + 1
-    last_k = len(nw.refs) if nw.refs else 0
-    fault = nw.fault
+def level_namer(nw: Any, formats: tuple[Any, Any] | None = None):
+    """``name(stage, level)``: the specification's name of a level (``S1 L0``, ``S2 SL-PDE``).
+
+    A level the walk read takes the name its reference carries (the format's ``level_name``), so
+    the figure, the explorer's grid and the walk's text name one reference alike; a level the
+    walk never reached takes its name from ``formats`` (stage-1, stage-2) when given, otherwise
+    its step from the root (``S1 step 2``), never an internal level number.
+    """
     names = {(int(r.stage), r.level): r.name for r in nw.refs if r.name}
+    depth = {1: nw.n, 2: nw.m}
 
-    def _level(stage: int, level: int) -> str:
-        # The spec's name for the level wherever the walk read one (S1 PML4E, S2 L1).
-        return f"S{stage} {names.get((stage, level)) or f'L{level}'}"
+    def name(stage: int, level: int) -> str:
+        known = names.get((stage, level))
+        if not known and formats is not None and formats[stage - 1] is not None:
+            known = formats[stage - 1].level_name(level)
+        return f"S{stage} {known}" if known else f"S{stage} step {depth[stage] - level}"
 
-    cells, pasid_cells = [], []
+    return name
+
+
+def grid_labels(nw: Any, formats: tuple[Any, Any] | None = None) -> tuple[list[str], list[str]]:
+    """The grid's row labels (each stage-1 table by name and GPA, then the output GPA) and
+    column labels (each stage-2 step by name, then the stage-1 entry read)."""
+    n, m = nw.n, nw.m
+    _level = level_namer(nw, formats)
+    rows = max([r.row for r in nw.refs if r.row >= 0] + [n]) + 1
+    cols = max([r.col for r in nw.refs if r.row >= 0] + [m]) + 1
     output_rows = {r.row for r in nw.refs if r.role is RefRole.OUTPUT_GPA}
-    for k, r in enumerate(nw.refs, start=1):
-        st = int(r.stage)
-        c = GridCell(r.row, r.col, k, st, r.level, r.address, r.raw, r.label, r.purpose, _STAGE_CAT[st],
-                     fault is not None and k == last_k)
-        (cells if r.row >= 0 else pasid_cells).append(c)
-    grid = np.zeros((rows, cols), dtype=np.int64)
-    for c in cells:
-        grid[c.row, c.col] = c.seq
-    # Row labels: the stage-1 table each row fetches (its GPA), the output GPA last.
-    row_labels = []
-    s1_by_row = {c.row: nw.refs[c.seq - 1] for c in cells if c.stage == 1}
-    s2_gpa = {}
-    for c in cells:
-        if c.stage == 2:
-            s2_gpa.setdefault(c.row, nw.refs[c.seq - 1].gpa)
+    s1_by_row = {r.row: r for r in nw.refs if r.row >= 0 and int(r.stage) == 1}
+    s2_gpa: dict[int, Any] = {}
+    for r in nw.refs:
+        if r.row >= 0 and int(r.stage) == 2:
+            s2_gpa.setdefault(r.row, r.gpa)
     # A large stage-1 leaf ends the stage-1 walk early: the output GPA is then translated in an
     # earlier row, and the rows below it are never reached.
     output_row = min(output_rows) if output_rows else rows - 1
+    row_labels = []
     for i in range(rows):
         if i == output_row:
             gpa = nw.gpa if nw.gpa is not None else s2_gpa.get(i)
@@ -136,6 +142,31 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
         else:
             row_labels.append(f"{_level(1, n - 1 - i)} table\n(not reached)")
     col_labels = [f"S2 step {j + 1}\n({_level(2, m - 1 - j)})" for j in range(cols - 1)] + ["S1 entry\nread"]
+    return row_labels, col_labels
+
+
+def nested_walk_data(nw: Any, *, title: str | None = None,
+                     formats: tuple[Any, Any] | None = None) -> NestedData:
+    """What ``nested_walk(nw)`` draws, as plain data (no matplotlib).
+
+    ``formats`` (stage-1, stage-2 ``Format``) names the levels a faulting walk never reached.
+    """
+    n, m = nw.n, nw.m
+    grid_refs = [(k, r) for k, r in enumerate(nw.refs, start=1) if r.row >= 0]
+    rows = max([r.row for _, r in grid_refs] + [n]) + 1
+    cols = max([r.col for _, r in grid_refs] + [m]) + 1
+    fault = nw.fault
+    last_k = len(nw.refs)
+    cells, pasid_cells = [], []
+    for k, r in enumerate(nw.refs, start=1):
+        st = int(r.stage)
+        c = GridCell(r.row, r.col, k, st, r.level, r.address, r.raw, r.label, r.purpose, _STAGE_CAT[st],
+                     fault is not None and k == last_k)
+        (cells if r.row >= 0 else pasid_cells).append(c)
+    grid = np.zeros((rows, cols), dtype=np.int64)
+    for c in cells:
+        grid[c.row, c.col] = c.seq
+    row_labels, col_labels = grid_labels(nw, formats)
     c = nw.counts
     formula = nested_walk_refs(n, m)
     totals = (f"{c['pagetable']} page-table reference{'s' if c['pagetable'] != 1 else ''}: "
@@ -179,11 +210,12 @@ def nested_walk_data(nw: Any, *, title: str | None = None) -> NestedData:
 # -- drawing -----------------------------------------------------------------------------------
 def _size(data: NestedData, *, legend: bool = True) -> tuple[float, float]:
     extra = (0.9 if data.pasid_cells else 0.0) + (0.55 if data.fault_records else 0.0)
-    return (min(_style.FIG_WIDTH, 2.4 + 1.4 * data.cols), 3.0 + 1.05 * data.rows + 1.3 * extra)
+    return (min(_style.FIG_WIDTH, 2.4 + 1.4 * data.cols), 2.7 + 1.0 * data.rows + 0.8 * extra)
 
 
 def nested_walk(nw: Any, *, ax=None, filename: str | os.PathLike | None = None, style: str = "light",
-                title: str | None = None, legend: bool = True, figsize: tuple[float, float] | None = None):
+                title: str | None = None, legend: bool = True, figsize: tuple[float, float] | None = None,
+                formats: tuple[Any, Any] | None = None):
     """Draw the 2-D grid of a nested walk with every reference numbered in hardware order.
 
     Parameters
@@ -198,13 +230,16 @@ def nested_walk(nw: Any, *, ax=None, filename: str | os.PathLike | None = None, 
     title : str, optional
     legend : bool
     figsize : (float, float), optional
+    formats : (Format, Format), optional
+        The stage-1 and stage-2 formats, to name levels a faulting walk never reached
+        (``nested.stage1.fmt, nested.stage2.fmt``).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     return figure(NESTED_WALK, nw, ax=ax, filename=filename, style=style, figsize=figsize, title=title,
-                  legend=legend).figure
+                  legend=legend, formats=formats).figure
 
 
 def _boxes(xy: list[tuple[float, float]], w: float, h: float) -> np.ndarray:
@@ -312,7 +347,8 @@ def draw_nested_walk(ax, data: NestedData, th: _style.Theme, *, owns_figure: boo
     lines = [data.result_text] + ([data.fault_text] if data.fault_text else []) + data.fault_records
     ax.text(-1.9, yb - 0.55, "\n".join(lines), ha="left", va="top", fontsize=th.small_size, color=th.foreground,
             gid="nested:result", wrap=False)
-    bottom = yb - 0.65 - 0.3 * sum(1 + x.count("\n") for x in lines)
+    # About one 10 pt line per 0.2 data units at the default size: no blank band above the legend.
+    bottom = yb - 0.6 - 0.2 * sum(1 + x.count("\n") for x in lines)
     right = data.cols * (W + GAP) + (1.6 if data.fault_cell else 0.2)
     ax.set_xlim(-1.95, right)
     ax.set_ylim(bottom, top + 0.05)

@@ -283,7 +283,7 @@ def draw_pagetable(ax, data: PagetableData, th: _style.Theme, *, owns_figure: bo
         ax.add_collection(coll)
         collections[band.level] = coll
         yticks.append(y)
-        ylabels.append(f"{band.name} (L{band.level})")
+        ylabels.append(band.name)
         ax.text(data.x_max * 0.995, y, band.label, ha="right", va="center", fontsize=th.small_size,
                 color=th.foreground, zorder=5, gid="pagetable:band-bytes",
                 bbox=dict(boxstyle="round,pad=0.2", facecolor=th.axes_background, edgecolor=th.grid, lw=0.5))

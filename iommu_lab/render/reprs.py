@@ -25,6 +25,7 @@ from iommu_lab.nesting.shadow import ShadowNesting
 from iommu_lab.pagetable.table import PageTable
 from iommu_lab.pagetable.walk import Walk
 from iommu_lab.render.html import table_html
+from iommu_lab.review.migration import Migration
 
 
 def _html_rangeset(obj: RangeSet) -> str:
@@ -257,6 +258,16 @@ def _html_whatif(obj: WhatIf) -> str:
                       text=f"{obj.question}\n{frame.to_string(index=False)}", max_rows=100)
 
 
+def _html_migration(obj: Migration) -> str:
+    rows = [
+        (int(r.round), fmt_size(int(r.bytes), approx=True), f"{r.seconds * 1e3:.1f} ms",
+         fmt_size(int(r.remaining), approx=True), "stop-and-copy" if r.stop_copy else "pre-copy")
+        for r in obj.rounds.itertuples(index=False)
+    ]
+    return table_html(obj.label, ("round", "sent", "time", "dirty after", "phase"), rows, text=str(obj),
+                      footer=str(obj), bad=not obj.converged, max_rows=20)
+
+
 for _cls, _builder in (
     (RangeSet, _html_rangeset),
     (Platform, _html_platform),
@@ -274,5 +285,6 @@ for _cls, _builder in (
     (Caches, _html_caches),
     (Replay, _html_replay),
     (WhatIf, _html_whatif),
+    (Migration, _html_migration),
 ):
     display.register(_cls, display.Output.HTML, _builder)

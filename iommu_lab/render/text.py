@@ -245,7 +245,7 @@ def walk_text(w: Any, width: int = 100) -> str:
     lines.append(head)
     for r in d.rows:
         mark = "!!" if r.fault else "  "
-        lines.append(f"{mark}{r.name + ' (L' + str(r.level) + ')':<16} {fmt_addr(r.table):<16} {r.index:>5}  "
+        lines.append(f"{mark}{r.name:<16} {fmt_addr(r.table):<16} {r.index:>5}  "
                      f"{r.raw_text:<21}  {r.decoded}")
         if r.fields:
             lines.append(f"  {'':<16} {'':<16} {'':>5}  {'':<21}  {r.fields}")

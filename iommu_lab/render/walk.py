@@ -171,10 +171,10 @@ def _row(f: Any, s: Any, fault: bool) -> WalkRow:
     if kind == "table":
         decoded = f"table -> {fmt_addr(e.address)}"
         if e.allows is not None:
-            decoded += f"  allows {e.allows}"
+            decoded += f"  allows {f.perm_text(e.allows)}"
         target = e.address
     elif kind == "leaf":
-        decoded = f"leaf: {fmt_size(e.size)} page at {fmt_addr(e.address)}  {e.perm}"
+        decoded = f"leaf: {fmt_size(e.size)} page at {fmt_addr(e.address)}  {e.perm_text or f.perm_text(e.perm)}"
         target = e.address
     elif kind == "empty":
         decoded = "not present"
@@ -218,10 +218,10 @@ def walk_data(w: Any, *, title: str | None = None) -> WalkData:
     if w.ok:
         r = w.result
         result_text = (f"PA {fmt_addr(r.pa)} = page {fmt_addr(r.page_base)} + offset {fmt_addr(r.pa - r.page_base)}"
-                       f"   ({fmt_size(r.size)} {f.level_name(r.level)} leaf, {r.perm})")
+                       f"   ({fmt_size(r.size)} {f.level_name(r.level)} leaf, {f.perm_text(r.perm)})")
         fault_text = ""
     else:
-        where = f" at {f.level_name(fault.level)} (level {fault.level})" if fault.level is not None else " before the first read"
+        where = f" at {f.level_name(fault.level)}" if fault.level is not None else " before the first read"
         result_text = f"FAULT{where}: {fault.reason.value}"
         fault_text = fault.message
     t = title or f"Walk of IOVA {fmt_addr(w.iova)} in {f.name}: {w.references} memory reference{'s' if w.references != 1 else ''}"
@@ -332,7 +332,7 @@ def draw_walk(ax, data: WalkData, th: _style.Theme, *, owns_figure: bool = True)
         # Level chip in the level's colour and hatch (the fault's when it faulted here).
         _rect(ax, X_LEVEL, y, X_TABLE - X_LEVEL - 0.8, h, r.category, th, gid="walk:row-level",
               lw=2.0 if r.fault else 0.8, edge=fault_face if r.fault else None)
-        ax.text((X_LEVEL + X_TABLE - 0.8) / 2, yc, f"{r.name} (L{r.level})", ha="center", va="center", fontsize=ss,
+        ax.text((X_LEVEL + X_TABLE - 0.8) / 2, yc, r.name, ha="center", va="center", fontsize=ss,
                 color=th.foreground, bbox=_label_box(th), zorder=4, gid="walk:row-name")
         # The rest of the row on a plain band (opaque), outlined in the fault colour on a fault.
         from matplotlib.patches import Rectangle

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from iommu_lab.core import display
 from iommu_lab.core.ranges import fmt_size
 
 __all__ = ["DirtyRate", "Migration", "Writes", "compare", "migrate"]
@@ -187,6 +188,9 @@ class Migration:
                if self.converged else f"did not converge in {len(self.rounds)} rounds "
                f"(remaining {fmt_size(int(self.rounds['remaining'].iloc[-1]), approx=True)})")
         return f"{self.label}: {end}; sent {fmt_size(self.total_bytes, approx=True)} in {self.total_seconds:.2f} s"
+
+    _repr_html_ = display.html
+    plot = display.plot
 
 
 

@@ -12,6 +12,7 @@ explorer               what it lets you poke at
 ``PlatformExplorer``   several platforms: GET_INFO side by side, layouts on one axis
 ``ReplayExplorer``     a DMA trace: platform, page sizes, flush policy, IOTLB size
 ``ObjectExplorer``     one /dev/iommu: allocate, attach, replace, destroy; the object graph
+``MigrationExplorer``  pre-copy live migration: write rate, memory, link, downtime budget
 =====================  ==================================================================
 
 The explorers hold no IOMMU logic: they parse inputs, call model methods, show a refused
@@ -23,8 +24,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["LayoutExplorer", "NestingExplorer", "ObjectExplorer", "PlatformExplorer", "ReplayExplorer",
-           "WalkExplorer"]
+__all__ = ["LayoutExplorer", "MigrationExplorer", "NestingExplorer", "ObjectExplorer",
+           "PlatformExplorer", "ReplayExplorer", "WalkExplorer"]
 
 _HOMES = {
     "LayoutExplorer": ".layout",
@@ -33,6 +34,7 @@ _HOMES = {
     "PlatformExplorer": ".platforms",
     "ReplayExplorer": ".replay",
     "ObjectExplorer": ".objects",
+    "MigrationExplorer": ".migration",
     "AddressInput": ".common",
     "ErrorView": ".common",
     "FigureView": ".common",

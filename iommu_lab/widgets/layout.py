@@ -26,6 +26,20 @@ __all__ = ["LayoutExplorer"]
 DEFAULT_PLATFORM = "intel-vtd-48"
 
 
+#: Area rows shown before the table says how many more there are.
+AREA_ROWS = 20
+
+
+def _areas_frame(ioas: Any) -> Any:
+    """``ioas.to_dataframe()`` with the pinned pages shown by their size, not their object id
+    (a COPY shares its source's pages: the same size, pinned once)."""
+    df = ioas.to_dataframe()
+    if "pages" in df.columns:
+        pinned = [fmt_size(a.pages.length) for a in ioas.areas]
+        df = df.drop(columns=["pages"]).assign(pinned=pinned)
+    return df
+
+
 def _ioas_class():
     # The model layer is imported when an explorer is built, not when this module is.
     from iommu_lab.iommufd.ioas import IOAS
@@ -142,6 +156,9 @@ class LayoutExplorer(W.VBox):
             semantics = getattr(getattr(ioas, "semantics", None), "value", semantics)
         self.ioas = ioas
         self._device_count = 0
+        self._quiet = False
+        #: (platform, semantics) the IOAS shown was made from (platform None: given by the caller).
+        self._shown = (picked, semantics)
 
         self.platform_picker = W.Dropdown(options=names, value=picked, description="platform")
         self.platform_picker.add_class("il-layout-platform")
@@ -272,8 +289,12 @@ class LayoutExplorer(W.VBox):
         self.status.value = f"<span class='il-layout-done'>{esc(text)}</span>"
         self.refresh()
 
+    def _failed(self) -> None:
+        """A refused action: the status of the one before no longer describes the IOAS."""
+        self.status.value = ""
+
     def _on_platform(self, change: dict) -> None:
-        if self.platform_picker.value is not None:
+        if not self._quiet and self.platform_picker.value is not None:
             self._on_new()
 
     def _on_new(self, _: Any = None) -> None:
@@ -286,14 +307,26 @@ class LayoutExplorer(W.VBox):
             )
         if out.ok:
             self.ioas = ioas
+            self._shown = (name, self.semantics_picker.value)
             self.device_picker.value = name
             self._done(f"new IOAS ({self.semantics_picker.value}) from platform {name}")
+            return
+        # Refused: the pickers go back to what the IOAS shown was made from, so its layout never
+        # stands under the refused platform's name; the last action's status no longer applies.
+        self._failed()
+        self._quiet = True
+        try:
+            self.platform_picker.value, self.semantics_picker.value = self._shown
+        finally:
+            self._quiet = False
 
     def _on_map(self, _: Any = None) -> None:
         with reporting(self.error) as out:
             length = self.length_input.parse()
             iova = self.iova_input.parse()
             area = self.ioas.map(length, iova, prot=self.prot_picker.value)
+        if not out.ok:
+            self._failed()
         if out.ok:
             self._done(
                 f"mapped [{fmt_addr(area.iova)}, {fmt_addr(area.last)}] "
@@ -307,12 +340,16 @@ class LayoutExplorer(W.VBox):
                 raise ValueError("enter the iova to unmap (e.g. '0x0')")
             length = self.length_input.parse()
             unmapped = self.ioas.unmap(iova, length)
+        if not out.ok:
+            self._failed()
         if out.ok:
             self._done(f"unmapped {fmt_size(unmapped)} at {fmt_addr(iova)}")
 
     def _on_unmap_all(self, _: Any = None) -> None:
         with reporting(self.error) as out:
             unmapped = self.ioas.unmap_all()
+        if not out.ok:
+            self._failed()
         if out.ok:
             self._done(f"unmapped everything ({fmt_size(unmapped)})")
 
@@ -322,6 +359,8 @@ class LayoutExplorer(W.VBox):
             if iova is None:
                 raise ValueError("enter the iova to look up (e.g. '0xfee0_0000')")
             found = self.ioas.lookup(iova)
+        if not out.ok:
+            self._failed()
         if out.ok:
             self.status.value = f"<span class='il-layout-done'>{esc(str(found))}</span>"
 
@@ -329,6 +368,8 @@ class LayoutExplorer(W.VBox):
         with reporting(self.error) as out:
             ranges = self.allow_input.parse()
             self.ioas.allow_iovas(ranges)
+        if not out.ok:
+            self._failed()
         if out.ok:
             self._done(f"allowed {', '.join(str(r) for r in ranges)}")
 
@@ -338,6 +379,8 @@ class LayoutExplorer(W.VBox):
             self._device_count += 1
             device = _catalogue.get(name).device(f"dev{self._device_count}")
             self.ioas.attach(device)
+        if not out.ok:
+            self._failed()
         if out.ok:
             self._done(f"attached {device.name} ({name})")
 
@@ -347,6 +390,8 @@ class LayoutExplorer(W.VBox):
             if device is None:
                 raise ValueError("no device is attached; attach one first")
             self.ioas.detach(device)
+        if not out.ok:
+            self._failed()
         if out.ok:
             self._done(f"detached {device.name}")
 
@@ -361,7 +406,8 @@ class LayoutExplorer(W.VBox):
         """Redraw the figure, the tables, the info and the attached-device list from the model."""
         self._redraw()
         self.table.value = frame_html(
-            self.ioas.to_dataframe(), f"areas ({len(self.ioas.areas)})", empty="no areas mapped"
+            _areas_frame(self.ioas), f"areas ({len(self.ioas.areas)})", empty="no areas mapped",
+            max_rows=AREA_ROWS,
         )
         self.reserved_table.value = frame_html(
             self.ioas.to_dataframe("reserved"), "reserved ranges", empty="nothing reserved"

@@ -77,7 +77,10 @@ class MigrationExplorer(W.VBox):
             runs.append(migrate(source, memory=memory, bandwidth=bandwidth, downtime=budget, type1=True,
                                 max_rounds=12))
         except (ValueError, TypeError) as exc:
+            # The table and figure were of other slider values: they go, the error says why.
             self.errors.show(exc)
+            self.table.value = ""
+            self.figure_view.clear()
             return
         rows = "".join(
             f"<tr><td>{esc(r.setup)}</td><td>{'yes' if r.converged else 'no'}</td><td>{r.rounds}</td>"

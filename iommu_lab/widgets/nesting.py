@@ -12,6 +12,7 @@ from iommu_lab.hardware.platform import platforms
 from iommu_lab.nesting.nested import Nested, nested_walk_refs
 from iommu_lab.nesting.shadow import DmaPattern, compare_costs
 from iommu_lab.render.html import CSS, esc, table_html
+from iommu_lab.render.nested import grid_labels
 from iommu_lab.render.nested import nested_walk as draw_nested_walk
 from iommu_lab.widgets.common import (
     AddressInput,
@@ -22,6 +23,7 @@ from iommu_lab.widgets.common import (
     not_replayed,
     reporting,
 )
+from iommu_lab.widgets.walk import common_first
 
 __all__ = ["DEFAULT_STAGE1", "DEFAULT_STAGE2", "DEMO_MAPPINGS", "NestingExplorer"]
 
@@ -44,23 +46,21 @@ _DONE = "background: var(--jp-brand-color3, #c3e1fa); color: var(--jp-ui-font-co
 _S1 = "background: var(--jp-warn-color3, #ffe0b2); color: var(--jp-ui-font-color0, #000);"
 
 
-def grid_html(nw: Any, current: int, fmt1: Any, fmt2: Any) -> str:
+def grid_html(nw: Any, current: int, fmt1: Any = None, fmt2: Any = None) -> str:
     """The 2-D walk grid: rows are stage-1 steps (then the output GPA), columns stage-2 steps
-    (then the stage-1 entry read); each cell holds the reference's order, ``current`` lit."""
+    (then the stage-1 entry read); each cell holds the reference's order, ``current`` lit.
+
+    Row and column names are the figure's (``render.nested.grid_labels``), so the grid, the
+    figure and the walk's text give one reference one name."""
     grid = nw.grid()
     rows, cols = grid.shape
-    s1_levels = list(range(fmt1.top_level, -1, -1))
-    s2_levels = list(range(fmt2.top_level, -1, -1))
+    row_labels, col_labels = grid_labels(nw, (fmt1, fmt2))
 
     def col_head(j: int) -> str:
-        if j == cols - 1:
-            return "S1 entry"
-        return f"S2 {fmt2.level_name(s2_levels[j])}" if j < len(s2_levels) else f"S2 #{j}"
+        return col_labels[j].replace("\n", " ")
 
     def row_head(i: int) -> str:
-        if i == rows - 1:
-            return "output GPA"
-        return f"S1 {fmt1.level_name(s1_levels[i])} table" if i < len(s1_levels) else f"S1 #{i}"
+        return row_labels[i].replace("\n", " ")
 
     head = "<tr><th></th>" + "".join(f"<th>{esc(col_head(j))}</th>" for j in range(cols)) + "</tr>"
     body = []
@@ -182,12 +182,15 @@ class NestingExplorer(W.VBox):
                 self._log.append(m)
         self.nested = nested
         self.walk: Any = None
+        self._walk_of: Any = None
+        self.stale = ""
+        self._summary_value = ""
         self.shadow: Any = None
         self._quiet = False
 
         names = formats.names()
-        stage1 = [n for n in names if formats.get(n).stage == 1]
-        stage2 = [n for n in names if formats.get(n).stage == 2]
+        stage1 = common_first([n for n in names if formats.get(n).stage == 1])
+        stage2 = common_first([n for n in names if formats.get(n).stage == 2])
         f1, f2 = nested.stage1.fmt.name, nested.stage2.fmt.name
         stage1 += [f1] if f1 not in stage1 else []
         stage2 += [f2] if f2 not in stage2 else []
@@ -335,12 +338,17 @@ class NestingExplorer(W.VBox):
             self.error.show(refused[0][1], note=not_replayed(refused, "guest map"))
 
     def _on_platform(self, change: dict) -> None:
-        if change["new"] == _NO_PLATFORM:
+        if self._quiet or change["new"] == _NO_PLATFORM:
             return
         with reporting(self.error) as out:
             nested = Nested.for_platform(change["new"])
         if out.ok:
             self._install(nested)
+            return
+        # Refused (no hardware nesting): the picker goes back to the pair still shown, so the
+        # old pair, grid and figure never stand under the refused platform's name.
+        self._set_quietly(self.platform_picker, change["old"])
+        self.error.show(out.error, note=f"still showing {self._pair_name()}")
 
     def _on_formats(self, change: dict) -> None:
         if self._quiet:
@@ -348,10 +356,23 @@ class NestingExplorer(W.VBox):
         with reporting(self.error) as out:
             nested = Nested.build(self.stage1_picker.value, self.stage2_picker.value)
         if out.ok:
-            self._quiet = True
-            self.platform_picker.value = _NO_PLATFORM
-            self._quiet = False
+            self._set_quietly(self.platform_picker, _NO_PLATFORM)
             self._install(nested)
+            return
+        # Refused pair: both pickers go back to the formats of the pair still shown.
+        self._set_quietly(self.stage1_picker, self.nested.stage1.fmt.name)
+        self._set_quietly(self.stage2_picker, self.nested.stage2.fmt.name)
+        self.error.show(out.error, note=f"still showing {self._pair_name()}")
+
+    def _set_quietly(self, picker: W.Dropdown, value: str) -> None:
+        self._quiet = True
+        try:
+            picker.value = value
+        finally:
+            self._quiet = False
+
+    def _pair_name(self) -> str:
+        return f"{self.nested.stage1.fmt.name} over {self.nested.stage2.fmt.name}"
 
     def _show_pair(self) -> None:
         self.pair_info.value = self.nested._repr_html_()
@@ -375,7 +396,13 @@ class NestingExplorer(W.VBox):
             shadow = self.nested.shadow()
             sw = shadow.walk(iova, access=self.access_picker.value)
         if not out.ok:
+            why = str(out.error) if out.error is not None else "the walk failed"
+            if self.walk is not None and self._walk_of is self.nested:
+                self.mark_stale(why)
+            else:
+                self.clear_walk(why)
             return
+        self._walk_of = self.nested
         self.walk, self.shadow = nw, shadow
         last = max(len(nw.refs) - 1, 0)
         with self.ref_slider.hold_trait_notifications():
@@ -383,17 +410,44 @@ class NestingExplorer(W.VBox):
             self.ref_slider.value = 0
         self.play.max = last
         self.play.value = 0
-        self.summary.value = self._summary_html(nw)
+        self.stale = ""
+        self._summary_value = self.summary.value = self._summary_html(nw)
         self.refs_table.value = nw._repr_html_()
         self.costs.value = self._costs_html(nw, shadow, sw)
         self._show_ref()
         self._redraw()
 
+    def mark_stale(self, why: str) -> None:
+        """Keep the last walk on this pair but mark it as not the one the boxes ask for."""
+        self.stale = why
+        self.summary.value = (
+            f"{CSS}<div class='il-repr'><div class='il-bad il-stale'>stale: still showing the walk of "
+            f"{esc(fmt_addr(self.walk.iova))}; {esc(why)}</div></div>" + self._summary_value
+        )
+
+    def clear_walk(self, why: str) -> None:
+        """Drop the shown walk (its IOVA or pair is no longer the one in the boxes) and say why
+        in its place: summary, grid, reference, figure, costs and table all go."""
+        self.walk = self.shadow = None
+        self.stale = ""
+        with self.ref_slider.hold_trait_notifications():
+            self.ref_slider.value = 0
+            self.ref_slider.max = 0
+        self.play.value = 0
+        self.play.max = 0
+        self.summary.value = f"{CSS}<div class='il-repr il-bad'>no walk on {esc(self._pair_name())}: {esc(why)}</div>"
+        for view in (self.grid_view, self.ref_view, self.refs_table, self.costs):
+            view.value = ""
+        self.prev_button.disabled = self.next_button.disabled = True
+        self._redraw()
+
     def _redraw(self) -> None:
         if self.walk is None:
+            self.figure_view.clear()
             self.figure_view.layout.display = "none"
             return
-        self.figure_view.show(draw_nested_walk(self.walk, style=self.style_picker.value))
+        fmts = (self.nested.stage1.fmt, self.nested.stage2.fmt)
+        self.figure_view.show(draw_nested_walk(self.walk, style=self.style_picker.value, formats=fmts))
         self.figure_view.layout.display = None
 
     def _summary_html(self, nw: Any) -> str:

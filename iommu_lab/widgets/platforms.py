@@ -140,6 +140,13 @@ class PlatformExplorer(W.VBox):
         close_tree(self)
 
     def _on_change(self, change: dict) -> None:
+        if change["owner"] is self.platform_picker and self.compare_table.value:
+            # The workload comparison was of the previous selection: clear it, say so.
+            self.compare_table.value = rows_html(
+                "workload comparison", ["platforms changed"], [],
+                footer="the selection changed; press 'Compare workload' to compare these platforms",
+            )
+            self.compare_view.clear()
         self.refresh()
 
     def refresh(self) -> None:
@@ -153,9 +160,8 @@ class PlatformExplorer(W.VBox):
             )
             self.figure_view.clear()
             return
-        with reporting(self.error):
+        with reporting(self.error) as out:
             chosen = [_catalogue.get(n) for n in names]
-            self.selected = chosen
             self.table.value = rows_html("GET_INFO", ["attribute"] + names, _info_rows(chosen))
             self.figure_view.show(
                 render.layout(
@@ -164,6 +170,12 @@ class PlatformExplorer(W.VBox):
                     title="permitted windows and reserved regions",
                 )
             )
+            self.selected = chosen
+        if not out.ok:
+            # Nothing of the previous selection stays under the new one.
+            self.selected = []
+            self.table.value = rows_html("GET_INFO", ["attribute"], [], footer="no comparison: see the error above")
+            self.figure_view.clear()
 
     def _on_compare(self, _: Any = None) -> None:
         from iommu_lab.review.workload import Workload
@@ -175,6 +187,8 @@ class PlatformExplorer(W.VBox):
             df = render.compare_table(self.selected, workload)
             fig = render.compare(self.selected, workload, style=self.style_picker.value)
         if not out.ok:
+            self.compare_table.value = ""
+            self.compare_view.clear()
             return
         rows = [
             [_cell(c, v) for c, v in zip(df.columns, row)] for row in df.itertuples(index=False)

@@ -15,7 +15,20 @@ from iommu_lab import render
 from iommu_lab.hardware.platform import platforms as _catalogue
 from iommu_lab.widgets.common import ErrorView, FigureView, close_tree, reporting, rows_html
 
-__all__ = ["ReplayExplorer"]
+__all__ = ["ReplayExplorer", "default_trace"]
+
+
+def default_trace() -> Any:
+    """A NIC receiving into fresh buffers (map, DMA, unmap per packet, as the DMA API does
+    without page recycling) beside an NVMe queue: its unmaps make strict and lazy flushing
+    differ (330 range invalidations strict, 3 domain flushes lazy on VT-d)."""
+    from iommu_lab.dma.trace import Trace, nic_rx_ring, storage_sg
+
+    return Trace.merge(
+        nic_rx_ring(300, gbps=25, recycle=False, seed=1),
+        storage_sg(30, segments=(1, 4), seed=2),
+        name="NIC RX + NVMe",
+    )
 
 #: Page-size policies offered; "platform" is the platform's own bitmap.
 PGSIZE_CHOICES = ("4K", "4K+2M", "platform")
@@ -41,7 +54,7 @@ class ReplayExplorer(W.VBox):
 
     Attributes
     ----------
-    trace : Trace
+    trace : Trace (default: :func:`default_trace`)
         The trace replayed (it must carry its map rows, as the generators' traces do).
     platform_picker : ipywidgets.Dropdown
         Catalogue platforms with a paging format.
@@ -61,8 +74,8 @@ class ReplayExplorer(W.VBox):
         The last run.
     """
 
-    def __init__(self, trace: Any, platform: str = "intel-vtd-48", **kwargs: Any) -> None:
-        self.trace = trace
+    def __init__(self, trace: Any = None, platform: str = "intel-vtd-48", **kwargs: Any) -> None:
+        self.trace = default_trace() if trace is None else trace
         names = [n for n in _catalogue.names() if "paging" in _catalogue.get(n).formats]
         self.platform_picker = W.Dropdown(options=names, value=platform, description="platform")
         self.platform_picker.add_class("il-replay-platform")
@@ -132,6 +145,7 @@ class ReplayExplorer(W.VBox):
                 raise ValueError(row["note"])
             self.result = w.runs[0]
         if not out.ok:
+            self.result = None
             self.summary.value = ""
             self.figure_view.clear()
             return

@@ -10,6 +10,7 @@ import ipywidgets as W
 from iommu_lab.core.ranges import fmt_addr, fmt_size
 from iommu_lab.hardware import formats
 from iommu_lab.hardware.formats import EntryKind
+from iommu_lab.hardware.platform import platforms
 from iommu_lab.pagetable import PageTable, PhysicalMemory
 from iommu_lab.render.html import CSS, esc
 from iommu_lab.render.walk import walk as draw_walk
@@ -24,7 +25,7 @@ from iommu_lab.widgets.common import (
     reporting,
 )
 
-__all__ = ["DEFAULT_FORMAT", "DEFAULT_IOVA", "DEMO_MAPPINGS", "WalkExplorer"]
+__all__ = ["DEFAULT_FORMAT", "DEFAULT_IOVA", "DEMO_MAPPINGS", "MAPPING_ROWS", "WalkExplorer", "common_first"]
 
 DEFAULT_FORMAT = "vtd-ss-4level"
 #: What a fresh explorer maps, so the first walk finds something: (iova, pa, size, prot).
@@ -35,6 +36,9 @@ DEMO_MAPPINGS: tuple[tuple[int, int, int, str], ...] = (
     (0x0040_0000, 0x5678_9000, 0x1000, "r"),
 )
 DEFAULT_IOVA = "0x1234"
+#: Mapping rows shown before the table says how many more there are (a 2 MiB mapping replayed
+#: on a 4 KiB-only format such as POWER TCE becomes 512 rows).
+MAPPING_ROWS = 12
 
 
 def new_table(name: str) -> Any:
@@ -51,12 +55,25 @@ def new_table(name: str) -> Any:
     return PageTable(fmt, PhysicalMemory(base, size))
 
 
+def common_first(names: Sequence[str]) -> list[str]:
+    """``names`` with the formats a catalogued platform uses first, in catalogue order (the
+    common case: ``arm-lpae-s1-4k-48bit`` before the 32-bit variant, ``amd-v1-dynamic`` before
+    the fixed-depth tables), then the rest in their registered order."""
+    used: list[str] = []
+    for p in platforms.names():
+        for n in platforms.get(p).formats.values():
+            if n in names and n not in used:
+                used.append(n)
+    return used + [n for n in names if n not in used]
+
+
 def _families(fmts: Sequence[Any]) -> dict[str, list[str]]:
-    """Format names grouped by the family their descriptor names (``Format.family``), in order."""
+    """Format names grouped by the family their descriptor names (``Format.family``), each
+    family's common format first (:func:`common_first`)."""
     out: dict[str, list[str]] = {}
     for f in fmts:
         out.setdefault(f.family, []).append(f.name)
-    return out
+    return {fam: common_first(names) for fam, names in out.items()}
 
 
 # -- HTML for one step (presentation only: every number comes from the format or the walk) -------
@@ -124,7 +141,7 @@ def _step_html(walk: Any, i: int) -> str:
     s = walk.steps[i]
     n = len(walk.steps)
     head = (
-        f"<div class='il-title'>step {i + 1} of {n}: {esc(s.name)} (level {s.level})</div>"
+        f"<div class='il-title'>step {i + 1} of {n}: {esc(s.name)}</div>"
         f"<div>table {esc(fmt_addr(s.table))} [index {s.index}] → entry at "
         f"{esc(fmt_addr(s.entry_address))}"
         + (
@@ -213,6 +230,9 @@ class WalkExplorer(W.VBox):
                 self._log.append(m)
         self.pt = pt
         self.walk: Any = None
+        self._walk_of: Any = None
+        self.stale = ""
+        self._summary_value = ""
         self._picking = False
         self._families = _families([formats.get(n) for n in formats.names()])
         name = pt.fmt.name
@@ -339,6 +359,15 @@ class WalkExplorer(W.VBox):
         # New options reset the value to the family's first format; that change rebuilds.
         self.format_picker.options = self._families[change["new"]]
 
+    def _show_format(self, name: str) -> None:
+        """Set both pickers to ``name`` without rebuilding."""
+        self._picking = True
+        try:
+            self.family_picker.value = self._family_of[name]
+            self.format_picker.value = name
+        finally:
+            self._picking = False
+
     def _on_format(self, change: dict) -> None:
         if not self._picking and change["new"] is not None:
             self._rebuild(change["new"])
@@ -350,6 +379,8 @@ class WalkExplorer(W.VBox):
         with reporting(self.error) as out:
             pt = new_table(name)
         if not out.ok:
+            # The pickers go back to the table still shown, so no name labels another's walk.
+            self._show_format(self.pt.fmt.name)
             return
         # Replay the mappings made here on the new table; report those the format refuses
         # (they stay in the log, so picking a format that takes them brings them back).
@@ -387,7 +418,8 @@ class WalkExplorer(W.VBox):
         )
         df = self.pt.to_dataframe("mappings")
         self.mappings_table.value = frame_html(
-            df, f"mappings in {fmt.name}", empty="nothing mapped"
+            df, f"mappings in {fmt.name} ({len(df)} row{'s' if len(df) != 1 else ''})",
+            empty="nothing mapped", max_rows=MAPPING_ROWS,
         )
 
     # -- walk -----------------------------------------------------------------------------
@@ -400,23 +432,56 @@ class WalkExplorer(W.VBox):
             iova = self.iova_input.parse()
             walk = self.pt.walk(iova, access=self.access_picker.value)
         if not out.ok:
+            why = str(out.error) if out.error is not None else "the walk failed"
+            if self.walk is not None and self._walk_of is self.pt:
+                self.mark_stale(why)
+            else:
+                self.clear_walk(why)
             return
+        self._walk_of = self.pt
         self.walk = walk
         n = max(len(walk.steps), 1)
         with self.step_slider.hold_trait_notifications():
             self.step_slider.max = n - 1
             self.step_slider.value = 0
         cls = "il-good" if walk.ok else "il-bad"
-        self.summary.value = (
+        access = {None: "no access checked", "r": "read checked", "w": "write checked"}[self.access_picker.value]
+        self.stale = ""
+        self._summary_value = self.summary.value = (
             f"{CSS}<div class='il-repr'><span class='il-title'>walk {esc(fmt_addr(walk.iova))} in "
-            f"{esc(walk.fmt.name)}</span> <span class='{cls}'>{esc(walk.summary())}</span></div>"
+            f"{esc(walk.fmt.name)} ({access})</span> <span class='{cls}'>{esc(walk.summary())}</span></div>"
         )
         self.steps_table.value = walk._repr_html_()
         self._show_step()
         self._redraw()
 
+    def mark_stale(self, why: str) -> None:
+        """Keep the last walk on this table but mark it as not the one the boxes ask for."""
+        self.stale = why
+        self.summary.value = (
+            f"{CSS}<div class='il-repr'><div class='il-bad il-stale'>stale: still showing the walk of "
+            f"{esc(fmt_addr(self.walk.iova))}; {esc(why)}</div></div>" + self._summary_value
+        )
+
+    def clear_walk(self, why: str) -> None:
+        """Drop the shown walk (it belongs to an IOVA or a table no longer in the boxes) and
+        say why in its place: summary, steps, step view and figure all go."""
+        self.walk = None
+        self.stale = ""
+        with self.step_slider.hold_trait_notifications():
+            self.step_slider.value = 0
+            self.step_slider.max = 0
+        self.summary.value = (
+            f"{CSS}<div class='il-repr il-bad'>no walk in {esc(self.pt.fmt.name)}: {esc(why)}</div>"
+        )
+        self.step_view.value = ""
+        self.steps_table.value = ""
+        self.prev_button.disabled = self.next_button.disabled = True
+        self._redraw()
+
     def _redraw(self) -> None:
         if self.walk is None:
+            self.figure_view.clear()
             self.figure_view.layout.display = "none"
             return
         self.figure_view.show(draw_walk(self.walk, style=self.style_picker.value))
