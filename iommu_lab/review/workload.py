@@ -62,9 +62,10 @@ _U64 = np.uint64
 #: ``"largest"`` (every size the platform advertises and the format can hold).
 POLICIES = ("4K", "largest")
 
-#: The most leaf entries :meth:`Workload.cost` builds in one table (2^25: a 128 GiB guest in
-#: 4 KiB pages, about 256 MiB of table pages). A larger workload is refused before any table
-#: page is allocated, naming the policy that would fit.
+#: The most leaf entries :meth:`Workload.cost` accepts in one table (2^25: a 128 GiB guest in
+#: 4 KiB pages, about 256 MiB of table pages had it been built). The cost is counted, not built,
+#: so this is the size of table a design review is meant to weigh, not a memory limit; a larger
+#: workload is refused, naming the policy that would fit.
 MAX_LEAVES = 1 << 25
 
 
@@ -197,7 +198,7 @@ class Workload:
         ------
         ValueError
             An unknown policy, or a workload that needs more than ``MAX_LEAVES`` leaf entries
-            under the policy (checked before any table page is allocated).
+            under the policy.
         IommuError
             ENOENT for an unknown platform name.
         """
@@ -381,7 +382,7 @@ def _check_policy(policy: Any) -> None:
 
 
 def _check_leaves(inside: RangeSet, bitmap: int, platform: str, policy: str) -> None:
-    """Refuse, before building it, a table of more than ``MAX_LEAVES`` leaf entries.
+    """Refuse a table of more than ``MAX_LEAVES`` leaf entries.
 
     An upper bound of ``iommu_map``'s page split (``iommu_pgsize``): per range, the bytes over
     the largest page plus, for each smaller size, the entries that can fill one larger page at
@@ -396,7 +397,7 @@ def _check_leaves(inside: RangeSet, bitmap: int, platform: str, policy: str) -> 
         raise ValueError(
             f"the workload needs about {leaves:,} leaf entries on {platform} with policy {policy!r} "
             f"({fmt_size(inside.size, approx=True)} in {fmt_size(sizes[-1])} pages), more than the "
-            f"{MAX_LEAVES:,} the model builds; use a smaller guest or larger pages (policy 'largest')"
+            f"{MAX_LEAVES:,} a cost accepts; use a smaller guest or larger pages (policy 'largest')"
         )
 
 
