@@ -36,20 +36,53 @@ class Output(enum.Enum):
 
 
 _HANDLERS: dict[tuple[type, Output], Callable[..., Any]] = {}
+#: Views registered by the type's qualified name, before its module is imported (see register).
+_BY_NAME: dict[tuple[str, Output], Callable[..., Any]] = {}
 _backend_loaded = False
 
 
-def register(cls: type, output: "Output | str", handler: Callable[..., Any]) -> None:
-    """Make ``handler(obj, **kwargs)`` the ``output`` view of ``cls`` and its subclasses."""
-    _HANDLERS[(cls, Output.parse(output))] = handler
+def _type_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def register(cls: "type | str", output: "Output | str", handler: Callable[..., Any]) -> None:
+    """Make ``handler(obj, **kwargs)`` the ``output`` view of ``cls`` and its subclasses.
+
+    ``cls`` may be the type's qualified name (``"iommu_lab.dma.replay.Replay"``: its
+    ``__module__`` and ``__qualname__``), so a view can be registered without importing the
+    type's module -- importing the views then does not import every model and what it needs.
+    """
+    if isinstance(cls, str):
+        _BY_NAME[(cls, Output.parse(output))] = handler
+    elif isinstance(cls, type):
+        _HANDLERS[(cls, Output.parse(output))] = handler
+    else:
+        raise TypeError(f"register() takes a type or its qualified name, got {type(cls).__name__}")
 
 
 def _lookup(cls: type, output: Output) -> Callable[..., Any] | None:
     for klass in cls.__mro__:
         handler = _HANDLERS.get((klass, output))
+        if handler is None and _BY_NAME:
+            handler = _BY_NAME.get((_type_name(klass), output))
+            if handler is not None:
+                _HANDLERS[(klass, output)] = handler
         if handler is not None:
             return handler
     return None
+
+
+def registered() -> list[tuple[type, Output]]:
+    """Every ``(type, output)`` with a view, the rendering layer loaded and named types imported."""
+    global _backend_loaded
+    if not _backend_loaded:
+        importlib.import_module(BACKEND)
+        _backend_loaded = True
+    for (name, output), handler in list(_BY_NAME.items()):
+        module, _, qualname = name.rpartition(".")  # a module-level class
+        cls = getattr(importlib.import_module(module), qualname)
+        _HANDLERS.setdefault((cls, output), handler)
+    return list(_HANDLERS)
 
 
 def handler_for(obj: Any, output: "Output | str") -> Callable[..., Any]:
@@ -68,7 +101,8 @@ def handler_for(obj: Any, output: "Output | str") -> Callable[..., Any]:
         _backend_loaded = True
         handler = _lookup(type(obj), output)
     if handler is None:
-        known = sorted({k.__name__ for (k, o) in _HANDLERS if o is output})
+        known = sorted({k.__name__ for (k, o) in _HANDLERS if o is output}
+                       | {k.rpartition(".")[2] for (k, o) in _BY_NAME if o is output})
         raise TypeError(
             f"no {output.value!r} view for {type(obj).__name__}; "
             f"types with one: {', '.join(known) or 'none'}"

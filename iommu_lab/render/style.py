@@ -28,12 +28,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import matplotlib
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from iommu_lab.core.ranges import fmt_size
+
+# matplotlib is imported where a figure is made, not here: the text views (the CLI's default
+# output) import this module for its themes and categories and never draw.
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "Theme",
@@ -286,7 +288,9 @@ def category(key: str) -> Category:
 
 
 def _luminance(color: str) -> float:
-    r, g, b = matplotlib.colors.to_rgb(color)
+    from matplotlib.colors import to_rgb
+
+    r, g, b = to_rgb(color)
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
@@ -297,6 +301,8 @@ def hatch_color(face: str) -> str:
 
 def rc_context(th: Theme):
     """Local rcParams for building and saving a figure (never mutates the global rcParams)."""
+    import matplotlib
+
     return matplotlib.rc_context(
         {
             "font.family": th.font_family,
@@ -322,17 +328,37 @@ def rc_context(th: Theme):
     )
 
 
-class LabFigure(Figure):
-    """A Figure that shows itself as a PNG in any notebook front end.
+_LAB_FIGURE: type | None = None
 
-    A kernel only registers matplotlib's inline formatter once pyplot is imported; our
-    renderers never import pyplot, so without this a returned figure would display as the text
-    ``<Figure size ...>``. ``_repr_png_`` is plain matplotlib (no IPython import), and when the
-    inline backend *is* active IPython's own formatter takes precedence, so nothing shows twice.
-    """
 
-    def _repr_png_(self):
-        return png_for_display(self)
+def _lab_figure() -> type:
+    """``LabFigure``, defined on first use so that importing this module needs no matplotlib."""
+    global _LAB_FIGURE
+    if _LAB_FIGURE is None:
+        from matplotlib.figure import Figure
+
+        class LabFigure(Figure):
+            """A Figure that shows itself as a PNG in any notebook front end.
+
+            A kernel only registers matplotlib's inline formatter once pyplot is imported; our
+            renderers never import pyplot, so without this a returned figure would display as the
+            text ``<Figure size ...>``. ``_repr_png_`` is plain matplotlib (no IPython import), and
+            when the inline backend *is* active IPython's own formatter takes precedence, so
+            nothing shows twice.
+            """
+
+            def _repr_png_(self):
+                return png_for_display(self)
+
+        LabFigure.__qualname__ = "LabFigure"  # pickles as style.LabFigure (module __getattr__)
+        _LAB_FIGURE = LabFigure
+    return _LAB_FIGURE
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LabFigure":
+        return _lab_figure()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def png_for_display(fig: Figure) -> tuple[bytes, dict[str, int]]:
@@ -353,7 +379,7 @@ def new_figure(ax=None, *, style: str | Theme = "light", figsize: tuple[float, f
     """
     th = theme(style)
     if ax is None:
-        fig = LabFigure(figsize=figsize, facecolor=th.background, layout="constrained")
+        fig = _lab_figure()(figsize=figsize, facecolor=th.background, layout="constrained")
         fig.patch.set_alpha(1.0)
         ax = fig.add_subplot()
     else:
@@ -368,6 +394,8 @@ def new_figure(ax=None, *, style: str | Theme = "light", figsize: tuple[float, f
 
 def root_figure(ax) -> Figure:
     """The top-level Figure of an Axes (not a SubFigure), the one ``savefig`` writes."""
+    from matplotlib.figure import Figure
+
     fig = ax.figure
     while getattr(fig, "_parent", None) is not None and not isinstance(fig, Figure):
         fig = fig._parent

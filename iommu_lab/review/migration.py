@@ -22,12 +22,15 @@ units ``U * (1 - (1 - 1/U) ** n)``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from iommu_lab.core import display
 from iommu_lab.core.ranges import fmt_size
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built, so importing the views stays light
+    import pandas as pd
 
 __all__ = ["DirtyRate", "Migration", "Writes", "compare", "migrate"]
 
@@ -260,6 +263,8 @@ def migrate(source, *, memory: int, bandwidth: float, downtime: float = 0.3, lea
             converged = True
             break
         send = dirty
+    import pandas as pd
+
     frame = pd.DataFrame(rows)
     down = float(frame["seconds"].iloc[-1]) if converged else float(frame["remaining"].iloc[-1]) / bandwidth
     return Migration(frame, converged, down, leaf, page_size, bandwidth, downtime, type1,
@@ -278,6 +283,8 @@ def compare(source, *, memory: int, bandwidth: float, downtime: float = 0.3,
                         max_rounds=max_rounds, base=base))
     first = [r for r in runs if not r.type1][0]
     ref = max(1, int(first.rounds["remaining"].iloc[0]))
+    import pandas as pd
+
     return pd.DataFrame([{
         "setup": r.label, "leaf": None if r.type1 else r.leaf, "page_size": None if r.type1 else r.page_size,
         "rounds": len(r.rounds), "converged": r.converged, "downtime_ms": round(r.downtime * 1e3, 3),

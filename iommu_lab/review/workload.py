@@ -9,26 +9,29 @@ answered here from the real models, never from a table of numbers:
   the reserved holes, as ``IOMMU_IOAS_IOVA_RANGES`` answers), with the guest's DMA addresses
   equal to its guest-physical addresses (what a VMM does when it maps all guest RAM into the
   IOAS at start-up, and what a guest without a vIOMMU needs).
-* *table memory* and *page-size mix*: the fitting ranges are mapped into a real ``PageTable``
-  of the platform's paging format (``iommu_map``'s page splitting under a page-size policy),
-  and the table tree is then read back from the entries with :func:`table_tree`. A POWER TCE
-  window is one flat table whose size is fixed by the window, so each window the workload uses
-  costs ``formats.power_tce(...).table_bytes(0)``.
-* *walk references*: native, the byte-weighted number of levels from the root to each leaf of
-  that table; nested, a real two-dimensional walk (``iommu_lab.nesting.Nested``) of one page of
-  the workload's dominant page size over a stage 2 built with the same policy.
+* *table memory* and *page-size mix*: the table pages the fitting ranges need in the platform's
+  paging format, counted by :func:`iommu_lab.pagetable.census.table_census` -- each range split
+  into pages as ``iommu_map``'s ``iommu_pgsize`` does under a page-size policy, then the
+  distinct aligned blocks each level's tables cover counted by interval arithmetic -- so a
+  16 GiB guest in 4 KiB pages (4 M leaves) costs the same few microseconds as one in 1 GiB
+  pages, and no table page is allocated. The count is exact: it equals what ``PageTable.map``
+  builds and :func:`table_tree` reads back (tests check both on the same workloads). A POWER
+  TCE window is one flat table whose size is fixed by the window, so each window the workload
+  uses costs ``formats.power_tce(...).table_bytes(0)``.
+* *walk references*: native, the byte-weighted number of levels from the root to each leaf;
+  nested, a real two-dimensional walk (``iommu_lab.nesting.Nested``) of one page of the
+  workload's dominant page size over a stage 2 built with the same policy.
 
-:func:`table_tree` is also what ``render.pagetable`` draws: a vectorised read of every table
-page (one gather per level), fast enough for tens of thousands of table pages.
+:func:`table_tree` is what ``render.pagetable`` draws: a vectorised read of every table page of
+a built table (one gather per level), fast enough for tens of thousands of table pages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 
 from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError, cut
@@ -45,9 +48,11 @@ from iommu_lab.hardware import formats as _formats
 from iommu_lab.hardware.platform import NestingSupport, Platform, platforms
 from iommu_lab.nesting import GuestMemory, Nested
 from iommu_lab.nesting.memory import host_memory_for
-from iommu_lab.pagetable.census import TableTree, table_tree
-from iommu_lab.pagetable.memory import PhysicalMemory
+from iommu_lab.pagetable.census import TableCensus, TableTree, table_census, table_tree
 from iommu_lab.pagetable.table import PageTable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["TableTree", "table_tree", "Workload", "WorkloadCost", "POLICIES"]
 
@@ -57,9 +62,10 @@ _U64 = np.uint64
 #: ``"largest"`` (every size the platform advertises and the format can hold).
 POLICIES = ("4K", "largest")
 
-#: The most leaf entries :meth:`Workload.cost` builds in one table (2^25: a 128 GiB guest in
-#: 4 KiB pages, about 256 MiB of table pages). A larger workload is refused before any table
-#: page is allocated, naming the policy that would fit.
+#: The most leaf entries :meth:`Workload.cost` accepts in one table (2^25: a 128 GiB guest in
+#: 4 KiB pages, about 256 MiB of table pages had it been built). The cost is counted, not built,
+#: so this is the size of table a design review is meant to weigh, not a memory limit; a larger
+#: workload is refused, naming the policy that would fit.
 MAX_LEAVES = 1 << 25
 
 
@@ -179,7 +185,7 @@ class Workload:
     #: ``workload.plot(platforms, **kw)``: the comparison figure (``render.compare``).
     plot = display.plot
 
-    def compare_table(self, platforms: Sequence[Any], *, policies: Sequence[str] = POLICIES) -> pd.DataFrame:
+    def compare_table(self, platforms: Sequence[Any], *, policies: Sequence[str] = POLICIES) -> "pd.DataFrame":
         """One row per platform × policy (:func:`compare_table`)."""
         return compare_table(platforms, self, policies=policies)
 
@@ -192,7 +198,7 @@ class Workload:
         ------
         ValueError
             An unknown policy, or a workload that needs more than ``MAX_LEAVES`` leaf entries
-            under the policy (checked before any table page is allocated).
+            under the policy.
         IommuError
             ENOENT for an unknown platform name.
         """
@@ -217,28 +223,15 @@ class Workload:
             return self._tce_cost(platform, fmt, self._bitmap(platform.pgsizes, policy), inside, base)
         bitmap = self._bitmap(platform.pgsizes & fmt.leaf_bitmap, policy)
         _check_leaves(inside, bitmap, platform.name, policy)
-        tree, pt = self._radix(fmt, bitmap, inside)
-        nested, note = self._nested_refs(platform, policy, tree)
-        return WorkloadCost(**base, table_bytes=tree.table_bytes, table_pages=len(tree), mix=tree.mix(),
-                            native_refs=tree.native_refs(), nested_refs=nested, nested_note=note)
+        census = _census(fmt, bitmap, inside)
+        mix = _census_mix(census)
+        nested, note = self._nested_refs(platform, policy, mix)
+        return WorkloadCost(**base, table_bytes=census.table_bytes, table_pages=census.table_count, mix=mix,
+                            native_refs=_census_refs(census), nested_refs=nested, nested_note=note)
 
     @staticmethod
     def _bitmap(bitmap: int, policy: str) -> int:
         return bitmap & -bitmap if policy == "4K" else bitmap
-
-    @staticmethod
-    def _radix(fmt: Any, bitmap: int, inside: RangeSet):
-
-        # Table pages only: leaf output addresses are numbers in the entries, not allocations.
-        mem = PhysicalMemory(base=0x1000_0000, size=min(64 << 30, (1 << fmt.oas) - 0x1000_0000), name="host")
-        pt = PageTable(fmt, memory=mem, pgsize_bitmap=bitmap)
-        m = pt.min_pgsize
-        for r in inside:
-            lo = (r.start + m - 1) & ~(m - 1)
-            hi = (r.last + 1) & ~(m - 1)
-            if hi > lo and any(IovaRange(lo, hi - 1) in ir for ir in fmt.input_ranges):
-                pt.map(lo, lo, hi - lo)  # identity GPA -> HPA: output addresses only set the alignment
-        return table_tree(pt), pt
 
     @staticmethod
     def _tce_cost(platform: Any, fmt: Any, bitmap: int, inside: RangeSet, base: dict) -> WorkloadCost:
@@ -259,11 +252,10 @@ class Workload:
                             native_refs=1.0 if mapped else None, nested_refs=None,
                             nested_note="no stage 2: TCE windows have no nesting")
 
-    def _nested_refs(self, platform: Any, policy: str, tree: TableTree) -> tuple[int | None, str]:
+    def _nested_refs(self, platform: Any, policy: str, mix: dict[int, int]) -> tuple[int | None, str]:
 
         if platform.nesting is not NestingSupport.HARDWARE:
             return None, f"no hardware nesting ({platform.nesting.value})"
-        mix = tree.mix()
         if not mix:
             return None, "nothing mapped"
 
@@ -309,6 +301,54 @@ def _nested_walk_refs(platform: Any, policy: str, page: int) -> int:
     return int(w.n_pagetable_refs)
 
 
+def _layout(fmt: Any, bitmap: int, inside: RangeSet) -> list[tuple[int, int]]:
+    """The ``map`` calls a VMM makes for ``inside``: each range trimmed to the smallest page and
+    kept when it lies in one of the format's input ranges (identity GPA -> HPA, so output
+    addresses are aligned like the IOVA)."""
+    m = bitmap & -bitmap
+    out = []
+    for r in inside:
+        lo = (r.start + m - 1) & ~(m - 1)
+        hi = (r.last + 1) & ~(m - 1)
+        if hi > lo and any(IovaRange(lo, hi - 1) in ir for ir in fmt.input_ranges):
+            out.append((lo, hi - lo))
+    return out
+
+
+def _census(fmt: Any, bitmap: int, inside: RangeSet) -> TableCensus | None:
+    """The table pages ``inside`` needs, counted (``table_census``), or None when nothing maps."""
+    layout = _layout(fmt, bitmap, inside)
+    return table_census(fmt, layout, pgsize_bitmap=bitmap) if layout else _EmptyCensus(fmt)
+
+
+class _EmptyCensus:
+    """A table with nothing mapped: its root page only."""
+
+    def __init__(self, fmt: Any) -> None:
+        self.fmt = fmt
+        self.leaves: dict[int, int] = {}
+        self.table_bytes = fmt.table_bytes(fmt.top_level)
+        self.table_count = 1
+
+
+def _census_mix(census: Any) -> dict[int, int]:
+    """``{page size: bytes mapped}``, smallest page first (``TableTree.mix`` from the count)."""
+    return {int(s): int(s) * int(n) for s, n in sorted(census.leaves.items()) if n}
+
+
+def _census_refs(census: Any) -> float | None:
+    """Byte-weighted levels a cold single-stage walk reads, root to leaf (``TableTree.native_refs``)."""
+    f = census.fmt
+    weights = {f.level_for_size(s): 0 for s in census.leaves}
+    total = 0
+    for s, n in census.leaves.items():
+        weights[f.level_for_size(s)] += s * n
+        total += s * n
+    if not total:
+        return None
+    return float(sum((f.top_level - lv + 1) * w for lv, w in weights.items()) / total)
+
+
 def size_label(size: int) -> str:
     """``4096`` -> ``"4K"``, ``2 MiB`` -> ``"2M"`` (column names of the mix)."""
     return fmt_size(size).replace(" ", "").replace("iB", "").replace("B", "")
@@ -342,7 +382,7 @@ def _check_policy(policy: Any) -> None:
 
 
 def _check_leaves(inside: RangeSet, bitmap: int, platform: str, policy: str) -> None:
-    """Refuse, before building it, a table of more than ``MAX_LEAVES`` leaf entries.
+    """Refuse a table of more than ``MAX_LEAVES`` leaf entries.
 
     An upper bound of ``iommu_map``'s page split (``iommu_pgsize``): per range, the bytes over
     the largest page plus, for each smaller size, the entries that can fill one larger page at
@@ -357,7 +397,7 @@ def _check_leaves(inside: RangeSet, bitmap: int, platform: str, policy: str) -> 
         raise ValueError(
             f"the workload needs about {leaves:,} leaf entries on {platform} with policy {policy!r} "
             f"({fmt_size(inside.size, approx=True)} in {fmt_size(sizes[-1])} pages), more than the "
-            f"{MAX_LEAVES:,} the model builds; use a smaller guest or larger pages (policy 'largest')"
+            f"{MAX_LEAVES:,} a cost accepts; use a smaller guest or larger pages (policy 'largest')"
         )
 
 
@@ -404,6 +444,8 @@ def compare_table(platforms: Sequence[Any], workload: Workload, *, policies: Seq
         data["nested_note"].append(c.nested_note)
         for s in order:
             data[f"mix_{size_label(s)}"].append(int(c.mix.get(s, 0)))
+    import pandas as pd  # only here: the models and the text views above need no pandas
+
     df = pd.DataFrame(data)
     for col in ("table_bytes", "table_pages", "nested_refs", "bytes_total", "bytes_outside"):
         df[col] = df[col].astype("Int64")
