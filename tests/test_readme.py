@@ -32,3 +32,13 @@ def test_readme_links_and_paths_stay_inside_the_repository():
         assert (ROOT / target.split("#")[0]).exists(), f"README links to {target}, which is not in the repository"
     for path in re.findall(r"`((?:benchmarks|docs|notebooks|data|tests|iommu_lab)/[\w./-]+)`", text):
         assert (ROOT / path).exists(), f"README names {path}, which is not in the repository"
+
+
+def test_architecture_page_names_every_module_and_only_real_paths():
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    named = set(re.findall(r"`((?:benchmarks|docs|notebooks|data|tests|iommu_lab)/[\w./-]+)`", text))
+    for path in named:
+        assert (ROOT / path).exists(), f"docs/ARCHITECTURE.md names {path}, which is not in the repository"
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "iommu_lab").rglob("*.py")}
+    missing = sorted(modules - named)
+    assert not missing, f"docs/ARCHITECTURE.md does not list these modules: {', '.join(missing)}"

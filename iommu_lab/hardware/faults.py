@@ -8,9 +8,11 @@ matches on message text.
   ``EVTQ_1_S2`` bit 39, ``EVTQ_1_CLASS`` bits 41:40; QEMU smmuv3-internal.h ``SMMUEventType``,
   ``SMMUTranslationClass``).
 * **VT-d** scalable-mode fault reasons, verbatim from ``dma_remap_sm_fault_reasons``
-  (drivers/iommu/intel/dmar.c). Second-stage entries have no present bit (present = R|W), so a
-  missing stage-2 mapping of a first-stage table is a read-permission error: 0x75 for the top
-  (FL-PML4/PML5) table and 0x76 below **(inferred from the reason strings)**.
+  (drivers/iommu/intel/dmar.c); the model walks scalable mode (root, context, PASID directory,
+  PASID table), so these are the codes it raises. Second-stage entries have no present bit
+  (present = R|W): an unmapped GPA is 0x79, which Linux prints as a "Read/Write permission
+  error"; a missing stage-2 mapping of a first-stage table is a read-permission error: 0x75 for
+  the top (FL-PML4/PML5) table and 0x76 below **(inferred from the reason strings)**.
 * **AMD** ``IO_PAGE_FAULT`` (event type 0x2) flag bits (amd_iommu_types.h ``EVENT_FLAG_*`` and
   the spec's GN/NX/US/PE/RZ positions between them). TR marks an ATS *translation request*
   (the spec's "TR: 1 = translation request, 0 = transaction"), so a DMA transaction's fault
@@ -54,6 +56,7 @@ __all__ = [
     "SMMU_EVENT_OF_KIND",
     "VTD_S1_REASON",
     "VTD_S1_TABLE_REASON",
+    "VTD_S2_ACCESS_REASON",
     "VTD_S2_REASON",
     "VTD_SM_REASONS",
     "AmdEventFlag",
@@ -110,8 +113,20 @@ SMMU_EVENT_OF_KIND: dict[FaultKind, SmmuEventId] = {
 
 class VtdReason(enum.IntEnum):
     """VT-d scalable-mode fault reasons this model can raise (index into
-    ``dma_remap_sm_fault_reasons``, offset 0x30)."""
+    ``dma_remap_sm_fault_reasons``, offset 0x30, drivers/iommu/intel/dmar.c).
 
+    The root- and context-entry reasons are the ones the scalable-mode root/context walk
+    (``iommu_context_addr``, ``intel_pasid_get_entry``) stops on: the root or context entry not
+    present or with reserved bits set, PASIDs disabled in the context entry, and a PASID beyond
+    the directory the context entry sizes (PDTS).
+    """
+
+    SM_ROOT_NOT_PRESENT = 0x39
+    SM_ROOT_RESERVED = 0x3A
+    SM_CTX_NOT_PRESENT = 0x41
+    SM_CTX_RESERVED = 0x42
+    SM_CTX_PASID_DISABLED = 0x45
+    SM_CTX_PASID_TOO_LARGE = 0x46
     SM_PDE_NOT_PRESENT = 0x51
     SM_PDE_RESERVED = 0x52
     SM_PTE_NOT_PRESENT = 0x59
@@ -133,6 +148,12 @@ class VtdReason(enum.IntEnum):
 
 #: The strings Linux prints, verbatim from ``dma_remap_sm_fault_reasons``.
 VTD_SM_REASONS: dict[VtdReason, str] = {
+    VtdReason.SM_ROOT_NOT_PRESENT: "SM: Present bit in Root Entry is clear",
+    VtdReason.SM_ROOT_RESERVED: "SM: Non-zero reserved field set in Root Entry",
+    VtdReason.SM_CTX_NOT_PRESENT: "SM: Present bit in Context Entry is clear",
+    VtdReason.SM_CTX_RESERVED: "SM: Non-zero reserved field set in the Context Entry",
+    VtdReason.SM_CTX_PASID_DISABLED: "SM: PASID Enable field in Context Entry is clear",
+    VtdReason.SM_CTX_PASID_TOO_LARGE: "SM: PASID is larger than the max in Context Entry",
     VtdReason.SM_PDE_NOT_PRESENT: "SM: Present bit in Directory Entry is clear",
     VtdReason.SM_PDE_RESERVED: "SM: Non-zero reserved field set in PASID Directory Entry",
     VtdReason.SM_PTE_NOT_PRESENT: "SM: Present bit in PASID Table Entry is clear",
@@ -172,13 +193,27 @@ VTD_S1_TABLE_REASON: dict[tuple[FaultKind, bool], VtdReason] = {
     **{(FaultKind.RESERVED, top): VtdReason.SL_RESERVED for top in (False, True)},
 }
 
-#: A second-stage fault on the input (second-stage-only) or the output GPA.
+#: A second-stage fault on the input (second-stage-only) or the output GPA, keyed by (kind, is
+#: the access a write). A second-stage entry has no present bit: R=W=0 is its not-present
+#: encoding, which scalable mode logs as 0x79 (the spec's second-stage fault SSL.2; Linux prints
+#: it as "Read/Write permission error in second-level paging entry"). A present entry that
+#: lacks the access's permission logs the scalable-mode general 0x85/0x86, as a first-stage
+#: one does (VirtualBox's VT-d model, DevIommuIntel.cpp ``dmarAtFaultRecord``, maps a
+#: not-present PTE to SSL.2 and a denied read/write to SGN.7/SGN.6 in scalable mode).
+VTD_S2_ACCESS_REASON: dict[tuple[FaultKind, bool], VtdReason] = {
+    **{(k, w): r for w in (False, True) for k, r in (
+        (FaultKind.TRANSLATION, VtdReason.SL_PERMISSION),
+        (FaultKind.RESERVED, VtdReason.SL_RESERVED),
+        (FaultKind.ADDRESS_SIZE, VtdReason.BEYOND_DMA_MAX),
+        (FaultKind.NON_CANONICAL, VtdReason.BEYOND_DMA_MAX),
+    )},
+    (FaultKind.PERMISSION, False): VtdReason.NO_READ,
+    (FaultKind.PERMISSION, True): VtdReason.NO_WRITE,
+}
+
+#: The read access's second-stage code by kind alone (``VTD_S2_ACCESS_REASON`` has the write's).
 VTD_S2_REASON: dict[FaultKind, VtdReason] = {
-    FaultKind.TRANSLATION: VtdReason.SL_PERMISSION,
-    FaultKind.PERMISSION: VtdReason.SL_PERMISSION,
-    FaultKind.RESERVED: VtdReason.SL_RESERVED,
-    FaultKind.ADDRESS_SIZE: VtdReason.BEYOND_DMA_MAX,
-    FaultKind.NON_CANONICAL: VtdReason.BEYOND_DMA_MAX,
+    k: r for (k, w), r in VTD_S2_ACCESS_REASON.items() if not w
 }
 
 

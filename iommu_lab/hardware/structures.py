@@ -399,13 +399,19 @@ def smmu_cd_levels(two_level: bool) -> tuple[StructureLevel, ...]:
 
 def amd_gcr3_levels_of(levels: int) -> tuple[StructureLevel, ...]:
     """``levels`` GCR3 levels from the top, 9 PASID bits each (``__get_gcr3_pte``); the last
-    level's ``Addr`` is the guest CR3."""
+    level's ``Addr`` is the guest CR3.
+
+    A bad GCR3 entry is logged as an ``IO_PAGE_FAULT`` with GN set (only a request with a PASID
+    walks the GCR3 table) and RZ for reserved bits. TR stays clear: it marks an ATS translation
+    request (AMD IOMMU specification, I/O page fault event: "TR: 1 = translation request,
+    0 = transaction"), not the kind of structure that faulted.
+    """
     out = []
     for lvl in range(levels - 1, -1, -1):
         out.append(StructureLevel(
             f"GCR3 level {lvl}", AMD_GCR3_ENTRY, lvl, AMD_GCR3_BITS_PER_LEVEL * lvl, AMD_GCR3_BITS_PER_LEVEL,
             "V", "Addr" if lvl else None,
-            (FaultReason.NOT_PRESENT, AmdEventFlag.TR, "GCR3 entry not valid"),
-            (AmdEventFlag.TR | AmdEventFlag.RZ, "reserved bits set in GCR3 entry"), "guest",
+            (FaultReason.NOT_PRESENT, AmdEventFlag.GN, "GCR3 entry not valid"),
+            (AmdEventFlag.GN | AmdEventFlag.RZ, "reserved bits set in GCR3 entry"), "guest",
         ))
     return tuple(out)

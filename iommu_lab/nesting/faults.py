@@ -24,7 +24,7 @@ from iommu_lab.hardware.faults import (
     SMMU_EVENT_OF_KIND,
     VTD_S1_REASON,
     VTD_S1_TABLE_REASON,
-    VTD_S2_REASON,
+    VTD_S2_ACCESS_REASON,
     VTD_SM_REASONS,
     AmdEventFlag,
     SmmuClass,
@@ -107,17 +107,21 @@ class SmmuEvent:
 
 @dataclass(frozen=True)
 class VtdFault:
-    """A VT-d scalable-mode fault reason: code and the string Linux prints for it."""
+    """A VT-d scalable-mode fault reason: code, the string Linux prints for it
+    (``dmar_fault_do_one``) and, where that string hides what the hardware saw, the condition
+    in the specification's terms (``note``)."""
 
     code: int
     reason: str
+    note: str = ""
 
     @classmethod
-    def of(cls, reason: VtdReason) -> VtdFault:
-        return cls(int(reason), VTD_SM_REASONS[reason])
+    def of(cls, reason: VtdReason, note: str = "") -> VtdFault:
+        return cls(int(reason), VTD_SM_REASONS[reason], note)
 
     def __str__(self) -> str:
-        return f"[fault reason 0x{self.code:02x}] {self.reason}"
+        note = f" ({self.note})" if self.note else ""
+        return f"[fault reason 0x{self.code:02x}] {self.reason}{note}"
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,9 @@ class NestedFault:
         output GPA.
     level : int or None
         Level of the faulting entry in that stage's own numbering (the page-table layer's).
+    level_name : str
+        That level's name in its format's specification (``PML4E``, ``SL-PDPE``, ``L1``), which
+        is what the fault's text shows; empty where no entry was read.
     iova : int
         The input address of the whole translation.
     address : int
@@ -160,6 +167,8 @@ class NestedFault:
         The bad entry's bits.
     s1_level : int or None
         For ``S1_TABLE``: the stage-1 level whose table could not be fetched.
+    s1_level_name : str
+        That stage-1 level's spec name, where the walker knows the stage-1 format.
     write : bool
         Whether the faulting access was a write.
     detail : str
@@ -193,6 +202,8 @@ class NestedFault:
     structure_owner: str = "host"
     output_beyond_host: bool = False
     reason: FaultReason | None = None
+    level_name: str = ""
+    s1_level_name: str = ""
 
     @classmethod
     def from_walk(cls, stage: Stage, walk: Any, site: FaultSite, iova: int,
@@ -207,6 +218,7 @@ class NestedFault:
             raw=last.raw if last else None,
             detail=wf.message,
             reason=wf.reason,
+            level_name=walk.fmt.level_name(wf.level) if wf.level is not None else "",
         )
         fields.update(extra)
         return cls(stage, wf.reason.kind, site, wf.level, iova, address, **fields)
@@ -249,7 +261,14 @@ class NestedFault:
         return SmmuEvent.of(event, False, SmmuClass.IN, self.iova)
 
     def vtd_fault(self) -> VtdFault:
-        """The VT-d scalable-mode fault reason (``hardware.faults`` tables)."""
+        """The VT-d scalable-mode fault reason (``hardware.faults`` tables).
+
+        The model walks scalable mode, so an unmapped GPA is 0x79: a second-stage entry's
+        not-present encoding is R=W=0, which Linux's table prints as a "Read/Write permission
+        error"; the fault's ``note`` says so. A present second-stage entry lacking the access's
+        permission is 0x85 (write) or 0x86 (read).
+        """
+        note = ""
         if self.stage is Stage.CONFIG:
             reason = self.vendor if isinstance(self.vendor, VtdReason) else VtdReason.SM_PTE_NOT_PRESENT
         elif self.stage is Stage.STAGE1:
@@ -259,13 +278,18 @@ class NestedFault:
         elif self.site is FaultSite.S1_TABLE:
             reason = VTD_S1_TABLE_REASON[(self.kind, self.s1_top)]
         else:
-            reason = VTD_S2_REASON[self.kind]
-        return VtdFault.of(reason)
+            reason = VTD_S2_ACCESS_REASON[(self.kind, self.write)]
+            if self.kind is FaultKind.TRANSLATION:
+                entry = self.level_name or "second-stage entry"
+                note = f"R=W=0: the {entry} is not present"
+        return VtdFault.of(reason, note)
 
     def amd_event(self) -> AmdEvent:
-        """The AMD ``IO_PAGE_FAULT`` flags: PR (entry present), RW, PE (permission), RZ (reserved),
-        TR (translation, not transaction), GN (guest/PASID request). AMD has no stage bit; the
-        logged address is the faulting GVA or GPA **(inferred from the event layout)**."""
+        """The AMD ``IO_PAGE_FAULT`` flags: PR (entry present), RW (write), PE (permission),
+        RZ (reserved bits), GN (the request had a PASID, so the guest table was walked). TR stays
+        clear: it marks an ATS translation request, and the model's accesses are DMA
+        transactions. AMD has no stage bit; the logged address is the faulting GVA or GPA
+        **(inferred from the event layout)**."""
         flags = AMD_FLAGS_OF_KIND[self.kind]
         if self.write:
             flags |= AmdEventFlag.RW
@@ -280,10 +304,14 @@ class NestedFault:
                 f"{self.owner.value}'s fault: {self.structure} at {fmt_addr(self.address)}: {self.detail}{code} "
                 f"(IOVA {fmt_addr(self.iova)})"
             )
-        lvl = f" level {self.level}" if self.level is not None else ""
+        if self.level_name:
+            lvl = f" at {self.level_name}"
+        else:
+            lvl = f" level {self.level}" if self.level is not None else ""
         where = ""
         if self.site is FaultSite.S1_TABLE:
-            where = f" while fetching the stage-1 level-{self.s1_level} table at GPA {fmt_addr(self.address)}"
+            table = self.s1_level_name or f"level-{self.s1_level}"
+            where = f" while fetching the stage-1 {table} table at GPA {fmt_addr(self.address)}"
         elif self.stage is Stage.STAGE2:
             where = f" translating GPA {fmt_addr(self.address)}"
         detail = f": {self.detail}" if self.detail else ""
