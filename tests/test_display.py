@@ -68,8 +68,7 @@ def public_types() -> set[type]:
     for layer in LAYERS:
         module = importlib.import_module(f"iommu_lab.{layer}")
         found += [getattr(module, n) for n in getattr(module, "__all__", ())]
-    display.handler_for(RangeSet(), "html")  # loads the rendering layer and its registrations
-    found += [cls for cls, _ in display._HANDLERS]
+    found += [cls for cls, _ in display.registered()]  # loads the rendering layer and its registrations
     return {o for o in found if inspect.isclass(o) and _is_model(o)}
 
 
@@ -235,8 +234,7 @@ def test_every_view_of_a_public_type_works(world, name):
 
 
 def _registered() -> list[tuple[str, str]]:
-    display.handler_for(RangeSet(), "html")
-    return sorted({(cls.__name__, output.value) for cls, output in display._HANDLERS})
+    return sorted({(cls.__name__, output.value) for cls, output in display.registered()})
 
 
 @pytest.mark.parametrize("name, output", _registered())

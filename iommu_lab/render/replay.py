@@ -30,8 +30,6 @@ from typing import Any
 import numpy as np
 
 import iommu_lab.render.style as _style
-from iommu_lab.dma.replay import Replay
-from iommu_lab.dma.whatif import WhatIf
 from iommu_lab.render.draw import Renderer, figure, register
 
 __all__ = ["replay", "replay_data", "whatif_data", "draw_replay", "draw_whatif", "REPLAY", "WHATIF",
@@ -313,6 +311,9 @@ def replay(x: Any, *, ax=None, filename: str | os.PathLike | None = None, style:
     -------
     matplotlib.figure.Figure
     """
+    from iommu_lab.dma.replay import Replay
+    from iommu_lab.dma.whatif import WhatIf
+
     if isinstance(x, Replay):
         return figure(REPLAY, x, ax=ax, filename=filename, style=style, figsize=figsize, title=title,
                       x=time_axis, max_points=max_points).figure
@@ -654,4 +655,5 @@ REPLAY = Renderer("replay", replay_data, draw_replay, lambda data, **_: (_style.
 WHATIF = Renderer("replay", whatif_data, draw_whatif,
                   lambda data, **_: (_style.FIG_WIDTH, 2.4 + 2 * (0.8 + 0.34 * len(data.rows) + 0.3 * len(data.platforms))),
                   options=("title",), panels=_whatif_panels)
-register(replay, "mpl", Replay, WhatIf)
+# Registered by name: importing the views does not import the dma layer (and pandas).
+register(replay, "mpl", "iommu_lab.dma.replay.Replay", "iommu_lab.dma.whatif.WhatIf")

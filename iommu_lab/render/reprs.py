@@ -7,14 +7,10 @@ the plain-text form inside, visible where a front end strips the CSS. Models onl
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from iommu_lab.core import display
 from iommu_lab.core.ranges import RangeSet, fmt_addr, fmt_size
-from iommu_lab.dma.caches import Caches
-from iommu_lab.dma.replay import Replay
-from iommu_lab.dma.trace import COLUMNS, Trace
-from iommu_lab.dma.whatif import WhatIf
 from iommu_lab.hardware.formats import Format
 from iommu_lab.hardware.platform import Platform, PlatformCatalogue, _fmt_formats
 from iommu_lab.iommufd.ioas import IOAS
@@ -26,6 +22,12 @@ from iommu_lab.pagetable.table import PageTable
 from iommu_lab.pagetable.walk import Walk
 from iommu_lab.render.html import table_html
 from iommu_lab.review.migration import Migration
+
+if TYPE_CHECKING:  # registered by name below: importing the views does not import dma (and pandas)
+    from iommu_lab.dma.caches import Caches
+    from iommu_lab.dma.replay import Replay
+    from iommu_lab.dma.trace import Trace
+    from iommu_lab.dma.whatif import WhatIf
 
 
 def _html_rangeset(obj: RangeSet) -> str:
@@ -211,6 +213,10 @@ def _html_ioas(obj: IOAS) -> str:
 
 
 def _html_trace(obj: Trace) -> str:
+    import pandas as pd
+
+    from iommu_lab.dma.trace import COLUMNS
+
     shown = obj.frame.head(10)
     rows = []
     for rec in shown.itertuples(index=False):
@@ -281,10 +287,10 @@ for _cls, _builder in (
     (ShadowNesting, _html_shadownesting),
     (PasidLookup, _html_pasidlookup),
     (IOAS, _html_ioas),
-    (Trace, _html_trace),
-    (Caches, _html_caches),
-    (Replay, _html_replay),
-    (WhatIf, _html_whatif),
+    ("iommu_lab.dma.trace.table.Trace", _html_trace),
+    ("iommu_lab.dma.caches.Caches", _html_caches),
+    ("iommu_lab.dma.replay.Replay", _html_replay),
+    ("iommu_lab.dma.whatif.WhatIf", _html_whatif),
     (Migration, _html_migration),
 ):
     display.register(_cls, display.Output.HTML, _builder)
