@@ -27,7 +27,7 @@ from iommu_lab.core.faults import FaultKind
 from iommu_lab.hardware.faults import (
     SMMU_EVENT_OF_KIND,
     VTD_S1_REASON,
-    VTD_S2_REASON,
+    VTD_S2_ACCESS_REASON,
     VtdReason,
     amd_page_fault_kind,
 )
@@ -106,7 +106,7 @@ def _predicted(fault: FaultRecord, kind: FaultKind, stage: int | None, write: bo
             elif kind in (FaultKind.ADDRESS_SIZE, FaultKind.NON_CANONICAL):
                 code = 0x04
             return f"fault reason {code:#04x}", code == fault.code
-        reason = VTD_S1_REASON[(kind, write)] if stage == 1 else VTD_S2_REASON[kind]
+        reason = VTD_S1_REASON[(kind, write)] if stage == 1 else VTD_S2_ACCESS_REASON[(kind, write)]
         return f"fault reason {int(reason):#04x} ({VtdReason(reason).name})", int(reason) == fault.code
     if fault.vendor == "amd":
         if fault.flags is None or fault.reason != "IO_PAGE_FAULT":

@@ -108,9 +108,9 @@ class NestedRef:
     @property
     def label(self) -> str:
         """The stage and the level's name as its specification writes it (``S1 PML4E``,
-        ``S2 L1``); ``L<level>`` where the reference has no named level (configuration reads)."""
+        ``S2 L1``); a configuration read without a spec name reads ``entry``."""
         stage = {Stage.CONFIG: "cfg", Stage.STAGE1: "S1", Stage.STAGE2: "S2"}[self.stage]
-        return f"{stage} {self.name or f'L{self.level}'}"
+        return f"{stage} {self.name or 'entry'}"
 
 
 @dataclass
@@ -426,7 +426,8 @@ def _stage1_fault(r: _Refs, w1: Any, last_s2: Any, f1: Any, f2: Any, iova: int, 
         r.stage2(w2, row, f"stage-2 walk of the S1 {f1.level_name(wf.level)} table (GPA {fmt_addr(gpa)})", gpa,
                  RefRole.S1_TABLE)
         return NestedFault.from_walk(Stage.STAGE2, w2, FaultSite.S1_TABLE, iova, gpa,
-                                     s1_level=wf.level, s1_top=top, write=False)
+                                     s1_level=wf.level, s1_top=top, write=False,
+                                     s1_level_name=f1.level_name(wf.level))
     if wf.reason is FaultReason.TABLE_ADDRESS:
         # Stage 2 translated the table's GPA to an HPA outside host RAM: the host's stage-2
         # leaf is bad (VT-d: "Second-level entry address beyond the max").
@@ -438,7 +439,7 @@ def _stage1_fault(r: _Refs, w1: Any, last_s2: Any, f1: Any, f2: Any, iova: int, 
             Stage.STAGE2, FaultKind.ADDRESS_SIZE, FaultSite.S1_TABLE,
             w2.result.level if w2 is not None and w2.ok else None, iova, gpa,
             w2.pa if w2 is not None else None, None, s1_level=wf.level, s1_top=top, detail=wf.message,
-            output_beyond_host=True, reason=wf.reason,
+            output_beyond_host=True, reason=wf.reason, s1_level_name=f1.level_name(wf.level),
         )
     return NestedFault.from_walk(Stage.STAGE1, w1, FaultSite.INPUT, iova, iova, write=_is_write(access))
 

@@ -250,7 +250,8 @@ class TableCensus:
         lines = [f"table census of {name}: {fmt_size(self.mapped)} mapped, "
                  f"{self.table_count:,} table pages = {fmt_size(self.table_bytes, approx=True)}"]
         for lv, n in self.tables.items():
-            lines.append(f"  level {lv}: {n:>14,} tables  {fmt_size(self.bytes[lv], approx=True):>12}")
+            named = self.fmt.level_name(lv) if hasattr(self.fmt, "level_name") else f"level {lv}"
+            lines.append(f"  {named + ' tables:':<18}{n:>14,}  {fmt_size(self.bytes[lv], approx=True):>12}")
         for s, n in self.leaves.items():
             lines.append(f"  {fmt_size(s):>8} leaves: {n:,}")
         return "\n".join(lines)
