@@ -163,11 +163,11 @@ caches_st = st.builds(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(small_traces(), caches_st, st.sampled_from(["strict", "lazy"]))
-def test_fast_and_step_engines_agree_access_by_access(tr, caches, policy):
+@given(small_traces(), caches_st, st.sampled_from(["strict", "lazy"]), st.sampled_from(["fast", "compiled"]))
+def test_fast_and_step_engines_agree_access_by_access(tr, caches, policy, engine):
     pt = PageTable("vtd-ss-4level")
     fq = FlushQueue(size=2, timeout_ns=5)
-    fast = replay(tr, pt, caches, policy=policy, flush_queue=fq, engine="fast")
+    fast = replay(tr, pt, caches, policy=policy, flush_queue=fq, engine=engine)
     step = replay(tr, pt, caches, policy=policy, flush_queue=fq, engine="step")
     cols = ["hit", "refs", "fault", "page_size"]
     assert fast.accesses[cols].equals(step.accesses[cols])
@@ -289,13 +289,13 @@ def test_stage2_change_flushes_every_combined_entry_stage1_change_only_its_range
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.integers(0, 40), min_size=1, max_size=25), caches_st)
-def test_nested_fast_and_step_engines_agree(pages, caches):
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=25), caches_st, st.sampled_from(["fast", "compiled"]))
+def test_nested_fast_and_step_engines_agree(pages, caches, engine):
     rows = [("map", GIOVA, 32 * K4, 0x10_0000)] + [("read", GIOVA + p * K4 + 8, 16) for p in pages]
     rows.insert(len(rows) // 2, ("unmap", GIOVA + 2 * K4, K4, 0, 1))
     tr = trace_of(*rows)
     n = nested_pair()
-    fast = replay(tr, n, caches, engine="fast")
+    fast = replay(tr, n, caches, engine=engine)
     step = replay(tr, n, caches, engine="step")
     cols = ["hit", "refs", "s2_refs", "fault", "page_size"]
     assert fast.accesses[cols].equals(step.accesses[cols])
@@ -733,8 +733,8 @@ MAP16_ROW = {"op": "map", "iova": BASE, "length": 16 * K4, "pa": 0x4000_0000, "d
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(multi_domain_traces(), ref_caches_st, st.sampled_from(["strict", "lazy"]), st.sampled_from(["fast", "step"]),
-       st.sampled_from([0x1000, 0x201000]))
+@given(multi_domain_traces(), ref_caches_st, st.sampled_from(["strict", "lazy"]),
+       st.sampled_from(["compiled", "fast", "step"]), st.sampled_from([0x1000, 0x201000]))
 def test_both_engines_match_a_plain_reference_model_access_by_access(tr, caches, policy, engine, pgsizes):
     pt = PageTable("vtd-ss-4level", pgsize_bitmap=pgsizes)
     r = replay(tr, pt, caches, policy=policy, flush_queue=FlushQueue(2, 5), engine=engine)
@@ -766,7 +766,8 @@ def nested_traces(draw):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(nested_traces(), ref_caches_st, st.sampled_from(["strict", "lazy"]), st.sampled_from(["fast", "step"]))
+@given(nested_traces(), ref_caches_st, st.sampled_from(["strict", "lazy"]),
+       st.sampled_from(["compiled", "fast", "step"]))
 def test_nested_engines_match_a_plain_reference_model_access_by_access(tr, caches, policy, engine):
     n = nested_pair()
     r = replay(tr, n, caches, policy=policy, flush_queue=FlushQueue(2, 5), engine=engine)

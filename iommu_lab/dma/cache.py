@@ -11,14 +11,13 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-import random
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, Mapping
 
 from iommu_lab.core.enums import member_of
 from iommu_lab.core.ranges import exact_int
 
-__all__ = ["Cache", "CacheConfig", "CacheStats", "Replacement", "as_config", "check_level", "range_args"]
+__all__ = ["Cache", "CacheConfig", "CacheStats", "Replacement", "XorShift", "as_config", "check_level", "range_args"]
 
 
 class Replacement(enum.Enum):
@@ -45,6 +44,41 @@ class Replacement(enum.Enum):
             raise ValueError(
                 f"replacement={value!r} is not a replacement policy; allowed: {allowed} (or a Replacement member)"
             ) from None
+
+
+_M64 = (1 << 64) - 1
+
+
+class XorShift:
+    """The seeded victim choice of RANDOM replacement: Marsaglia's xorshift64 (13, 7, 17).
+
+    Seeded through splitmix64 so that nearby seeds give unrelated streams; the compiled cache
+    loop (:mod:`iommu_lab.dma.kernels`) runs the same recurrence on the same state, so both
+    engines evict the same entries.
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self, seed: int) -> None:
+        self.state = initial_state(seed)
+
+    def below(self, n: int) -> int:
+        """The next draw, reduced to ``0 .. n - 1``."""
+        x = self.state
+        x ^= (x << 13) & _M64
+        x ^= x >> 7
+        x ^= (x << 17) & _M64
+        self.state = x
+        return x % n
+
+
+def initial_state(seed: int) -> int:
+    """splitmix64 of ``seed`` (never 0, which xorshift cannot leave)."""
+    z = (int(seed) + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    z ^= z >> 31
+    return z or 1
 
 
 def _is_int(value: Any) -> bool:
@@ -169,7 +203,7 @@ class Cache:
         self._mask = nsets - 1  # sets is a power of two, so index & mask == index % sets
         self._ways = config.entries // nsets
         self._lru = config.replacement is Replacement.LRU
-        self._rng = random.Random(seed) if config.replacement is Replacement.RANDOM else None
+        self._rng = XorShift(seed) if config.replacement is Replacement.RANDOM else None
         self._count = 0
         self.reset_stats()
 
@@ -219,7 +253,7 @@ class Cache:
     def _victim(self, s: dict[Hashable, None]) -> Hashable:
         if self._rng is None:
             return next(iter(s))
-        return next(itertools.islice(s, self._rng.randrange(len(s)), None))
+        return next(itertools.islice(s, self._rng.below(len(s)), None))
 
     # -- queries and invalidation --------------------------------------------------------------
 

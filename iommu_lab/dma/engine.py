@@ -25,6 +25,7 @@ import pandas as pd
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import fmt_addr, fmt_size
 from iommu_lab.dma.accesses import Accesses, domain_of_rows, split_accesses, tag_names
+from iommu_lab.dma.bank import BankState
 from iommu_lab.dma.caches import Caches
 from iommu_lab.dma.iotlb import Iotlb
 from iommu_lab.dma.iova import FlushPolicy, FlushQueue, IovaFq
@@ -159,6 +160,19 @@ class _Stage2Cost:
         return start - stop + 1, True
 
 
+def _distinct(iova: np.ndarray, write: np.ndarray, pasid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(inv, first)``: each access's distinct (page, direction, PASID) and its first access."""
+    key = ((iova >> _U64(12)) << _U64(1)) | write.astype(_U64)
+    inv, uniq = pd.factorize(key)
+    if pasid.size and (pasid != pasid[0]).any():
+        p, pu = pd.factorize(pasid)
+        inv, uniq = pd.factorize(inv.astype(np.int64) * len(pu) + p)
+    inv = inv.astype(np.int64, copy=False)
+    first = np.empty(len(uniq), dtype=np.int64)
+    first[inv[::-1]] = np.arange(inv.shape[0] - 1, -1, -1, dtype=np.int64)
+    return inv, first
+
+
 class ReplayEngine:
     """One replay of a trace frame against a target through freshly instantiated caches.
 
@@ -176,8 +190,11 @@ class ReplayEngine:
     caches : the cache hierarchy to instantiate.
     policy : FlushPolicy (default: STRICT).
     flush_queue : FlushQueue (default: Linux's 256 entries, 10 ms).
-    step : bool (default: False)
-        The step front end (one scalar walk per access, no run collapsing) instead of the fast one.
+    mode : ``"compiled"``, ``"fast"`` or ``"step"`` (default: "compiled")
+        ``"compiled"``: the vectorised walker once per distinct page, then the compiled charging
+        loop (:mod:`iommu_lab.dma.kernels`) over array caches; ``"fast"``: the vectorised walker
+        with run collapsing, then the Python charging loop; ``"step"``: one scalar walk per
+        access and every cache probed, the oracle the others are tested against.
     domains : ``"per-device"`` or ``"shared"`` (default: "per-device").
     seed : int (default: 0), for RANDOM replacement.
     progress : an object with ``update(n)`` (a tqdm bar), or None.
@@ -191,7 +208,7 @@ class ReplayEngine:
         *,
         policy: FlushPolicy = FlushPolicy.STRICT,
         flush_queue: FlushQueue | None = None,
-        step: bool = False,
+        mode: str = "compiled",
         domains: str = "per-device",
         seed: int = 0,
         progress: Any = None,
@@ -199,12 +216,12 @@ class ReplayEngine:
         self.frame, self.target, self.caches = frame, target, caches
         self.policy = policy
         self.flush_queue = flush_queue if flush_queue is not None else FlushQueue()
-        self.step = step
+        self.mode = mode
         self.domains = domains
         self.progress = progress
         self.acc: Accesses = split_accesses(frame, domains=domains)
         self.code = self.acc.tag
-        self.state = _CacheState(caches, target, seed)
+        self.state = BankState(caches, target, seed) if mode == "compiled" else _CacheState(caches, target, seed)
         self.c = Counters(accesses=len(self.acc))
         self.out = _Outcomes(len(self.acc))
         self.queues: dict[int, IovaFq] = {}
@@ -237,7 +254,8 @@ class ReplayEngine:
         while (timer := self._next_timer()) is not None:  # timers still fire after the last row
             self._flush(timer[1], timer[0], "timer")
         self.c.traps += self.target.traps() - traps0
-        self.state.iotlb.cache.hits += self.c.collapsed  # collapsed runs were hits the loop never probed
+        if self.mode == "fast":
+            self.state.iotlb.cache.hits += self.c.collapsed  # collapsed runs were hits the loop never probed
         return self
 
     def _next_timer(self) -> tuple[int, int] | None:
@@ -306,7 +324,9 @@ class ReplayEngine:
         """The accesses ``[a, b)``, between two map/unmap rows: walk facts, then the charging."""
         acc = self.acc
         iova, write, pasid, code = acc.iova[a:b], acc.write[a:b], acc.pasid[a:b], self.code[a:b]
-        if self.step:
+        if self.mode == "compiled":
+            self._compiled(a, b, iova, write, pasid, code)
+        elif self.mode == "step":
             w = self.target.walk_each(iova, write, pasid)
             self.out.fault[a:b] = w.fault
             self._charge(a, np.arange(b - a), w, iova, code)
@@ -316,6 +336,20 @@ class ReplayEngine:
             self._fast(a, b, w, iova, code)
         if self.progress is not None:
             self.progress.update(b - a)
+
+    def _compiled(self, a: int, b: int, iova: np.ndarray, write: np.ndarray, pasid: np.ndarray,
+                  code: np.ndarray) -> None:
+        """Walk each distinct (4 KiB page, direction, PASID) once, then the compiled loop.
+
+        Between two map/unmap rows the tables do not change, so every access to one page in
+        one direction under one PASID has the same walk facts; ``inv`` maps each access to its
+        page's row of them.
+        """
+        inv, first = _distinct(iova, write, pasid)
+        w = self.target.batch(iova[first], write[first], pasid[first])
+        out = self.out
+        out.fault[a:b] = w.fault[inv]
+        self.state.charge(code, iova, inv, w, (out.hit[a:b], out.refs[a:b], out.s2_refs[a:b], out.lg2[a:b]), self.c)
 
     def _fast(self, a: int, b: int, w: Walked, iova: np.ndarray, code: np.ndarray) -> None:
         """Collapse runs, then charge what they do not settle.

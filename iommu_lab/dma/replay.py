@@ -81,6 +81,7 @@ PROGRESS_THRESHOLD = 200_000
 class Engine(enum.Enum):
     """Which front end the replay engine runs: vectorised with run collapsing, or one walk per access."""
 
+    COMPILED = "compiled"
     FAST = "fast"
     STEP = "step"
 
@@ -105,7 +106,7 @@ class Replay:
     summary: pd.Series
     cache_stats: pd.DataFrame
     trace_name: str = ""
-    engine: Engine = Engine.FAST
+    engine: Engine = Engine.COMPILED
 
     @property
     def hit_rate(self) -> float:
@@ -147,7 +148,7 @@ def replay(
     *,
     policy: FlushPolicy | str = FlushPolicy.STRICT,
     flush_queue: FlushQueue | None = None,
-    engine: Engine | str = Engine.FAST,
+    engine: Engine | str = Engine.COMPILED,
     progress: bool | None = None,
     seed: int = 0,
     in_place: bool = False,
@@ -183,7 +184,7 @@ def replay(
         raise TypeError(f"caches must be an iommu_lab.dma.caches.Caches, got {type(caches).__name__}")
     if domains not in ("per-device", "shared"):
         raise ValueError(f"domains={domains!r} is not one of 'per-device', 'shared'")
-    run = ReplayEngine(frame, tgt, caches, policy=policy, flush_queue=flush_queue, step=engine is Engine.STEP,
+    run = ReplayEngine(frame, tgt, caches, policy=policy, flush_queue=flush_queue, mode=engine.value,
                        domains=domains, seed=seed)
     n = len(run.acc)
     run.progress = _progress_bar(n, progress if progress is not None else n >= PROGRESS_THRESHOLD,
