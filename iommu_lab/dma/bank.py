@@ -34,7 +34,7 @@ class _Spec:
 
 
 class Bank:
-    """Several caches as one tuple of arrays (``kernels.FIELDS``); cache ``i`` is ``specs[i]``."""
+    """Several caches as one int64 array (``kernels.FIELDS``); cache ``i`` is ``specs[i]``."""
 
     def __init__(self, specs: list[_Spec]) -> None:
         n = len(specs)
@@ -51,42 +51,35 @@ class Bank:
             slot += nsets * ways
             sets += nsets
             cell += hsize
-        freestk = np.zeros(slot, dtype=np.int64)
-        freetop = np.zeros(sets, dtype=np.int64)
+        sizes = dict(cfg=n * len(K.CFG), stats=n * 5, rng=n, sizecnt=n * 64, szlist=n * 64, nsz=n, k1=slot,
+                     k2=slot, live=slot, prv=slot, nxt=slot, head=sets, tail=sets, cnt=sets, freetop=sets,
+                     freestk=slot, htab=cell)
+        off, at = {}, len(K.FIELDS)
+        for name in K.FIELDS:
+            off[name] = at
+            at += sizes[name]
+        M = np.zeros(at, dtype=np.int64)
+        M[: len(K.FIELDS)] = [off[name] for name in K.FIELDS]
+        M[off["cfg"]: off["cfg"] + cfg.size] = cfg.ravel()
+        M[off["rng"]: off["rng"] + n] = np.array([initial_state(sp.seed) for sp in specs], dtype=np.uint64).view(np.int64)
+        for name in ("prv", "nxt", "head", "tail"):
+            M[off[name]: off[name] + sizes[name]] = -1
         for i in range(n):
             s0, nsets, ways, g0 = (int(v) for v in cfg[i, :4])
             for g in range(nsets):
                 base = s0 + g * ways
-                # popped from the top: slot order is irrelevant to behaviour
-                freestk[base: base + ways] = np.arange(base, base + ways)
-                freetop[g0 + g] = ways
-        self.specs = specs
-        self.arrays = (
-            cfg,
-            np.zeros((n, 5), dtype=np.int64),
-            np.array([initial_state(sp.seed) for sp in specs], dtype=np.uint64),
-            np.zeros((n, 64), dtype=np.int64),
-            np.zeros((n, 64), dtype=np.int64),
-            np.zeros(n, dtype=np.int64),
-            np.zeros(slot, dtype=np.int64),
-            np.zeros(slot, dtype=np.int64),
-            np.zeros(slot, dtype=np.int8),
-            np.full(slot, -1, dtype=np.int64),
-            np.full(slot, -1, dtype=np.int64),
-            np.full(sets, -1, dtype=np.int64),
-            np.full(sets, -1, dtype=np.int64),
-            np.zeros(sets, dtype=np.int64),
-            freetop,
-            freestk,
-            np.zeros(cell, dtype=np.int64),
-        )
+                # popped from the top: which free slot a fill takes is irrelevant to behaviour
+                M[off["freestk"] + base: off["freestk"] + base + ways] = np.arange(base, base + ways)
+                M[off["freetop"] + g0 + g] = ways
+        self.specs, self.M, self._off, self._cfg = specs, M, off, cfg
 
     def stats(self, i: int) -> CacheStats:
-        return CacheStats(*(int(v) for v in self.arrays[1][i]))
+        at = self._off["stats"] + 5 * i
+        return CacheStats(*(int(v) for v in self.M[at: at + 5]))
 
     def count(self, i: int) -> int:
-        cfg = self.arrays[0][i]
-        return int(self.arrays[13][cfg[3]: cfg[3] + cfg[1]].sum())
+        at = self._off["cnt"] + int(self._cfg[i, 3])
+        return int(self.M[at: at + int(self._cfg[i, 1])].sum())
 
 
 class CacheView:
@@ -102,7 +95,7 @@ class CacheView:
 
     @property
     def hits(self) -> int:
-        return int(self.bank.arrays[1][self.index, 0])
+        return self.bank.stats(self.index).hits
 
     def __len__(self) -> int:
         return self.bank.count(self.index)
@@ -157,7 +150,7 @@ class BankState:
 
     def invalidate_range(self, domain: int, iova: int, length: int, tables_freed: bool, c: Any) -> None:
         """A strict unmap's range invalidation of one domain (every PASID tag of it)."""
-        B, last = self.bank.arrays, _last(iova, length)
+        B, last = self.bank.M, _last(iova, length)
         first = _as_i64(iova)
         c.iotlb_invalidated += int(K.invalidate_range(B, 0, 1, domain, first, last))
         if tables_freed:
@@ -167,7 +160,7 @@ class BankState:
 
     def flush_domain(self, c: Any, domain: int | None = None) -> None:
         """``flush_iotlb_all``: every IOTLB and stage-1 walk-cache entry of ``domain`` (None: all)."""
-        B = self.bank.arrays
+        B = self.bank.M
         match, dom = (0, 0) if domain is None else (1, domain)
         ids = self._stage1_ids()
         c.iotlb_invalidated += int(K.flush_tags(B, ids[0], match, dom))
@@ -177,7 +170,7 @@ class BankState:
 
     def stage2_changed(self, gpa: int, length: int, tables_freed: bool, c: Any) -> None:
         """A host change of the nest parent: its own range, then everything combined."""
-        B, first, last = self.bank.arrays, _as_i64(gpa), _last(gpa, length)
+        B, first, last = self.bank.M, _as_i64(gpa), _last(gpa, length)
         c.iotlb_invalidated += int(K.invalidate_range(B, self.s2tlb, 0, 0, first, last))
         if tables_freed:
             for i in self.psc2_ids[: len(self.psc2_ids) // 2].tolist():
@@ -193,7 +186,7 @@ class BankState:
             g = (w.gpa.view(np.int64), w.s2_fault, w.s2_lg2, w.s2_leaf, w.s2_flevel)
         else:
             g = (_EMPTY2, _EMPTYB, _EMPTY2, _EMPTY2, _EMPTY2)
-        K.charge(self.bank.arrays, 0, self.psc_ids, self.s2tlb, self.psc2_ids, self.top, self.top2, self.nested,
+        K.charge(self.bank.M, 0, self.psc_ids, self.s2tlb, self.psc2_ids, self.top, self.top2, self.nested,
                  code, iova.view(np.int64), inv, w.fault, w.lg2, w.leaf, w.flevel, *g, *out, cnt)
         for name, v in zip(K.COUNTERS, cnt.tolist()):
             setattr(c, name, getattr(c, name) + v)
