@@ -78,6 +78,8 @@ __all__ = ["Accesses", "Engine", "FlushPolicy", "FlushQueue", "REQUEST_BOUNDARY"
 
 #: Show a progress bar by default when a trace has at least this many accesses.
 PROGRESS_THRESHOLD = 200_000
+#: ... and on streamed trace files of at least this many bytes.
+PROGRESS_BYTES = 16 << 20
 #: Most 4 KiB requests one replay makes by default (about an hour at 5 M/s).
 MAX_ACCESSES = 1 << 34
 
@@ -212,7 +214,10 @@ def replay(
         caches = _default_caches(target, tgt)
     run = ReplayEngine(tgt, caches, policy=policy, flush_queue=flush_queue, mode=engine.value,
                        domains=domains, seed=seed, keep_accesses=keep_accesses)
-    show = progress if progress is not None else (total is None or total >= PROGRESS_THRESHOLD)
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress={_short(progress)} must be True, False or None (a bar on long traces)")
+    big = total >= PROGRESS_THRESHOLD if total is not None else trace.nbytes >= PROGRESS_BYTES
+    show = progress if progress is not None else big
     run.progress = _progress_bar(total, show, f"replay {tgt.kind}")
     seen = 0
     try:
