@@ -20,6 +20,8 @@ __all__ = ["Accesses", "NO_PASID", "REQUEST_BOUNDARY", "access_counts", "access_
 _U64 = np.uint64
 #: PCIe: no request crosses a 4 KiB boundary, so translations are requested per 4 KiB piece.
 REQUEST_BOUNDARY = 4096
+#: Most requests :func:`split_accesses` makes at once (about 2.5 GiB of arrays).
+SPLIT_LIMIT = 1 << 26
 #: The PASID of a request without one, in :attr:`Accesses.pasid`.
 NO_PASID = -1
 _PASID_FIELD = 0x1FFFFF  # 21 bits: 20-bit PASIDs and the all-ones "no PASID"
@@ -58,6 +60,12 @@ def split_accesses(frame: pd.DataFrame, *, domains: str = "per-device") -> Acces
     All the accesses at once: :func:`access_pieces` yields them in bounded pieces.
     """
     cols = dma_columns(frame, domain_of_rows(frame, domains))
+    total = int(access_counts(cols[2], cols[3]).astype(np.float64).sum())
+    if total > SPLIT_LIMIT:
+        raise ValueError(
+            f"the trace's DMA rows make {total:,} 4 KiB requests, more than split_accesses holds at once "
+            f"({SPLIT_LIMIT:,}); replay() and access_pieces() handle any number in bounded pieces"
+        )
     pieces = list(access_pieces(*cols, limit=1 << 62))
     if not pieces:
         e = np.zeros(0, dtype=np.int64)

@@ -47,6 +47,8 @@ class Replacement(enum.Enum):
 
 
 _M64 = (1 << 64) - 1
+#: Most entries one cache may have: every set is built up front, so the bound bounds memory.
+MAX_ENTRIES = 1 << 20
 
 
 class XorShift:
@@ -112,6 +114,11 @@ class CacheConfig:
                 f"entries={self.entries!r} is not a cache size; entries must be an integer >= 0 "
                 f"(0 = no such cache), not a bool, float or string"
             )
+        if self.entries > MAX_ENTRIES:
+            raise ValueError(
+                f"entries={self.entries:,} is more than a cache model holds; allowed: 0 .. {MAX_ENTRIES:,} "
+                f"entries (2**20; real IOTLBs and walk caches hold a few thousand at most)"
+            )
         if self.ways is not None:
             self._check_ways()
         object.__setattr__(self, "replacement", Replacement.parse(self.replacement))
@@ -174,7 +181,8 @@ def range_args(iova: Any, size: Any) -> tuple[int, int]:
 
 
 def _ways_help(entries: int) -> str:
-    ok = [w for w in range(1, entries + 1) if entries % w == 0 and not (entries // w) & (entries // w - 1)]
+    # divisors w with entries // w a power of two: entries / 2**k for each k that divides evenly
+    ok = sorted({entries >> k for k in range(entries.bit_length()) if (entries >> k) << k == entries})
     shown = ok if len(ok) <= 8 else ok[:4] + ["..."] + ok[-2:]
     return "for entries=" + str(entries) + " ways may be " + ", ".join(str(w) for w in shown)
 
@@ -362,7 +370,8 @@ def as_config(value: Any, where: str) -> CacheConfig:
                 f"(required), ways and replacement"
             )
         return CacheConfig(value["entries"], value.get("ways"), value.get("replacement", Replacement.LRU))
-    raise ValueError(f"{where}: {value!r} is not a cache configuration; give a CacheConfig, an int (entries) or a table with entries/ways/replacement")
+    text = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    raise ValueError(f"{where}: {text} is not a cache configuration; give a CacheConfig, an int (entries) or a table with entries/ways/replacement")
 
 
 
