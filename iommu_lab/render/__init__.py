@@ -14,6 +14,7 @@ from iommu_lab.render import reprs  # noqa: F401  (registers every model's HTML 
 from iommu_lab.render.compare import compare, compare_table
 from iommu_lab.render.draw import draw
 from iommu_lab.render.layout import layout
+from iommu_lab.render.migration import migration_heat, migration_rounds
 from iommu_lab.render.nested import nested_walk
 from iommu_lab.render.pagetable import pagetable
 from iommu_lab.render.replay import replay
@@ -21,5 +22,5 @@ from iommu_lab.render.style import save
 from iommu_lab.render.text import layout_text, nested_walk_text, walk_text
 from iommu_lab.render.walk import walk
 
-__all__ = ["compare", "compare_table", "draw", "layout", "layout_text", "nested_walk", "nested_walk_text",
+__all__ = ["compare", "compare_table", "draw", "layout", "layout_text", "migration_heat", "migration_rounds", "nested_walk", "nested_walk_text",
            "pagetable", "replay", "save", "walk", "walk_text"]
