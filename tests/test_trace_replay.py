@@ -772,3 +772,33 @@ def test_nested_engines_match_a_plain_reference_model_access_by_access(tr, cache
     n = nested_pair()
     r = replay(tr, n, caches, policy=policy, flush_queue=FlushQueue(2, 5), engine=engine)
     assert_matches_reference(r, *reference_replay(tr, n, caches, policy, 2, 5))
+
+
+# -- dirty tracking ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["compiled", "fast", "step"])
+def test_a_replay_sets_the_dirty_bits_of_the_pages_its_writes_reach(engine):
+    from iommu_lab.pagetable.dirty import DirtyTracker
+
+    pt = PageTable("vtd-ss-4level")
+    pt.map(BASE, 0x4000_0000, 16 * K4)
+    tr = trace_of(("write", page(0), 3 * K4), ("read", page(5), 8), ("write", page(40), 8), ("write", page(0), 8))
+    tracker = DirtyTracker(pt)
+    tracker.set_dirty_tracking(True)
+    r = replay(tr, pt, iotlb_only(4), dirty=tracker, engine=engine)
+    assert r.summary["dirty_writes"] == 4  # three pages of the first row and the rewrite; page 40 faults
+    assert tracker.get_dirty_bitmap(BASE, 16 * K4, K4).pages() == [page(0), page(1), page(2)]
+
+
+def test_dirty_tracking_needs_the_very_table_the_dma_walks():
+    from iommu_lab.pagetable.dirty import DirtyTracker
+
+    pt, other = PageTable("vtd-ss-4level"), PageTable("vtd-ss-4level")
+    pt.map(BASE, 0x4000_0000, 16 * K4)
+    with pytest.raises(ValueError, match="not the table this replay walks"):
+        replay(trace_of(("write", page(0), 8)), pt, dirty=DirtyTracker(other))
+    with pytest.raises(ValueError, match="map/unmap rows"):
+        replay(trace_of(MAP16, ("write", page(0), 8)), PageTable("vtd-ss-4level"), dirty=DirtyTracker(pt))
+    with pytest.raises(TypeError, match="DirtyTracker"):
+        replay(trace_of(("write", page(0), 8)), pt, dirty=True)

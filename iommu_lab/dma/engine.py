@@ -32,6 +32,7 @@ from iommu_lab.dma.iova import FlushPolicy, FlushQueue, IovaFq
 from iommu_lab.dma.kernels import distinct
 from iommu_lab.dma.psc import PagingStructureCache
 from iommu_lab.dma.targets import Walked
+from iommu_lab.pagetable.dirty import record_writes
 
 __all__ = ["Counters", "ReplayEngine"]
 
@@ -65,6 +66,7 @@ class Counters:
     unmaps: int = 0
     reused_before_flush: int = 0  # lazy: a map over an IOVA still waiting in the flush queue
     traps: int = 0  # VM exits for guest invalidations (nested) or guest requests (shadow)
+    dirty_writes: int = 0  # writes that set a dirty bit through a DirtyTracker
 
 
 @dataclass
@@ -225,6 +227,7 @@ class ReplayEngine:
         self.progress = progress
         self.keep_accesses = keep_accesses
         self.piece = piece
+        self.dirty = None  # a DirtyTracker of the walked table: writes set its dirty bits
         self.state = BankState(caches, target, seed) if mode == "compiled" else _CacheState(caches, target, seed)
         self.c = Counters()
         self.events: list = []
@@ -377,6 +380,10 @@ class ReplayEngine:
             w = self.target.batch(iova, write, pasid)
             self.out.fault[a:b] = w.fault
             self._fast(a, b, w, iova, code)
+        if self.dirty is not None:
+            sel = write & ~self.out.fault[a:b]
+            if sel.any():
+                self.c.dirty_writes += record_writes(self.dirty, iova[sel])
         if self.progress is not None:
             self.progress.update(b - a)
 
@@ -585,6 +592,7 @@ class ReplayEngine:
                 "iotlb_invalidated": c.iotlb_invalidated,
                 "psc_invalidated": c.psc_invalidated,
                 "traps": c.traps,
+                "dirty_writes": c.dirty_writes,
             },
             name=label,
             dtype=object,

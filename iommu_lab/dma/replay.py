@@ -42,12 +42,18 @@ What the model does, and where each rule comes from
   frees it only after the flush), so a lazy replay counts maps that do (``reused_before_flush``):
   a trace recorded under strict mode overstates lazy hit rates by that much.
 
-One engine (:class:`~iommu_lab.dma.engine.ReplayEngine`) runs in two modes that share its one
-charging loop: ``engine="fast"`` translates the whole stretch between two map/unmap rows with
-the vectorised walker and collapses runs of accesses to the same 4 KiB page (after the first,
-each is a hit that changes no replacement state), so only the remaining accesses reach the
-Python loop; ``engine="step"`` walks every access with the scalar walker and probes every cache.
-Tests check both against a plain reference model, access by access.
+One engine (:class:`~iommu_lab.dma.engine.ReplayEngine`) runs in three modes.
+``engine="compiled"`` (the default) translates each distinct (page, direction, PASID) of a
+stretch between two map/unmap rows once with the vectorised walker, then charges every access
+in a numba-compiled loop over array caches (:mod:`~iommu_lab.dma.kernels`, laid out by
+:mod:`~iommu_lab.dma.bank`); ``engine="fast"`` uses the same walker, collapses runs of accesses
+to one 4 KiB page (after the first, each is a hit that changes no replacement state) and charges
+the rest in Python; ``engine="step"`` walks every access with the scalar walker and probes every
+cache: the oracle. Tests check all three against each other and against a plain reference
+model, access by access; RANDOM replacement draws the same victims in all of them (one seeded
+xorshift stream per cache). Accesses are made and charged in pieces of at most ``PIECE``, and a
+trace file may be streamed (:class:`~iommu_lab.dma.trace.TraceStream`), so memory does not grow
+with the trace.
 
 The pieces: :mod:`~iommu_lab.dma.accesses` (rows into requests), :mod:`~iommu_lab.dma.targets`
 (what is walked), :mod:`~iommu_lab.dma.engine` (the pass over the trace), and here the entry
@@ -73,6 +79,7 @@ from iommu_lab.dma.engine import ReplayEngine
 from iommu_lab.dma.iova import FlushPolicy, FlushQueue
 from iommu_lab.dma.targets import as_target
 from iommu_lab.dma.trace import Trace, TraceStream
+from iommu_lab.pagetable.dirty import DirtyTracker
 
 __all__ = ["Accesses", "Engine", "FlushPolicy", "FlushQueue", "REQUEST_BOUNDARY", "Replay", "replay", "split_accesses"]
 
@@ -161,6 +168,7 @@ def replay(
     domains: str = "per-device",
     keep_accesses: bool = True,
     max_accesses: int = MAX_ACCESSES,
+    dirty: DirtyTracker | None = None,
 ) -> Replay:
     """Replay ``trace`` against ``target`` through ``caches``; the model passed is never changed.
 
@@ -181,6 +189,12 @@ def replay(
     outcome (``Replay.accesses`` is then empty; the summary and cache statistics are complete).
     ``max_accesses`` bounds the work: a trace asking for more 4 KiB requests (a single row of
     2**64 - 1 bytes asks for 2**52) is refused before it starts (ValueError).
+
+    ``dirty`` is a :class:`~iommu_lab.pagetable.dirty.DirtyTracker` of the table the trace's DMA
+    walks (a PageTable target, or an IOAS's domain): every write access the table accepts
+    marks its leaf dirty as the hardware does (VT-d D, AMD HD, Arm DBM) while tracking is on,
+    and ``summary["dirty_writes"]`` counts them. The replay must then walk that very table, so
+    the trace may not carry map/unmap rows (which run on a copy); map first, then replay.
 
     ``domains="per-device"`` (Linux's default: each device's group gets its own DMA domain)
     tags each device's IOTLB and walk-cache entries with its own domain id and gives it its own
@@ -208,12 +222,25 @@ def replay(
     frames = [trace.frame] if isinstance(trace, Trace) else trace
     total = _count(trace.frame, max_accesses) if isinstance(trace, Trace) else None
     has_events = _has_events(trace.frame) if isinstance(trace, Trace) else True
+    if dirty is not None and not isinstance(dirty, DirtyTracker):
+        raise TypeError(f"dirty={_short(dirty)} must be an iommu_lab.pagetable.dirty.DirtyTracker or None")
+    if dirty is not None and has_events:
+        raise ValueError(
+            "dirty= tracks the table the DMA walks, but a trace with map/unmap rows replays on a copy; "
+            "apply the maps to the table first and replay the DMA rows alone"
+        )
     model = _copy_model(target) if has_events else target
     tgt = as_target(model)
+    if dirty is not None and getattr(tgt, "table", None) is not dirty.table:
+        raise ValueError(
+            f"dirty= tracks {dirty.table.fmt.name} table {id(dirty.table):#x}, not the table this replay walks "
+            f"({tgt.label}); build the DirtyTracker on the target's own table"
+        )
     if caches is None:
         caches = _default_caches(target, tgt)
     run = ReplayEngine(tgt, caches, policy=policy, flush_queue=flush_queue, mode=engine.value,
                        domains=domains, seed=seed, keep_accesses=keep_accesses)
+    run.dirty = dirty
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress={_short(progress)} must be True, False or None (a bar on long traces)")
     big = total >= PROGRESS_THRESHOLD if total is not None else trace.nbytes >= PROGRESS_BYTES
