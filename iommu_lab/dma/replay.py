@@ -169,6 +169,7 @@ def replay(
     keep_accesses: bool = True,
     max_accesses: int = MAX_ACCESSES,
     dirty: DirtyTracker | None = None,
+    _scratch: bool = False,
 ) -> Replay:
     """Replay ``trace`` against ``target`` through ``caches``; the model passed is never changed.
 
@@ -229,7 +230,9 @@ def replay(
             "dirty= tracks the table the DMA walks, but a trace with map/unmap rows replays on a copy; "
             "apply the maps to the table first and replay the DMA rows alone"
         )
-    model = _copy_model(target) if has_events else target
+    # _scratch: the caller built ``target`` for this replay alone (what_if), so it is played on
+    # directly, without the copy that keeps a user's model as it was
+    model = _copy_model(target) if has_events and not _scratch else target
     tgt = as_target(model)
     if dirty is not None and getattr(tgt, "table", None) is not dirty.table:
         raise ValueError(
@@ -257,7 +260,7 @@ def replay(
     finally:
         if run.progress is not None:
             run.progress.close()
-    if in_place and has_events:
+    if in_place and has_events and not _scratch:
         _apply_events(trace, as_target(target))
     return Replay(
         target=tgt.label,

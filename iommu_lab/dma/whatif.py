@@ -311,7 +311,7 @@ def _check_policy(bm: int, pol: PgsizePolicy, platform: str, fmt: Any) -> None:
 
 def _run_keep_table(trace, target, caches, policy, progress) -> tuple[Replay, int]:
     """Replay on ``target`` itself (it is fresh), so the table it ends with can be measured."""
-    r = replay(trace, target, caches, policy=policy, progress=progress, in_place=True)
+    r = replay(trace, target, caches, policy=policy, progress=progress, _scratch=True)
     table = getattr(target, "table", None)  # a ShadowNesting's walked table
     if table is None:
         table = getattr(target, "stage1", target)
