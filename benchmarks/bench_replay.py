@@ -128,7 +128,7 @@ from iommu_lab.dma.replay import replay
 from iommu_lab.pagetable.table import PageTable
 pt = PageTable("vtd-ss-4level"); pt.map(0, 0, 1 << 20)
 t1 = time.perf_counter()
-replay(T.Trace.from_records([dict(t=0, op="read", iova=0, length=1 << 20)]), pt, progress=False)
+replay(T.Trace.from_records([dict(t=0, op="read", iova=0, length=1 << 20)]), pt, progress=False, engine="compiled")
 print(f"{time.perf_counter() - t1:.1f}")
 """
 
@@ -172,7 +172,7 @@ def main() -> None:
         table = built_table(tr, pgsizes, nested=label.startswith("nested"))
         dma = dma_only(tr)
         t_front, count = best(lambda: front_end(dma, table))
-        t_comp, r = best(lambda: replay(dma, table, caches, progress=False))
+        t_comp, r = best(lambda: replay(dma, table, caches, progress=False, engine="compiled"))
         c_comp = CPU["last"]
         t_fast, _ = best(lambda: replay(dma, table, caches, engine="fast", progress=False), repeat=2)
         few = dma_only(type(tr)(tr.frame.iloc[: args.step + 1], tr.name))
@@ -214,7 +214,7 @@ pt = PageTable("vtd-ss-4level", pgsize_bitmap=0x40201000); pt.map(0, 0, 1 << 39)
 tr = T.Trace.from_records([dict(t=0, op="read", iova=0, length={n} * 4096)])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-replay(tr, pt, progress=False, keep_accesses=False)
+replay(tr, pt, progress=False, keep_accesses=False, engine="compiled")
 print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t0)
 """
 

@@ -189,3 +189,11 @@ def test_every_engine_is_selectable_by_name(engine):
                              {"t": 1, "op": "read", "iova": BASE, "length": 8}])
     r = replay(tr, PageTable("vtd-ss-4level"), engine=engine)
     assert r.engine.value == engine and r.summary["walks"] == 1
+
+
+def test_auto_picks_an_engine_that_gives_the_same_answer():
+    tr = Trace.from_records([{"t": 0, "op": "map", "iova": BASE, "length": 4 * K4, "pa": 0},
+                             {"t": 1, "op": "read", "iova": BASE, "length": 3 * K4}])
+    auto = replay(tr, PageTable("vtd-ss-4level"))
+    assert auto.engine.value in ("compiled", "fast")
+    agree(auto, replay(tr, PageTable("vtd-ss-4level"), engine="step"))

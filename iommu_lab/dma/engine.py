@@ -29,12 +29,12 @@ from iommu_lab.dma.bank import BankState
 from iommu_lab.dma.caches import Caches
 from iommu_lab.dma.iotlb import Iotlb
 from iommu_lab.dma.iova import FlushPolicy, FlushQueue, IovaFq
-from iommu_lab.dma.kernels import distinct
+from iommu_lab.dma.kernels import charge, distinct
 from iommu_lab.dma.psc import PagingStructureCache
 from iommu_lab.dma.targets import Walked
 from iommu_lab.pagetable.dirty import record_writes
 
-__all__ = ["Counters", "ReplayEngine"]
+__all__ = ["Counters", "ReplayEngine", "compiled_loaded"]
 
 _U64 = np.uint64
 _STAGE2 = ("stage-2", 0)  # tag of stage-2 entries: shared by every PASID of the VM
@@ -163,6 +163,11 @@ class _Stage2Cost:
             return start - stop + 1, False
         self.tlb.fill(_STAGE2, gpa, lg2)
         return start - stop + 1, True
+
+
+def compiled_loaded() -> bool:
+    """Whether this process has already compiled or loaded the compiled charging loop."""
+    return bool(charge.signatures)
 
 
 def _distinct(iova: np.ndarray, write: np.ndarray, pasid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

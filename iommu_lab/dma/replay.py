@@ -43,13 +43,15 @@ What the model does, and where each rule comes from
   a trace recorded under strict mode overstates lazy hit rates by that much.
 
 One engine (:class:`~iommu_lab.dma.engine.ReplayEngine`) runs in three modes.
-``engine="compiled"`` (the default) translates each distinct (page, direction, PASID) of a
+``engine="compiled"`` translates each distinct (page, direction, PASID) of a
 stretch between two map/unmap rows once with the vectorised walker, then charges every access
 in a numba-compiled loop over array caches (:mod:`~iommu_lab.dma.kernels`, laid out by
 :mod:`~iommu_lab.dma.bank`); ``engine="fast"`` uses the same walker, collapses runs of accesses
 to one 4 KiB page (after the first, each is a hit that changes no replacement state) and charges
 the rest in Python; ``engine="step"`` walks every access with the scalar walker and probes every
-cache: the oracle. Tests check all three against each other and against a plain reference
+cache: the oracle. ``engine="auto"`` (the default) runs the compiled loop on long traces and
+streams, and on short ones only once it is loaded, so a short replay never waits for numba.
+Tests check all three against each other and against a plain reference
 model, access by access; RANDOM replacement draws the same victims in all of them (one seeded
 xorshift stream per cache). Accesses are made and charged in pieces of at most ``PIECE``, and a
 trace file may be streamed (:class:`~iommu_lab.dma.trace.TraceStream`), so memory does not grow
@@ -75,7 +77,7 @@ from iommu_lab.core.enums import member_of
 from iommu_lab.core.ranges import exact_int, fmt_size
 from iommu_lab.dma.accesses import REQUEST_BOUNDARY, Accesses, access_counts, split_accesses
 from iommu_lab.dma.caches import Caches
-from iommu_lab.dma.engine import ReplayEngine
+from iommu_lab.dma.engine import ReplayEngine, compiled_loaded
 from iommu_lab.dma.iova import FlushPolicy, FlushQueue
 from iommu_lab.dma.targets import as_target
 from iommu_lab.dma.trace import Trace, TraceStream
@@ -85,6 +87,8 @@ __all__ = ["Accesses", "Engine", "FlushPolicy", "FlushQueue", "REQUEST_BOUNDARY"
 
 #: Show a progress bar by default when a trace has at least this many accesses.
 PROGRESS_THRESHOLD = 200_000
+#: ``engine="auto"`` compiles (or loads) the compiled loop for traces of at least this many accesses.
+AUTO_COMPILED = 200_000
 #: ... and on streamed trace files of at least this many bytes.
 PROGRESS_BYTES = 16 << 20
 #: Most 4 KiB requests one replay makes by default (about an hour at 5 M/s).
@@ -92,8 +96,11 @@ MAX_ACCESSES = 1 << 34
 
 
 class Engine(enum.Enum):
-    """Which front end the replay engine runs: vectorised with run collapsing, or one walk per access."""
+    """Which engine charges the accesses: ``AUTO`` (the default) picks ``COMPILED`` for long
+    traces, streams, or once the compiled loop is loaded in this process, else ``FAST`` (a
+    short trace then never waits for numba to compile or load it); ``STEP`` is the oracle."""
 
+    AUTO = "auto"
     COMPILED = "compiled"
     FAST = "fast"
     STEP = "step"
@@ -161,7 +168,7 @@ def replay(
     *,
     policy: FlushPolicy | str = FlushPolicy.STRICT,
     flush_queue: FlushQueue | None = None,
-    engine: Engine | str = Engine.COMPILED,
+    engine: Engine | str = Engine.AUTO,
     progress: bool | None = None,
     seed: int = 0,
     in_place: bool = False,
@@ -241,6 +248,9 @@ def replay(
         )
     if caches is None:
         caches = _default_caches(target, tgt)
+    if engine is Engine.AUTO:
+        long = total is None or total >= AUTO_COMPILED
+        engine = Engine.COMPILED if long or compiled_loaded() else Engine.FAST
     run = ReplayEngine(tgt, caches, policy=policy, flush_queue=flush_queue, mode=engine.value,
                        domains=domains, seed=seed, keep_accesses=keep_accesses)
     run.dirty = dirty
