@@ -163,11 +163,11 @@ caches_st = st.builds(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(small_traces(), caches_st, st.sampled_from(["strict", "lazy"]))
-def test_fast_and_step_engines_agree_access_by_access(tr, caches, policy):
+@given(small_traces(), caches_st, st.sampled_from(["strict", "lazy"]), st.sampled_from(["fast", "compiled"]))
+def test_fast_and_step_engines_agree_access_by_access(tr, caches, policy, engine):
     pt = PageTable("vtd-ss-4level")
     fq = FlushQueue(size=2, timeout_ns=5)
-    fast = replay(tr, pt, caches, policy=policy, flush_queue=fq, engine="fast")
+    fast = replay(tr, pt, caches, policy=policy, flush_queue=fq, engine=engine)
     step = replay(tr, pt, caches, policy=policy, flush_queue=fq, engine="step")
     cols = ["hit", "refs", "fault", "page_size"]
     assert fast.accesses[cols].equals(step.accesses[cols])
@@ -289,13 +289,13 @@ def test_stage2_change_flushes_every_combined_entry_stage1_change_only_its_range
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.integers(0, 40), min_size=1, max_size=25), caches_st)
-def test_nested_fast_and_step_engines_agree(pages, caches):
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=25), caches_st, st.sampled_from(["fast", "compiled"]))
+def test_nested_fast_and_step_engines_agree(pages, caches, engine):
     rows = [("map", GIOVA, 32 * K4, 0x10_0000)] + [("read", GIOVA + p * K4 + 8, 16) for p in pages]
     rows.insert(len(rows) // 2, ("unmap", GIOVA + 2 * K4, K4, 0, 1))
     tr = trace_of(*rows)
     n = nested_pair()
-    fast = replay(tr, n, caches, engine="fast")
+    fast = replay(tr, n, caches, engine=engine)
     step = replay(tr, n, caches, engine="step")
     cols = ["hit", "refs", "s2_refs", "fault", "page_size"]
     assert fast.accesses[cols].equals(step.accesses[cols])
@@ -733,8 +733,8 @@ MAP16_ROW = {"op": "map", "iova": BASE, "length": 16 * K4, "pa": 0x4000_0000, "d
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(multi_domain_traces(), ref_caches_st, st.sampled_from(["strict", "lazy"]), st.sampled_from(["fast", "step"]),
-       st.sampled_from([0x1000, 0x201000]))
+@given(multi_domain_traces(), ref_caches_st, st.sampled_from(["strict", "lazy"]),
+       st.sampled_from(["compiled", "fast", "step"]), st.sampled_from([0x1000, 0x201000]))
 def test_both_engines_match_a_plain_reference_model_access_by_access(tr, caches, policy, engine, pgsizes):
     pt = PageTable("vtd-ss-4level", pgsize_bitmap=pgsizes)
     r = replay(tr, pt, caches, policy=policy, flush_queue=FlushQueue(2, 5), engine=engine)
@@ -766,8 +766,39 @@ def nested_traces(draw):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(nested_traces(), ref_caches_st, st.sampled_from(["strict", "lazy"]), st.sampled_from(["fast", "step"]))
+@given(nested_traces(), ref_caches_st, st.sampled_from(["strict", "lazy"]),
+       st.sampled_from(["compiled", "fast", "step"]))
 def test_nested_engines_match_a_plain_reference_model_access_by_access(tr, caches, policy, engine):
     n = nested_pair()
     r = replay(tr, n, caches, policy=policy, flush_queue=FlushQueue(2, 5), engine=engine)
     assert_matches_reference(r, *reference_replay(tr, n, caches, policy, 2, 5))
+
+
+# -- dirty tracking ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["compiled", "fast", "step"])
+def test_a_replay_sets_the_dirty_bits_of_the_pages_its_writes_reach(engine):
+    from iommu_lab.pagetable.dirty import DirtyTracker
+
+    pt = PageTable("vtd-ss-4level")
+    pt.map(BASE, 0x4000_0000, 16 * K4)
+    tr = trace_of(("write", page(0), 3 * K4), ("read", page(5), 8), ("write", page(40), 8), ("write", page(0), 8))
+    tracker = DirtyTracker(pt)
+    tracker.set_dirty_tracking(True)
+    r = replay(tr, pt, iotlb_only(4), dirty=tracker, engine=engine)
+    assert r.summary["dirty_writes"] == 4  # three pages of the first row and the rewrite; page 40 faults
+    assert tracker.get_dirty_bitmap(BASE, 16 * K4, K4).pages() == [page(0), page(1), page(2)]
+
+
+def test_dirty_tracking_needs_the_very_table_the_dma_walks():
+    from iommu_lab.pagetable.dirty import DirtyTracker
+
+    pt, other = PageTable("vtd-ss-4level"), PageTable("vtd-ss-4level")
+    pt.map(BASE, 0x4000_0000, 16 * K4)
+    with pytest.raises(ValueError, match="not the table this replay walks"):
+        replay(trace_of(("write", page(0), 8)), pt, dirty=DirtyTracker(other))
+    with pytest.raises(ValueError, match="map/unmap rows"):
+        replay(trace_of(MAP16, ("write", page(0), 8)), PageTable("vtd-ss-4level"), dirty=DirtyTracker(pt))
+    with pytest.raises(TypeError, match="DirtyTracker"):
+        replay(trace_of(("write", page(0), 8)), pt, dirty=True)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-import random
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, Mapping
 
 from iommu_lab.core.enums import member_of
 from iommu_lab.core.ranges import exact_int
 
-__all__ = ["Cache", "CacheConfig", "CacheStats", "Replacement", "as_config", "check_level", "range_args"]
+__all__ = ["Cache", "CacheConfig", "CacheStats", "Replacement", "XorShift", "as_config", "check_level", "range_args"]
 
 
 class Replacement(enum.Enum):
@@ -45,6 +44,43 @@ class Replacement(enum.Enum):
             raise ValueError(
                 f"replacement={value!r} is not a replacement policy; allowed: {allowed} (or a Replacement member)"
             ) from None
+
+
+_M64 = (1 << 64) - 1
+#: Most entries one cache may have: every set is built up front, so the bound bounds memory.
+MAX_ENTRIES = 1 << 20
+
+
+class XorShift:
+    """The seeded victim choice of RANDOM replacement: Marsaglia's xorshift64 (13, 7, 17).
+
+    Seeded through splitmix64 so that nearby seeds give unrelated streams; the compiled cache
+    loop (:mod:`iommu_lab.dma.kernels`) runs the same recurrence on the same state, so both
+    engines evict the same entries.
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self, seed: int) -> None:
+        self.state = initial_state(seed)
+
+    def below(self, n: int) -> int:
+        """The next draw, reduced to ``0 .. n - 1``."""
+        x = self.state
+        x ^= (x << 13) & _M64
+        x ^= x >> 7
+        x ^= (x << 17) & _M64
+        self.state = x
+        return x % n
+
+
+def initial_state(seed: int) -> int:
+    """splitmix64 of ``seed`` (never 0, which xorshift cannot leave)."""
+    z = (int(seed) + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    z ^= z >> 31
+    return z or 1
 
 
 def _is_int(value: Any) -> bool:
@@ -77,6 +113,11 @@ class CacheConfig:
             raise ValueError(
                 f"entries={self.entries!r} is not a cache size; entries must be an integer >= 0 "
                 f"(0 = no such cache), not a bool, float or string"
+            )
+        if self.entries > MAX_ENTRIES:
+            raise ValueError(
+                f"entries={self.entries:,} is more than a cache model holds; allowed: 0 .. {MAX_ENTRIES:,} "
+                f"entries (2**20; real IOTLBs and walk caches hold a few thousand at most)"
             )
         if self.ways is not None:
             self._check_ways()
@@ -140,7 +181,8 @@ def range_args(iova: Any, size: Any) -> tuple[int, int]:
 
 
 def _ways_help(entries: int) -> str:
-    ok = [w for w in range(1, entries + 1) if entries % w == 0 and not (entries // w) & (entries // w - 1)]
+    # divisors w with entries // w a power of two: entries / 2**k for each k that divides evenly
+    ok = sorted({entries >> k for k in range(entries.bit_length()) if (entries >> k) << k == entries})
     shown = ok if len(ok) <= 8 else ok[:4] + ["..."] + ok[-2:]
     return "for entries=" + str(entries) + " ways may be " + ", ".join(str(w) for w in shown)
 
@@ -169,7 +211,7 @@ class Cache:
         self._mask = nsets - 1  # sets is a power of two, so index & mask == index % sets
         self._ways = config.entries // nsets
         self._lru = config.replacement is Replacement.LRU
-        self._rng = random.Random(seed) if config.replacement is Replacement.RANDOM else None
+        self._rng = XorShift(seed) if config.replacement is Replacement.RANDOM else None
         self._count = 0
         self.reset_stats()
 
@@ -219,7 +261,7 @@ class Cache:
     def _victim(self, s: dict[Hashable, None]) -> Hashable:
         if self._rng is None:
             return next(iter(s))
-        return next(itertools.islice(s, self._rng.randrange(len(s)), None))
+        return next(itertools.islice(s, self._rng.below(len(s)), None))
 
     # -- queries and invalidation --------------------------------------------------------------
 
@@ -328,7 +370,8 @@ def as_config(value: Any, where: str) -> CacheConfig:
                 f"(required), ways and replacement"
             )
         return CacheConfig(value["entries"], value.get("ways"), value.get("replacement", Replacement.LRU))
-    raise ValueError(f"{where}: {value!r} is not a cache configuration; give a CacheConfig, an int (entries) or a table with entries/ways/replacement")
+    text = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    raise ValueError(f"{where}: {text} is not a cache configuration; give a CacheConfig, an int (entries) or a table with entries/ways/replacement")
 
 
 

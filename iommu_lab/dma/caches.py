@@ -30,6 +30,7 @@ How a walk-cache hit shortens a walk, and the level numbering the caches use, is
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
@@ -46,7 +47,12 @@ from iommu_lab.dma.cache import (
 )
 from iommu_lab.dma.iotlb import Iotlb, nested_entry_lg2
 from iommu_lab.dma.psc import PagingStructureCache, walk_references
-from iommu_lab.hardware.platform import IommuFamily, families_using_format_family, platforms
+from iommu_lab.hardware.platform import (
+    IommuFamily,
+    Platform,
+    families_using_format_family,
+    platforms,
+)
 
 __all__ = [
     "Replacement",
@@ -160,6 +166,12 @@ class Caches:
 
         if isinstance(platform, IommuFamily):
             return cls.for_family(platform)
+        if not isinstance(platform, (str, Platform)):
+            text = repr(platform)
+            raise TypeError(
+                f"platform={text if len(text) <= 60 else text[:57] + '...'} is not a platform; give a "
+                f"Platform, a catalogue name such as 'intel-vtd-48', or an IOMMU family ('VT-d')"
+            )
         if isinstance(platform, str):
             if platform in platforms:
                 platform = platforms.get(platform)
@@ -282,18 +294,67 @@ class CacheDefaults:
         return _caches_from_table(table, f"{self.where}: {name}", name)
 
 
+def _levels_of(table: Mapping[str, Any], key: str, where: str) -> dict:
+    levels = table.get(key, {})
+    if not isinstance(levels, Mapping):
+        raise IommuError("EINVAL", f"{where}: {key} = {str(levels)[:60]!r} must be a table of levels, e.g. "
+                                   f"{key} = {{ 1 = {{ entries = 32 }} }}")
+    out = {}
+    for k, v in levels.items():
+        if not (isinstance(k, str) and k.isascii() and k.isdigit() and len(k) <= 2):
+            raise IommuError("EINVAL", f"{where}: {key} level {str(k)[:30]!r} is not a table level; levels are "
+                                       f"decimal integers 1 .. 6")
+        out[int(k)] = v
+    return out
+
+
 def _caches_from_table(table: Mapping[str, Any], where: str, name: str) -> Caches:
+    psc, psc2 = _levels_of(table, "psc", where), _levels_of(table, "stage2_psc", where)
     try:
         return Caches(
             iotlb=table.get("iotlb", 0),
-            psc={int(k): v for k, v in table.get("psc", {}).items()},
+            psc=psc,
             stage2_tlb=table.get("stage2_tlb", 0),
-            stage2_psc={int(k): v for k, v in table.get("stage2_psc", {}).items()},
+            stage2_psc=psc2,
             name=name,
             source=table.get("source", ""),
         )
     except (ValueError, TypeError) as exc:
         raise IommuError("EINVAL", f"{where}: {exc}") from None
+
+
+#: Most bytes a cache defaults file may have (the shipped one is a few KiB).
+MAX_TOML_BYTES = 1 << 20
+
+
+def _read_toml(path: Any) -> dict:
+    """Parse a TOML file checked first: a regular file (never a FIFO or a device) of at most
+    ``MAX_TOML_BYTES``, UTF-8, nested no deeper than the parser can go. Errors name the path."""
+    import os
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise IommuError("ENOENT", f"no cache defaults file {path}") from None
+    except OSError as exc:
+        raise IommuError("EINVAL", f"{path}: cannot stat the cache defaults file: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, device or socket)"
+        raise IommuError("EINVAL", f"{path}: {kind}; cache defaults are one regular .toml file")
+    if st.st_size > MAX_TOML_BYTES:
+        raise IommuError("EINVAL", f"{path}: {st.st_size:,} bytes; a cache defaults file may have at most "
+                                   f"{MAX_TOML_BYTES:,} bytes")
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_TOML_BYTES + 1)
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise IommuError("EINVAL", f"{path}: not UTF-8 text (byte offset {exc.start}); TOML files are UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise IommuError("EINVAL", f"{path}: malformed TOML: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise IommuError("EINVAL", f"{path}: tables or arrays nested too deep; cache defaults nest 3 levels") from None
 
 
 def load_defaults(path: Any = None) -> CacheDefaults:
@@ -304,20 +365,23 @@ def load_defaults(path: Any = None) -> CacheDefaults:
         from iommu_lab.core.paths import data_dir
 
         path = data_dir() / "caches" / "defaults.toml"
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IommuError("ENOENT", f"no cache defaults file {path}") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise IommuError("EINVAL", f"{path}: malformed TOML: {exc}") from None
+    doc = _read_toml(path)
     unknown = set(doc) - {"families", "platforms"}
     if unknown:
         raise IommuError("EINVAL", f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; allowed: families, platforms")
     tables: dict[str, dict[str, dict]] = {}
     for section in ("families", "platforms"):
+        if not isinstance(doc.get(section, {}), dict):
+            raise IommuError("EINVAL", f"{path}: {section} = {str(doc[section])[:60]!r} must be a table of tables, "
+                                       f"e.g. [{section}.\"VT-d\"]")
         tables[section] = dict(doc.get(section, {}))
         for key, table in tables[section].items():
+            if not isinstance(table, dict):
+                raise IommuError("EINVAL", f"{path}: [{section}.{key}] = {str(table)[:60]!r} must be a table with "
+                                           f"keys {', '.join(_TABLE_KEYS)}")
             bad = set(table) - set(_TABLE_KEYS)
             if bad:
                 raise IommuError("EINVAL", f"{path}: [{section}.{key}]: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(_TABLE_KEYS)}")

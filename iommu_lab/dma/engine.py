@@ -24,17 +24,23 @@ import pandas as pd
 
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import fmt_addr, fmt_size
-from iommu_lab.dma.accesses import Accesses, domain_of_rows, split_accesses, tag_names
+from iommu_lab.dma.accesses import Accesses, access_pieces, dma_columns, tag_names
+from iommu_lab.dma.bank import BankState
 from iommu_lab.dma.caches import Caches
 from iommu_lab.dma.iotlb import Iotlb
 from iommu_lab.dma.iova import FlushPolicy, FlushQueue, IovaFq
+from iommu_lab.dma.kernels import charge, distinct
 from iommu_lab.dma.psc import PagingStructureCache
 from iommu_lab.dma.targets import Walked
+from iommu_lab.pagetable.dirty import record_writes
 
-__all__ = ["Counters", "ReplayEngine"]
+__all__ = ["Counters", "ReplayEngine", "compiled_loaded"]
 
 _U64 = np.uint64
 _STAGE2 = ("stage-2", 0)  # tag of stage-2 entries: shared by every PASID of the VM
+#: Accesses per piece: the engine never holds more requests than this at once (one piece of
+#: walk facts and outcomes, ~100 bytes each), whatever one DMA row or the trace asks for.
+PIECE = 1 << 20
 EVENT_COLUMNS = ["t", "op", "iova", "length", "queued", "iotlb_invalidated", "note"]
 
 
@@ -60,6 +66,7 @@ class Counters:
     unmaps: int = 0
     reused_before_flush: int = 0  # lazy: a map over an IOVA still waiting in the flush queue
     traps: int = 0  # VM exits for guest invalidations (nested) or guest requests (shadow)
+    dirty_writes: int = 0  # writes that set a dirty bit through a DirtyTracker
 
 
 @dataclass
@@ -72,7 +79,6 @@ class _Outcomes:
     s2_refs: np.ndarray = field(init=False)
     fault: np.ndarray = field(init=False)
     lg2: np.ndarray = field(init=False)
-    events: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.hit = np.ones(self.n, dtype=bool)
@@ -159,6 +165,17 @@ class _Stage2Cost:
         return start - stop + 1, True
 
 
+def compiled_loaded() -> bool:
+    """Whether this process has already compiled or loaded the compiled charging loop."""
+    return bool(charge.signatures)
+
+
+def _distinct(iova: np.ndarray, write: np.ndarray, pasid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(inv, first)``: each access's distinct (page, direction, PASID) and its first access."""
+    key = (((iova >> _U64(12)) << _U64(1)) | write.astype(_U64)).view(np.int64)
+    return distinct(key, pasid.astype(np.int64, copy=False))
+
+
 class ReplayEngine:
     """One replay of a trace frame against a target through freshly instantiated caches.
 
@@ -171,74 +188,126 @@ class ReplayEngine:
 
     Parameters
     ----------
-    frame : the trace's frame (``Trace.frame``).
     target : a :mod:`~iommu_lab.dma.targets` wrapper (``as_target(model)``).
     caches : the cache hierarchy to instantiate.
     policy : FlushPolicy (default: STRICT).
     flush_queue : FlushQueue (default: Linux's 256 entries, 10 ms).
-    step : bool (default: False)
-        The step front end (one scalar walk per access, no run collapsing) instead of the fast one.
+    mode : ``"compiled"``, ``"fast"`` or ``"step"`` (default: "compiled")
+        ``"compiled"``: the vectorised walker once per distinct page, then the compiled charging
+        loop (:mod:`iommu_lab.dma.kernels`) over array caches; ``"fast"``: the vectorised walker
+        with run collapsing, then the Python charging loop; ``"step"``: one scalar walk per
+        access and every cache probed, the oracle the others are tested against.
     domains : ``"per-device"`` or ``"shared"`` (default: "per-device").
     seed : int (default: 0), for RANDOM replacement.
     progress : an object with ``update(n)`` (a tqdm bar), or None.
+    keep_accesses : bool (default: True)
+        Keep every access's outcome for :meth:`accesses_frame`; False keeps only the counters,
+        so memory stays flat however long the trace.
+    piece : int (default: PIECE)
+        Most accesses handled at once.
+
+    Feed it the trace's frames in order (:meth:`feed`, one whole frame or the chunks of a
+    streamed file), then :meth:`finish`.
     """
 
     def __init__(
         self,
-        frame: pd.DataFrame,
         target: Any,
         caches: Caches,
         *,
         policy: FlushPolicy = FlushPolicy.STRICT,
         flush_queue: FlushQueue | None = None,
-        step: bool = False,
+        mode: str = "compiled",
         domains: str = "per-device",
         seed: int = 0,
         progress: Any = None,
+        keep_accesses: bool = True,
+        piece: int = PIECE,
     ) -> None:
-        self.frame, self.target, self.caches = frame, target, caches
+        self.target, self.caches = target, caches
         self.policy = policy
         self.flush_queue = flush_queue if flush_queue is not None else FlushQueue()
-        self.step = step
+        self.mode = mode
         self.domains = domains
         self.progress = progress
-        self.acc: Accesses = split_accesses(frame, domains=domains)
-        self.code = self.acc.tag
-        self.state = _CacheState(caches, target, seed)
-        self.c = Counters(accesses=len(self.acc))
-        self.out = _Outcomes(len(self.acc))
+        self.keep_accesses = keep_accesses
+        self.piece = piece
+        self.dirty = None  # a DirtyTracker of the walked table: writes set its dirty bits
+        self.state = BankState(caches, target, seed) if mode == "compiled" else _CacheState(caches, target, seed)
+        self.c = Counters()
+        self.events: list = []
         self.queues: dict[int, IovaFq] = {}
-        self._names = list(frame["device"].cat.categories) if domains == "per-device" else ["all devices"]
-        self._pos = 0
+        self._dom_ids: dict[str, int] = {}
+        self._names = [] if domains == "per-device" else ["all devices"]
+        self._kept: list[tuple[Accesses, _Outcomes]] = []
+        self._rows = 0
+        self._dma_rows = 0
+        self._traps0 = target.traps()
 
     # -- the driver ------------------------------------------------------------------------------
 
-    def run(self) -> ReplayEngine:
-        """Play the whole trace; returns the engine, its counters and outcomes filled in."""
-        frame, acc = self.frame, self.acc
-        ops = frame["op"].to_numpy()
-        event_rows = np.nonzero((ops == "map") | (ops == "unmap"))[0]
-        # position in the access stream where each event happens (accesses of earlier rows first)
-        at = np.searchsorted(acc.row, event_rows, side="left")
-        iova = frame["iova"].to_numpy(dtype=_U64)
-        length = frame["length"].to_numpy(dtype=_U64)
-        pa = frame["pa"].to_numpy(dtype=_U64)
-        stage = frame["stage"].to_numpy()
-        t = frame["t"].to_numpy(dtype=np.int64)
-        row_domain = domain_of_rows(frame, self.domains)
-        traps0 = self.target.traps()
-        for k, r in enumerate(event_rows.tolist()):
-            self._dma_until(int(at[k]))
-            while (timer := self._next_timer()) is not None and t[r] >= timer[0]:
-                self._flush(timer[1], timer[0], "timer")
-            self._event(r, str(ops[r]), int(iova[r]), int(length[r]), int(pa[r]), int(stage[r]),
-                        int(row_domain[r]), int(t[r]))
-        self._dma_until(len(acc))
-        while (timer := self._next_timer()) is not None:  # timers still fire after the last row
-            self._flush(timer[1], timer[0], "timer")
-        self.c.traps += self.target.traps() - traps0
-        self.state.iotlb.cache.hits += self.c.collapsed  # collapsed runs were hits the loop never probed
+    def run(self, frame: pd.DataFrame) -> ReplayEngine:
+        """Play a whole trace frame and finish; returns the engine, counters and outcomes filled in."""
+        return self.feed(frame).finish()
+
+    def feed(self, frame: pd.DataFrame) -> ReplayEngine:
+        """Play the next rows of a trace (a whole frame, or one chunk of a streamed file).
+
+        The DMA rows between two map/unmap rows become accesses in pieces of at most
+        ``piece`` requests, so memory stays bounded however long one row or the trace is.
+        """
+        codes = frame["op"].cat.codes.to_numpy()
+        event_rows = np.nonzero(codes >= 2)[0]  # OP_MAP, OP_UNMAP
+        domain = self._domains_of(frame)
+        lo = 0
+        if event_rows.size:
+            iova = frame["iova"].to_numpy(dtype=_U64)[event_rows].tolist()
+            length = frame["length"].to_numpy(dtype=_U64)[event_rows].tolist()
+            pa = frame["pa"].to_numpy(dtype=_U64)[event_rows].tolist()
+            stage = frame["stage"].to_numpy()[event_rows].tolist()
+            t = frame["t"].to_numpy(dtype=np.int64)[event_rows].tolist()
+            dom = domain[event_rows].tolist()
+            for k, r in enumerate(event_rows.tolist()):
+                if r > lo:
+                    self._dma_rows_between(frame, domain, lo, r)
+                while (timer := self._next_timer()) is not None and t[k] >= timer[0]:
+                    self._flush(timer[1], timer[0], "timer")
+                op = "map" if codes[r] == 2 else "unmap"
+                self._event(self._rows + r, op, iova[k], length[k], pa[k], stage[k], dom[k], t[k])
+                lo = r + 1
+        if lo < len(frame):
+            self._dma_rows_between(frame, domain, lo, len(frame))
+        self._rows += len(frame)
         return self
+
+    def finish(self) -> ReplayEngine:
+        """After the last row: the flush timers still fire; the traps are counted."""
+        while (timer := self._next_timer()) is not None:
+            self._flush(timer[1], timer[0], "timer")
+        self.c.traps += self.target.traps() - self._traps0
+        if self.mode == "fast":
+            self.state.iotlb.cache.hits += self.c.collapsed  # collapsed runs were hits the loop never probed
+        return self
+
+    def _domains_of(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's domain id; per device, numbered in the order devices are first seen."""
+        if self.domains == "shared":
+            return np.zeros(len(frame), dtype=np.int64)
+        cats = frame["device"].cat.categories
+        ids = np.array([self._dom_ids.setdefault(str(d), len(self._dom_ids)) for d in cats] or [0], dtype=np.int64)
+        self._names = list(self._dom_ids)
+        return ids[frame["device"].cat.codes.to_numpy()]
+
+    def _dma_rows_between(self, frame: pd.DataFrame, domain: np.ndarray, lo: int, hi: int) -> None:
+        """The read/write rows ``lo .. hi`` (no map/unmap among them), piece by piece."""
+        cols = dma_columns(frame, domain, lo, hi, self._rows)
+        self._dma_rows += cols[0].shape[0]
+        for acc in access_pieces(*cols, limit=self.piece):
+            self.acc, self.code, self.out, self._pos = acc, acc.tag, _Outcomes(len(acc)), 0
+            self.c.accesses += len(acc)
+            self._dma_until(len(acc))
+            if self.keep_accesses:
+                self._kept.append((acc, self.out))
 
     def _next_timer(self) -> tuple[int, int] | None:
         """The earliest armed flush-queue timer: ``(deadline, domain)``."""
@@ -266,7 +335,7 @@ class ReplayEngine:
         self.state.flush_domain(c, domain)
         if self.target.nested:
             c.traps += 1  # the guest's flush is trapped and forwarded (IOMMU_HWPT_INVALIDATE)
-        self.out.events.append((when, "flush", 0, 0, queued, c.iotlb_invalidated - before, f"{why} ({self._names[domain]})"))
+        self.events.append((when, "flush", 0, 0, queued, c.iotlb_invalidated - before, f"{why} ({self._names[domain]})"))
 
     def _event(self, r: int, op: str, va: int, ln: int, pa: int, st: int, dom: int, t: int) -> None:
         """A map/unmap row: change the target, then invalidate as the policy says."""
@@ -298,7 +367,7 @@ class ReplayEngine:
                 full = fq.queue(va, ln, t)
                 if full is not None:
                     self._flush(dom, t, "queue full", len(full))
-        self.out.events.append((t, op, va, ln, len(fq), c.iotlb_invalidated - before, f"stage {st} ({self._names[dom]})"))
+        self.events.append((t, op, va, ln, len(fq), c.iotlb_invalidated - before, f"stage {st} ({self._names[dom]})"))
 
     # -- front ends ------------------------------------------------------------------------------
 
@@ -306,7 +375,9 @@ class ReplayEngine:
         """The accesses ``[a, b)``, between two map/unmap rows: walk facts, then the charging."""
         acc = self.acc
         iova, write, pasid, code = acc.iova[a:b], acc.write[a:b], acc.pasid[a:b], self.code[a:b]
-        if self.step:
+        if self.mode == "compiled":
+            self._compiled(a, b, iova, write, pasid, code)
+        elif self.mode == "step":
             w = self.target.walk_each(iova, write, pasid)
             self.out.fault[a:b] = w.fault
             self._charge(a, np.arange(b - a), w, iova, code)
@@ -314,8 +385,26 @@ class ReplayEngine:
             w = self.target.batch(iova, write, pasid)
             self.out.fault[a:b] = w.fault
             self._fast(a, b, w, iova, code)
+        if self.dirty is not None:
+            sel = write & ~self.out.fault[a:b]
+            if sel.any():
+                self.c.dirty_writes += record_writes(self.dirty, iova[sel])
         if self.progress is not None:
             self.progress.update(b - a)
+
+    def _compiled(self, a: int, b: int, iova: np.ndarray, write: np.ndarray, pasid: np.ndarray,
+                  code: np.ndarray) -> None:
+        """Walk each distinct (4 KiB page, direction, PASID) once, then the compiled loop.
+
+        Between two map/unmap rows the tables do not change, so every access to one page in
+        one direction under one PASID has the same walk facts; ``inv`` maps each access to its
+        page's row of them.
+        """
+        inv, first = _distinct(iova, write, pasid)
+        w = self.target.batch(iova[first], write[first], pasid[first])
+        out = self.out
+        out.fault[a:b] = w.fault[inv]
+        self.state.charge(code, iova, inv, w, (out.hit[a:b], out.refs[a:b], out.s2_refs[a:b], out.lg2[a:b]), self.c)
 
     def _fast(self, a: int, b: int, w: Walked, iova: np.ndarray, code: np.ndarray) -> None:
         """Collapse runs, then charge what they do not settle.
@@ -431,26 +520,33 @@ class ReplayEngine:
     # -- what it measured ------------------------------------------------------------------------
 
     def accesses_frame(self) -> pd.DataFrame:
-        """One row per access: trace row, time, PASID, IOVA, direction and what it cost."""
-        acc, out = self.acc, self.out
+        """One row per access: trace row, time, PASID, IOVA, direction and what it cost (no
+        rows when the engine keeps no per-access outcomes)."""
+        kept = self._kept
+
+        def col(get, dtype):
+            parts = [get(a, o) for a, o in kept]
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+        fault, hit, lg2 = col(lambda a, o: o.fault, bool), col(lambda a, o: o.hit, bool), col(lambda a, o: o.lg2, np.int8)
         return pd.DataFrame(
             {
-                "row": acc.row,
-                "t": acc.t,
-                "pasid": acc.pasid,
-                "iova": acc.iova,
-                "write": acc.write,
-                "hit": out.hit,
-                "refs": out.refs,
-                "s2_refs": out.s2_refs,
-                "fault": out.fault,
-                "page_size": np.where(out.fault & ~out.hit, 0, np.left_shift(1, out.lg2.astype(np.int64))).astype(_U64),
+                "row": col(lambda a, o: a.row, np.int64),
+                "t": col(lambda a, o: a.t, np.int64),
+                "pasid": col(lambda a, o: a.pasid, np.int64),
+                "iova": col(lambda a, o: a.iova, _U64),
+                "write": col(lambda a, o: a.write, bool),
+                "hit": hit,
+                "refs": col(lambda a, o: o.refs, np.int32),
+                "s2_refs": col(lambda a, o: o.s2_refs, np.int32),
+                "fault": fault,
+                "page_size": np.where(fault & ~hit, 0, np.left_shift(1, lg2.astype(np.int64))).astype(_U64),
             }
         )
 
     def events_frame(self) -> pd.DataFrame:
         """One row per map/unmap row and per flush."""
-        return pd.DataFrame(self.out.events, columns=EVENT_COLUMNS).astype({"iova": _U64, "length": _U64})
+        return pd.DataFrame(self.events, columns=EVENT_COLUMNS).astype({"iova": _U64, "length": _U64})
 
     def cache_stats(self) -> pd.DataFrame:
         """One row per instantiated cache (and walk-cache level): size and counters."""
@@ -474,13 +570,13 @@ class ReplayEngine:
 
     def summary(self, label: str) -> pd.Series:
         """The totals and rates, named ``label``."""
-        c, acc = self.c, self.acc
+        c = self.c
         n = max(c.accesses, 1)
         psc_hits = sum(cache.hits for nm, _l, cache in self.state.all_caches() if nm == "PSC")
         return pd.Series(
             {
                 "accesses": c.accesses,
-                "dma_rows": int((np.diff(acc.row) != 0).sum()) + 1 if c.accesses else 0,
+                "dma_rows": self._dma_rows,
                 "iotlb_hits": c.hits,
                 "iotlb_misses": c.walks,
                 "iotlb_hit_rate": c.hits / c.accesses if c.accesses else float("nan"),
@@ -501,6 +597,7 @@ class ReplayEngine:
                 "iotlb_invalidated": c.iotlb_invalidated,
                 "psc_invalidated": c.psc_invalidated,
                 "traps": c.traps,
+                "dirty_writes": c.dirty_writes,
             },
             name=label,
             dtype=object,

@@ -27,6 +27,7 @@ from iommu_lab.dma.caches import Caches
 from iommu_lab.dma.iova import FlushPolicy
 from iommu_lab.dma.replay import Replay, replay
 from iommu_lab.dma.trace import Trace
+from iommu_lab.hardware.platform import Platform
 from iommu_lab.hardware.platform import platforms as catalogue
 from iommu_lab.nesting.nested import Nested
 from iommu_lab.nesting.shadow import ShadowNesting
@@ -143,13 +144,34 @@ def _row(
     return row
 
 
-def _platforms(platforms: Any) -> list:
+def as_platform(value: Any, where: str = "platform") -> Platform:
+    """A :class:`~iommu_lab.hardware.platform.Platform` from itself or its catalogue name."""
+    if isinstance(value, Platform):
+        return value
+    if isinstance(value, str):
+        return catalogue.get(value)
+    raise TypeError(
+        f"{where}={_cut(value)} is not a platform; give a Platform or a catalogue name such as "
+        f"'intel-vtd-48' (iommu_lab.hardware.platform.platforms.names())"
+    )
 
+
+def _cut(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _platforms(platforms: Any) -> list:
+    """The platforms to compare: None (every catalogue platform with a paging format), one
+    platform or name, or an iterable of them."""
     if platforms is None:
         return [p for p in catalogue.values() if "paging" in p.formats]
-    if isinstance(platforms, str) or not isinstance(platforms, Iterable):
+    if isinstance(platforms, (str, Platform)) or not isinstance(platforms, Iterable):
         platforms = [platforms]
-    return [catalogue.get(p) if isinstance(p, str) else p for p in platforms]
+    out = [as_platform(p, "platforms entry") for p in platforms]
+    if not out:
+        raise ValueError("platforms=[] names no platform; give at least one, or None for every catalogue platform")
+    return out
 
 
 def _guest_ram(trace: Any) -> tuple[int, int]:
@@ -179,6 +201,8 @@ def place(trace: Any, usable: Any) -> tuple[Any, int]:
 
     f = trace.frame
     rows = (f["stage"] == 1).to_numpy()
+    if not rows.any():  # nothing walks stage 1: nothing to move
+        return trace, 0
     iova = f["iova"].to_numpy(dtype=np.uint64)[rows]
     last = iova + (f["length"].to_numpy(dtype=np.uint64)[rows] - np.uint64(1))
     lo, hi = int(iova.min()), int(last.max())
@@ -221,7 +245,15 @@ def what_if(
     mode gets a row whose ``note`` says why, instead of stopping the comparison.
     """
 
+    if not isinstance(trace, Trace):
+        raise TypeError(f"trace must be an iommu_lab.dma.trace.Trace, got {type(trace).__name__}")
     f = trace.frame
+    if (f["op"] == "map").any() and not ((f["op"] == "map") & (f["stage"] == 1)).any():
+        raise ValueError(
+            "the trace maps only stage 2 (every map row has stage 2): a what-if builds a fresh "
+            "domain per run and fills it from the trace's stage-1 map rows, which the device's DMA "
+            "walks; add stage-1 map rows for the ranges the DMA uses"
+        )
     if not (f["op"] == "map").any():
         raise ValueError(
             "the trace has no map rows: a what-if builds a fresh domain per run and needs the trace's "
@@ -279,7 +311,7 @@ def _check_policy(bm: int, pol: PgsizePolicy, platform: str, fmt: Any) -> None:
 
 def _run_keep_table(trace, target, caches, policy, progress) -> tuple[Replay, int]:
     """Replay on ``target`` itself (it is fresh), so the table it ends with can be measured."""
-    r = replay(trace, target, caches, policy=policy, progress=progress, in_place=True)
+    r = replay(trace, target, caches, policy=policy, progress=progress, _scratch=True)
     table = getattr(target, "table", None)  # a ShadowNesting's walked table
     if table is None:
         table = getattr(target, "stage1", target)
@@ -303,7 +335,9 @@ def nesting_modes(
       and unmap is a VM exit (``traps``).
     """
 
-    p = catalogue.get(platform) if isinstance(platform, str) else platform
+    if not isinstance(trace, Trace):
+        raise TypeError(f"trace must be an iommu_lab.dma.trace.Trace, got {type(trace).__name__}")
+    p = as_platform(platform)
     c = caches if caches is not None else Caches.for_platform(p)
     base, size = _guest_ram(trace)
     rows, runs = [], {}

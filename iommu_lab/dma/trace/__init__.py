@@ -61,6 +61,7 @@ from iommu_lab.dma.trace.schema import (
     Op,
     TraceError,
 )
+from iommu_lab.dma.trace.stream import TraceStream
 from iommu_lab.dma.trace.table import Trace
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "PASID_MAX",
     "RX_DESC_BYTES",
     "Trace",
+    "TraceStream",
     "TraceError",
     "check_mapped",
     "nic_rx_ring",

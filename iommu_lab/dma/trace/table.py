@@ -7,6 +7,7 @@ bytes, over how long, how many distinct pages, which accesses hit nothing mapped
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,8 @@ class Trace:
 
         CSV addresses may be ``0x`` hex or decimal; an empty ``pasid`` is <NA>.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"a trace file path must be a str or os.PathLike, got {type(path).__name__}")
         path = Path(path)
         df = read_frame(path)
         try:
