@@ -84,12 +84,34 @@ def pd_na():
 def test_tce_windows_cost_their_flat_table_and_virtio_has_none(frame):
     from iommu_lab.hardware import formats
 
-    r = row(frame, "power9-pseries", "largest")
-    # Only the 1 GiB window at 0 is used; with 64 KiB TCEs it is 16384 entries of 8 bytes.
-    assert r["table_bytes"] == formats.power_tce(16, window_bits=30).table_bytes(0) == 128 * 1024
-    assert r["native_refs"] == 1.0
+    pseries = platforms.get("power9-pseries")
+    for policy in ("4K", "largest"):
+        r = row(frame, "power9-pseries", policy)
+        # Only the 1 GiB default window at 0 is used, and Linux gives it 4 KiB TCEs whatever
+        # the policy: 262,144 entries of 8 bytes.
+        assert r["format"] == "power-tce-4k"
+        assert r["table_bytes"] == pseries.window_format(0).table_bytes(0) == formats.power_tce(
+            12, window_bits=30).table_bytes(0) == 2 * MiB
+        assert r["mix_4K"] == 1 * GiB and r["native_refs"] == 1.0
     v = row(frame, "virtio-iommu-q35", "4K")
     assert v["fits"] and v["table_bytes"] is pd_na()
+
+
+def test_ddw_maps_with_its_own_page_size_and_names_that_format():
+    pseries = platforms.get("power9-pseries")
+    ddw = pseries.windows[1]
+    guest = Workload([(ddw.start, "4G")], name="RAM mapped through the DDW")
+    df = compare_table(["power9-pseries"], guest)
+    big, small = row(df, "power9-pseries", "largest"), row(df, "power9-pseries", "4K")
+    assert pseries.window_page_size(ddw) == 64 * 1024
+    assert big["format"] == "power-tce-64k" and big["mix_64K"] == 4 * GiB
+    assert big["table_bytes"] == pseries.window_format(ddw).table_bytes(0)
+    # The "4K" policy maps the DDW in 4 KiB TCEs: 16 times the entries.
+    assert small["format"] == "power-tce-4k" and small["mix_4K"] == 4 * GiB
+    assert small["table_bytes"] == 16 * big["table_bytes"]
+    # A workload in both windows names both formats, in window order.
+    both = Workload([(0, "512M"), (ddw.start, "1G")]).cost(pseries, "largest")
+    assert both.format == "power-tce-4k+power-tce-64k" and both.mix == {4096: 512 * MiB, 65536: 1 * GiB}
 
 
 def test_the_figure_draws_the_frame(guest, frame):

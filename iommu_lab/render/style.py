@@ -424,6 +424,25 @@ def save(fig: Figure, filename: str | os.PathLike, *, style: str | Theme | None 
     path = Path(filename)
     kwargs = _savefig_kwargs(path.suffix.lower())
     th = theme(style) if style is not None else THEMES["light"]
+    _reset_layout(fig)
     with rc_context(th):
         fig.savefig(path, facecolor=fig.get_facecolor(), **kwargs)
     return path
+
+
+def _reset_layout(fig: Figure) -> None:
+    """Put every grid Axes back at its gridspec place before a constrained-layout save.
+
+    Constrained layout solves from the Axes' current positions, so a figure already drawn at
+    another resolution (the notebook's inline PNG) comes out a few millionths of a point
+    elsewhere, and an SVG's clip-path ids hash those coordinates: starting every save from the
+    same place keeps the bytes the same however often the figure was shown or saved.
+    """
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        return
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        if spec is not None:
+            ax._set_position(spec.get_position(spec.get_gridspec().figure))
