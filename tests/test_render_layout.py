@@ -630,3 +630,30 @@ def test_with_a_page_table_domain_mapped_areas_are_drawn_by_page_size():
     assert len(two_m) == 1 and int(two_m.lasts[0]) - int(two_m.starts[0]) + 1 == 4 * MiB  # touching leaves merge
     four_k = mapped[style.pgsize_category(0x1000)]
     assert int(four_k.lasts[0]) - int(four_k.starts[0]) + 1 == 0x3000
+
+
+def test_relaxable_firmware_regions_are_drawn_as_not_enforced():
+    from pathlib import Path
+
+    from iommu_lab.io.sysfs import RegionLayout, read_iommu_groups
+
+    groups = read_iommu_groups(Path(__file__).resolve().parent.parent / "data" / "sysfs" / "intel-host" / "iommu_groups")
+    layout = RegionLayout.of_group(next(g for g in groups if g.number == 1))
+    relaxed = [r for r in layout.reserved if not layout.enforced(r)]
+    assert [r.type for r in relaxed] == [ResvType.DIRECT_RELAXABLE]
+    for st in ("light", "dark"):
+        th = style.THEMES[st]
+        fig = render.layout(layout, style=st)
+        colls = collections_by_gid(fig)
+        relax, msi = colls["layout:resv-direct-relaxable"], colls["layout:resv-msi"]
+        cat = style.category("resv-direct-relaxable")
+        # A light tint inside a dashed edge in the category's colour; the enforced MSI region
+        # stays a solid block with a plain edge.
+        assert to_hex(relax.get_edgecolor()[0]) == to_hex(cat.color)
+        assert relax.get_linestyle()[0][1] is not None and msi.get_linestyle()[0][1] is None
+        face, bg = np.array(to_rgba(relax.get_facecolor()[0])[:3]), np.array(to_rgba(th.axes_background)[:3])
+        assert np.abs(face - bg).max() < np.abs(np.array(to_rgba(cat.color)[:3]) - bg).max() / 2
+        assert to_rgba(relax.get_facecolor()[0])[3] == 1.0
+        (leg,) = fig.legends
+        labels = [t.get_text() for t in leg.get_texts()]
+        assert "direct-relaxable (not enforced)" in labels and "reserved: msi" in labels
