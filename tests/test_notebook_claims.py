@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOK_DIR = Path(__file__).parent.parent / "notebooks"
-TUTORIALS = sorted(p for pattern in ("0[0-8]-*.ipynb", "10-*.ipynb") for p in NOTEBOOK_DIR.glob(pattern))
+TUTORIALS = sorted(p for pattern in ("0[0-9]-*.ipynb", "10-*.ipynb") for p in NOTEBOOK_DIR.glob(pattern))
 
 # A number: digits with thousands separators (1,500 or 0x1000_0000 style underscores),
 # an optional decimal part, an optional power (2^59). Not part of a word or a name

@@ -146,3 +146,36 @@ def test_an_edge_that_skips_a_column_passes_above_the_boxes_it_skips(ctx):
     crossing = [(p, q) for p, q in zip(route, route[1:])
                 if min(p[0], q[0]) < viommu.x + viommu.width and max(p[0], q[0]) > viommu.x]
     assert crossing and all(min(p[1], q[1]) > viommu.y + viommu.height for p, q in crossing)
+
+
+def _rich(html: str) -> str:
+    return html[html.index("<div class='il-rich'"):]
+
+
+def test_get_info_html_says_page_sizes_in_words_and_windows_as_ranges():
+    from iommu_lab.core import display
+    from iommu_lab.hardware.platform import platforms
+    from iommu_lab.iommufd.ioas import IOAS
+
+    info = IOAS.from_platform(platforms.get("power9-pseries")).info()
+    rich = _rich(display.html(info))
+    assert "4 KiB, 64 KiB" in rich and "0x11000" not in rich
+    # Each permitted window is a range with its size, never an object dump.
+    assert "0x0 – 0x3fff_ffff (1 GiB)" in rich
+    assert "0x800_0000_0000_0000 – 0x800_1fff_ffff_ffff (32 TiB)" in rich
+    assert "IovaRange(" not in rich and "Capabilities(" not in rich
+    assert "nesting</td><td>none" in rich
+    # A device-less IOAS accepts every power of two: said as a run, not 64 sizes.
+    assert "every power of two from 1 B to 8 EiB (64 sizes)" in _rich(display.html(IOAS().info()))
+
+
+def test_capabilities_html_answers_each_capability_in_words():
+    from iommu_lab.core import display
+    from iommu_lab.hardware.platform import platforms
+    from iommu_lab.iommufd.info import capabilities_of
+
+    rich = _rich(display.html(capabilities_of(platforms.get("intel-vtd-48"))))
+    for row in ("page-table binding</td><td>yes", "PASID-table binding</td><td>no", "nesting</td><td>hardware",
+                "dirty tracking</td><td>yes", "20-bit (1,048,576 PASIDs)"):
+        assert row in rich
+    assert "NestingSupport" not in rich

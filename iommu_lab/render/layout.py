@@ -452,7 +452,9 @@ def draw_layout(ax, data: LayoutData, th: _style.Theme, *, owns_figure: bool, le
             cat = _style.category(band.category)
             face = cat.face(th)
             verts = _rects(axis, band, ys[band.lane], merge_eps)
-            if cat.lane != "mapped":
+            if cat.outline:  # present but not enforced: a tint inside a dashed edge
+                edge, lw = cat.edge(th, th.foreground), 1.2
+            elif cat.lane != "mapped":
                 edge, lw = th.foreground, 0.5
             elif band.category != "free" and len(verts) <= MERGE_ABOVE and np.median(verts[:, 2, 0] - verts[:, 0, 0]) >= 8 * merge_eps:
                 # Areas wide enough (about 4 px) get thin separators, so touching ones stay
@@ -468,9 +470,11 @@ def draw_layout(ax, data: LayoutData, th: _style.Theme, *, owns_figure: bool, le
                 zorder=z.get(band.category, z.get(cat.lane, 2.5)),
                 label=cat.label,
             )
+            if cat.outline:
+                style_kw["linestyles"] = (0, (4, 2))
             coll = PolyCollection(verts, closed=True, **style_kw)
             if cat.hatch:
-                coll.set_hatchcolor(_style.hatch_color(face))
+                coll.set_hatchcolor(cat.hatch_color(th))
             coll.set_gid(f"layout:{band.category}")
             ax.add_collection(coll, autolim=False)
             present[band.category] = present.get(band.category, 0) + len(verts)
@@ -544,9 +548,10 @@ def draw_layout(ax, data: LayoutData, th: _style.Theme, *, owns_figure: bool, le
             if key in present:
                 cat = _style.CATEGORIES[key]
                 face = cat.face(th)
-                h = Patch(facecolor=face, edgecolor=th.foreground, hatch=cat.hatch or None, label=cat.label, lw=0.5)
+                h = Patch(facecolor=face, edgecolor=cat.edge(th, th.foreground), hatch=cat.hatch or None, label=cat.label,
+                          lw=1.2 if cat.outline else 0.5, linestyle=(0, (4, 2)) if cat.outline else "-")
                 if cat.hatch:
-                    h.set_hatchcolor(_style.hatch_color(face))
+                    h.set_hatchcolor(cat.hatch_color(th))
                 handles.append(h)
         if axis.breaks:
             handles.append(Line2D([], [], color=th.muted, lw=1.1, marker=None, label="compressed gap"))

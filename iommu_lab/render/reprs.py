@@ -13,6 +13,7 @@ from iommu_lab.core import display
 from iommu_lab.core.ranges import RangeSet, fmt_addr, fmt_size
 from iommu_lab.hardware.formats import Format
 from iommu_lab.hardware.platform import Platform, PlatformCatalogue, _fmt_formats
+from iommu_lab.iommufd.info import Capabilities, IoasInfo
 from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.nesting.explain import GuestLookup
 from iommu_lab.nesting.nested import Nested, NestedWalk, _fmt, _root, nested_walk_refs
@@ -212,6 +213,50 @@ def _html_ioas(obj: IOAS) -> str:
     return table_html(obj._summary(), ("iova", "last", "length", "user_va", "prot"), rows, text=repr(obj), footer=footer)
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _capability_rows(c: Capabilities) -> list[tuple[str, str, str]]:
+    pasids = (f"{c.max_pasid_log2}-bit ({1 << c.max_pasid_log2:,} PASIDs)" if c.max_pasid_log2
+              else "none (out_max_pasid_log2 = 0)")
+    return [
+        ("map/unmap (type1)", _yes(c.type1_map_unmap), "IOMMU_IOAS_MAP / UNMAP on a kernel-managed table"),
+        ("page-table binding", _yes(c.pgtable_binding), "one guest stage-1 table per device and PASID"),
+        ("PASID-table binding", _yes(c.pasid_table_binding), "the guest's whole PASID / CD / GCR3 table"),
+        ("nesting", c.nesting.value, "hardware walks both stages" if c.nesting.value == "hardware"
+         else "the VMM shadows the guest table through map/unmap" if c.nesting.value == "software"
+         else "one stage only"),
+        ("dirty tracking", _yes(c.dirty_tracking), "IOMMU_HW_CAP_DIRTY_TRACKING"),
+        ("PASIDs", pasids, "out_max_pasid_log2"),
+    ]
+
+
+def _html_capabilities(obj: Capabilities) -> str:
+    return table_html(f"Capabilities: {obj}", ("capability", "answer", "meaning"), _capability_rows(obj), text=str(obj))
+
+
+def _html_ioasinfo(obj: IoasInfo) -> str:
+    def size(n: int) -> str:
+        return f"{n} B" if n < 1024 else fmt_size(n)
+
+    rows: list[tuple[str, str]] = [
+        ("page sizes", obj.page_sizes_text),
+        ("IOVA alignment", size(obj.iova_alignment)),
+        ("mappings", "no limit" if obj.max_mappings is None else f"at most {obj.max_mappings:,}"),
+    ]
+    shown = obj.permitted[:16]
+    for i, r in enumerate(shown):
+        rows.append(("permitted" if i == 0 else "",
+                     f"{fmt_addr(r.start)} – {fmt_addr(r.last)} ({fmt_size(r.size, approx=True)})"))
+    if len(obj.permitted) > len(shown):
+        rows.append(("", f"… {len(obj.permitted) - len(shown)} more range(s)"))
+    rows += [(f"capability: {k}", v) for k, v, _why in _capability_rows(obj.capabilities)]
+    return table_html(f"GET_INFO ({obj.semantics.value}): {len(obj.permitted)} permitted range(s), "
+                      f"{fmt_size(sum(r.size for r in obj.permitted), approx=True)}",
+                      ("", "answer"), rows, text=str(obj), max_rows=40)
+
+
 def _html_trace(obj: Trace) -> str:
     import pandas as pd
 
@@ -287,6 +332,8 @@ for _cls, _builder in (
     (ShadowNesting, _html_shadownesting),
     (PasidLookup, _html_pasidlookup),
     (IOAS, _html_ioas),
+    (IoasInfo, _html_ioasinfo),
+    (Capabilities, _html_capabilities),
     ("iommu_lab.dma.trace.table.Trace", _html_trace),
     ("iommu_lab.dma.caches.Caches", _html_caches),
     ("iommu_lab.dma.replay.Replay", _html_replay),

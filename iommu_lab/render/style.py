@@ -187,7 +187,10 @@ class Category:
     """One thing a figure can draw: its legend label, colour and hatch.
 
     ``color`` may name a theme slot (``"theme:free"``, ``"theme:outside"``) for the neutral
-    categories whose grey must differ between light and dark backgrounds.
+    categories whose grey must differ between light and dark backgrounds. ``outline`` marks
+    something present but not enforced (a firmware region the kernel relaxes): it is drawn as
+    a light tint of ``color`` with a dashed edge and hatch in ``color`` itself, so it never
+    reads as a solid, enforced block.
     """
 
     key: str
@@ -195,22 +198,45 @@ class Category:
     color: str
     hatch: str
     lane: str
+    outline: bool = False
 
     def face(self, th: Theme) -> str:
         if self.color.startswith("theme:"):
             return getattr(th, self.color.split(":", 1)[1])
+        if self.outline:
+            return tint(self.color, th.axes_background, OUTLINE_TINT)
         return self.color
+
+    def edge(self, th: Theme, default: str) -> str:
+        """The edge colour: ``color`` for an outline category, else ``default``."""
+        return self.color if self.outline else default
+
+    def hatch_color(self, th: Theme) -> str:
+        """Hatch lines: ``color`` on an outline category's tint, else contrast with the fill."""
+        return self.color if self.outline else hatch_color(self.face(th))
+
+
+#: How much of an outline category's colour its fill keeps (the rest is the background).
+OUTLINE_TINT = 0.22
+
+
+def tint(color: str, background: str, amount: float) -> str:
+    """``amount`` of ``color`` over ``background``, as an opaque hex colour."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    c, b = to_rgb(color), to_rgb(background)
+    return to_hex(tuple(amount * x + (1 - amount) * y for x, y in zip(c, b)))
 
 
 # Order here is legend order.
 CATEGORIES: dict[str, Category] = {}
 
 
-def register_category(key: str, label: str, color: str, hatch: str, lane: str) -> Category:
+def register_category(key: str, label: str, color: str, hatch: str, lane: str, outline: bool = False) -> Category:
     """Add (or return the existing) category; renderers added later use this for their own kinds."""
     if key in CATEGORIES:
         return CATEGORIES[key]
-    cat = Category(key, label, color, hatch, lane)
+    cat = Category(key, label, color, hatch, lane, outline)
     CATEGORIES[key] = cat
     return cat
 
@@ -220,7 +246,10 @@ for _args in (
     ("window", "permitted window", OKABE_ITO["sky"], "", "permitted"),
     ("allowed", "allowed (user)", OKABE_ITO["green"], "//", "allowed"),
     ("resv-direct", "reserved: direct", OKABE_ITO["purple"], "++", "reserved"),
-    ("resv-direct-relaxable", "reserved: direct-relaxable", PETROFF["brown"], "\\\\", "reserved"),
+    # Firmware RMRs Linux relaxes (iommu_resv_region's IOMMU_RESV_DIRECT_RELAXABLE): iommufd
+    # does not reserve them at attach (iopt_table_enforce_dev_resv_regions), so they are drawn
+    # as an outline, not a block.
+    ("resv-direct-relaxable", "direct-relaxable (not enforced)", PETROFF["brown"], "\\\\", "reserved", True),
     ("resv-reserved", "reserved region", OKABE_ITO["vermillion"], "xx", "reserved"),
     ("resv-msi", "reserved: msi", OKABE_ITO["orange"], "oo", "reserved"),
     ("resv-sw-msi", "reserved: sw-msi", OKABE_ITO["yellow"], "..", "reserved"),
@@ -424,6 +453,25 @@ def save(fig: Figure, filename: str | os.PathLike, *, style: str | Theme | None 
     path = Path(filename)
     kwargs = _savefig_kwargs(path.suffix.lower())
     th = theme(style) if style is not None else THEMES["light"]
+    _reset_layout(fig)
     with rc_context(th):
         fig.savefig(path, facecolor=fig.get_facecolor(), **kwargs)
     return path
+
+
+def _reset_layout(fig: Figure) -> None:
+    """Put every grid Axes back at its gridspec place before a constrained-layout save.
+
+    Constrained layout solves from the Axes' current positions, so a figure already drawn at
+    another resolution (the notebook's inline PNG) comes out a few millionths of a point
+    elsewhere, and an SVG's clip-path ids hash those coordinates: starting every save from the
+    same place keeps the bytes the same however often the figure was shown or saved.
+    """
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        return
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        if spec is not None:
+            ax._set_position(spec.get_position(spec.get_gridspec().figure))

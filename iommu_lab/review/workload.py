@@ -17,7 +17,8 @@ answered here from the real models, never from a table of numbers:
   pages, and no table page is allocated. The count is exact: it equals what ``PageTable.map``
   builds and :func:`table_tree` reads back (tests check both on the same workloads). A POWER
   TCE window is one flat table whose size is fixed by the window, so each window the workload
-  uses costs ``formats.power_tce(...).table_bytes(0)``.
+  uses costs ``Platform.window_format(w).table_bytes(0)`` at that window's own page size (4 KiB
+  TCEs in the default 32-bit window, the DDW's larger size in the DDW).
 * *walk references*: native, the byte-weighted number of levels from the root to each leaf;
   nested, a real two-dimensional walk (``iommu_lab.nesting.Nested``) of one page of the
   workload's dominant page size over a stage 2 built with the same policy.
@@ -28,7 +29,8 @@ a built table (one gather per level), fast enough for tens of thousands of table
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
@@ -204,6 +206,10 @@ class Workload:
         """
         platform = _platform(platform)
         _check_policy(policy)
+        c = _cached_cost(self, platform, policy)
+        return replace(c, mix=dict(c.mix))  # the cached row stays the model's answer
+
+    def _cost(self, platform: Platform, policy: str) -> WorkloadCost:
         outside = self.outside(platform)
         inside = RangeSet(self.ranges) & platform.iova_ranges()
         out_bytes = sum(r.size for r in outside)
@@ -220,7 +226,7 @@ class Workload:
         fmt = _formats.get(fname)
         if fmt.linear:
             # Each window is its own TCE table with its own page shift (ibm,create-pe-dma-window).
-            return self._tce_cost(platform, fmt, self._bitmap(platform.pgsizes, policy), inside, base)
+            return self._tce_cost(platform, policy, inside, base)
         bitmap = self._bitmap(platform.pgsizes & fmt.leaf_bitmap, policy)
         _check_leaves(inside, bitmap, platform.name, policy)
         census = _census(fmt, bitmap, inside)
@@ -234,22 +240,35 @@ class Workload:
         return bitmap & -bitmap if policy == "4K" else bitmap
 
     @staticmethod
-    def _tce_cost(platform: Any, fmt: Any, bitmap: int, inside: RangeSet, base: dict) -> WorkloadCost:
+    def _tce_cost(platform: Any, policy: str, inside: RangeSet, base: dict) -> WorkloadCost:
+        """Each window the workload uses is its own flat TCE table with its own page size.
 
-        page = 1 << (bitmap.bit_length() - 1)  # one page size per window; the largest allowed
-        shift = page.bit_length() - 1
+        As Linux's pseries/powernv code builds them: the default 32-bit window always has 4 KiB
+        TCEs (``iommu_table_setparms_lpar`` sets ``IOMMU_PAGE_SHIFT_4K``) and the dynamic DMA
+        window the size ``enable_ddw`` picks (``Platform.window_page_size``); under the "4K"
+        policy every window uses 4 KiB TCEs. The table's size is fixed by its window
+        (``Platform.window_format(w).table_bytes(0)``), however little of it is mapped; the
+        ``format`` column names the TCE format of each window used (``power-tce-4k``,
+        ``power-tce-64k``), in window order.
+        """
         total = pages = 0
-        mapped = 0
+        mix: dict[int, int] = {}
+        names: list[str] = []
+        smallest = platform.pgsizes & -platform.pgsizes
         for w in platform.windows:
             used = inside & RangeSet([w])
             if not used:
                 continue
-            wf = _formats.power_tce(shift, window_bits=w.size.bit_length() - 1, base=w.start)
+            page = smallest if policy == "4K" else platform.window_page_size(w)
+            wf = platform.window_format(w, page)
             total += wf.table_bytes(0)
             pages += -(-wf.table_bytes(0) // 4096)
-            mapped += sum(r.size for r in used)
-        return WorkloadCost(**base, table_bytes=total, table_pages=pages, mix={page: mapped} if mapped else {},
-                            native_refs=1.0 if mapped else None, nested_refs=None,
+            mix[page] = mix.get(page, 0) + sum(r.size for r in used)
+            names.append(wf.name.split("@", 1)[0])
+        if names:
+            base = {**base, "format": "+".join(dict.fromkeys(names))}
+        return WorkloadCost(**base, table_bytes=total, table_pages=pages, mix=dict(sorted(mix.items())),
+                            native_refs=1.0 if mix else None, nested_refs=None,
                             nested_note="no stage 2: TCE windows have no nesting")
 
     def _nested_refs(self, platform: Any, policy: str, mix: dict[int, int]) -> tuple[int | None, str]:
@@ -270,6 +289,13 @@ class Workload:
             return _nested_walk_refs(platform, policy, page), note
         except (IommuError, ValueError) as e:  # a pair the models refuse: say why
             return None, str(e)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_cost(workload: Workload, platform: Platform, policy: str) -> WorkloadCost:
+    """``Workload.cost`` computed once per (workload, platform, policy): a notebook that draws a
+    comparison and then exports it asks for the same rows again. Both keys are frozen values."""
+    return workload._cost(platform, policy)
 
 
 def _nested_walk_refs(platform: Any, policy: str, page: int) -> int:
