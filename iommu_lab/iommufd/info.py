@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
 from iommu_lab.core.ranges import IovaRange, fmt_addr, fmt_size
 from iommu_lab.hardware.platform import NestingSupport, Platform, Stage1Binding
@@ -53,6 +54,8 @@ class Capabilities:
         parts.append("dirty tracking" if self.dirty_tracking else "no dirty tracking")
         parts.append(f"{self.max_pasid_log2}-bit PASIDs" if self.max_pasid_log2 else "no PASIDs")
         return ", ".join(parts)
+
+    _repr_html_ = display.html
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         """IPython's plain-text view: the readable line, not the field dump."""
@@ -108,6 +111,8 @@ class IoasInfo:
         if len(self.permitted) > 8:
             lines.append(f"    ... {len(self.permitted) - 8} more")
         return "\n".join(lines)
+
+    _repr_html_ = display.html
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         """IPython's plain-text view: the readable form, not the field dump."""

@@ -32,7 +32,7 @@ KIND_TEXT = {
     "window": "window",
     "allowed": "allowed",
     "resv-direct": "direct",
-    "resv-direct-relaxable": "direct-relaxable",
+    "resv-direct-relaxable": "direct-relaxable (not enforced)",
     "resv-reserved": "reserved",
     "resv-msi": "msi",
     "resv-sw-msi": "sw-msi",
