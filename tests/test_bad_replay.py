@@ -189,7 +189,7 @@ CASES = [
     row("replay-progress", "api", "silent", lambda: replay(_good(), PT, progress="yes"), TypeError,
         words=["progress='yes'"]),
     row("replay-in-place-fails", "api", "changed", lambda: replay(FAILING, PT, in_place=True), IommuError,
-        errno="EEXIST", words=["row 2"], snapshot=_snap),
+        errno="EADDRINUSE", words=["row 2"], snapshot=_snap),
     # -- cache defaults TOML -----------------------------------------------------------------
     row("toml-missing", "cache-toml", "leak", lambda: load_defaults(DIR / "none.toml"), IommuError, errno="ENOENT",
         words=["none.toml"]),
