@@ -140,6 +140,10 @@ class _FrameIndex:
 
     def backed(self, frame: int, end: int) -> tuple[np.ndarray, np.ndarray]:
         """``(frames, slots)`` of backed frames in ``[frame, end)``, visiting only live chunks."""
+        if end - frame <= 16:  # a table page or two: look each frame up
+            pairs = [(f, s) for f in range(frame, end) if (s := self.get(f))]
+            return (np.array([f for f, _ in pairs], dtype=np.int64),
+                    np.array([s for _, s in pairs], dtype=np.int64))
         c_lo, c_hi = frame >> self.SHIFT, (end - 1) >> self.SHIFT
         if self._dense:
             cs = np.arange(max(c_lo, self._c0), min(c_hi, self._c0 + self._nrows - 1) + 1)

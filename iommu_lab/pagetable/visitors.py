@@ -263,7 +263,7 @@ def map_small(fmt: Format, memory: Any, root: int, runs: list, perm: Perm) -> bo
                 else:
                     cur.append((sc.child(raw, level), eva, False))
             level -= 1
-        bits = rules.leaf_bits(fmt, leaf_level, lg2, perm)
+        bits = sc.leaf_bits(leaf_level, lg2, perm)
         sh = sc.shift[leaf_level]
         for table, tva, _fresh in cur:
             for j in sc.span(leaf_level, tva, off, last):

@@ -287,6 +287,7 @@ class Scalar:
         self.kind_mask = tuple(fmt.rules.kind_mask(fmt, lv) for lv in range(n))
         self._kinds: dict[tuple[int, int], int] = {}
         self._children: dict[tuple[int, int], int] = {}
+        self._leaf_bits: dict[tuple[int, int, int], int] = {}
 
     def span(self, level: int, tva: int, lo: int, hi: int) -> range:
         """Indices of the entries of the table at ``level`` covering offsets from ``tva`` that
@@ -315,6 +316,14 @@ class Scalar:
                 self._children.clear()
             c = self._children[key] = int(next_table(self.fmt, level, np.array([raw], dtype=_U64))[0])
         return c
+
+    def leaf_bits(self, level: int, lg2: int, perm) -> int:
+        """``rules.leaf_bits`` (a pure function of its arguments, so memoised)."""
+        key = (level, lg2, int(perm))
+        b = self._leaf_bits.get(key)
+        if b is None:
+            b = self._leaf_bits[key] = self.fmt.rules.leaf_bits(self.fmt, level, lg2, perm)
+        return b
 
     def leaf_lg2(self, raw: int, level: int) -> int:
         """log2 of the bytes one LEAF entry maps."""
