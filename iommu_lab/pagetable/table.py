@@ -229,6 +229,7 @@ class PageTable:
         pages, walks one entry at a time with plain ints (``visitors.map_small`` /
         ``unmap_small``) instead of the vectorised visitors; same entries, same allocations,
         same errors, ten times faster for one page. 0 forces the vectorised path (default 16).
+        Only tables in a plain :class:`PhysicalMemory` take it.
     """
 
     small_leaves: int = 16
@@ -405,6 +406,12 @@ class PageTable:
             )
         return self._map_checked(iova, pa, size, perm, [(iova, pa, pgsize, size // pgsize)])
 
+    def _small_ok(self) -> bool:
+        """Whether the scalar path may run: enabled, and the tables live in a plain
+        ``PhysicalMemory`` (a guest's memory resolves every access through stage 2, and a
+        counting memory counts the batch writes, so both keep the vectorised visitors)."""
+        return bool(self.small_leaves) and type(self.memory) is PhysicalMemory
+
     def _map_small(self, iova, size, perm, runs) -> bool:
         """The scalar path of :meth:`_map_checked` for a few leaves (``visitors.map_small``);
         False, having changed nothing, when the general path must run (growth, a leaf in the
@@ -423,7 +430,7 @@ class PageTable:
         return visitors.map_small(f, self.memory, self.root, sruns, perm)
 
     def _map_checked(self, iova, pa, size, perm, runs):
-        if self.small_leaves and self._map_small(iova, size, perm, runs):
+        if self._small_ok() and self._map_small(iova, size, perm, runs):
             return runs
         cur_last = self.fmt.input_ranges[-1].last
         if iova <= cur_last:  # above the current top nothing can be mapped yet
@@ -525,7 +532,7 @@ class PageTable:
             return 0  # above a growable table's current top: nothing is mapped there
         lo = self._off(iova)
         hi = self._off(min(iova + size - 1, cur_last))
-        if self.small_leaves and size <= self.small_leaves * m:
+        if self._small_ok() and size <= self.small_leaves * m:
             done = visitors.unmap_small(self.fmt, self.memory, self.root, lo, hi)
             if done is not None:
                 return done
