@@ -140,6 +140,10 @@ class _FrameIndex:
 
     def backed(self, frame: int, end: int) -> tuple[np.ndarray, np.ndarray]:
         """``(frames, slots)`` of backed frames in ``[frame, end)``, visiting only live chunks."""
+        if end - frame <= 16:  # a table page or two: look each frame up
+            pairs = [(f, s) for f in range(frame, end) if (s := self.get(f))]
+            return (np.array([f for f, _ in pairs], dtype=np.int64),
+                    np.array([s for _, s in pairs], dtype=np.int64))
         c_lo, c_hi = frame >> self.SHIFT, (end - 1) >> self.SHIFT
         if self._dense:
             cs = np.arange(max(c_lo, self._c0), min(c_hi, self._c0 + self._nrows - 1) + 1)
@@ -505,6 +509,41 @@ class PhysicalMemory:
         """``nwords`` consecutive words from ``addr`` (a copy)."""
         addrs = _U64(addr) + np.arange(nwords, dtype=_U64) * _U64(8)
         return self.gather(addrs)[0]
+
+    # -- one word at a time: the small-operation path of map/unmap (no numpy temporaries) --
+    def word(self, addr: int) -> int:
+        """``gather`` of one address: the word there, 0 outside this memory or never written."""
+        off = addr - self.base
+        if not 0 <= off <= self.size - 8:
+            return 0
+        return int(self._pool[self._index.get(off >> 12), (off >> 3) & (_WORDS - 1)])
+
+    def put_word(self, addr: int, value: int) -> None:
+        """``scatter`` of one word (same backing on first write, same EFAULT outside)."""
+        off = addr - self.base
+        if 0 <= off <= self.size - 8:
+            slot = self._index.get(off >> 12)
+            if slot:
+                self._pool[slot, (off >> 3) & (_WORDS - 1)] = value
+                return
+        self.scatter(np.array([addr], dtype=_U64), np.array([value], dtype=_U64))
+
+    def writable(self, addr: int) -> bool:
+        """Whether ``scatter`` to ``addr`` succeeds: inside, in a backed or reserved frame."""
+        off = addr - self.base
+        if not 0 <= off <= self.size - 8:
+            return False
+        return bool(self._index.get(off >> 12)) or self._in_reserved(off >> 12)
+
+    def nonzero_words(self, addr: int, nwords: int) -> list[int]:
+        """Addresses of the non-zero words among ``nwords`` from ``addr`` (a table's entries)."""
+        off = addr - self.base
+        w0 = (off >> 3) & (_WORDS - 1)
+        if 0 <= off and off + nwords * 8 <= self.size and w0 + nwords <= _WORDS:
+            nz = np.flatnonzero(self._pool[self._index.get(off >> 12), w0 : w0 + nwords])
+        else:
+            nz = np.flatnonzero(self.read_block(addr, nwords))
+        return [addr + 8 * i for i in nz.tolist()]
 
     def _in_reserved(self, frame: int) -> bool:
         return any(f <= frame < f + k for f, k in self._reserved.items())

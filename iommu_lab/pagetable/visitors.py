@@ -11,6 +11,12 @@ batch and acts on its entries -- it never computes an index or a table address:
   ``arm_lpae_split_blk_unmap`` split, queued for re-mapping);
 * :func:`free` -- ``__pt_free_tables``: a subtree back to the allocator.
 
+A map or unmap of a few pages has scalar twins, :func:`map_small` and :func:`unmap_small`:
+the same steps one entry at a time with plain ints (``walker.Scalar``), which read the whole
+range first and answer None -- having changed nothing -- whenever the operation needs more
+than they do (a leaf in the way, a large leaf to split or replace, an undecodable entry); the
+caller then runs the batch visitors, which also produce every error.
+
 The census of every table and leaf is the visitor in ``census.py``.
 """
 
@@ -22,9 +28,9 @@ import numpy as np
 
 from iommu_lab.core.perm import Perm
 from iommu_lab.hardware.formats import EntryKind, Format, UnmapPolicy
-from iommu_lab.pagetable.walker import Tables, walk_range
+from iommu_lab.pagetable.walker import Tables, scalar, walk_range
 
-__all__ = ["first_leaf", "free", "install", "unmap"]
+__all__ = ["first_leaf", "free", "install", "map_small", "unmap", "unmap_small"]
 
 _U64 = np.uint64
 
@@ -191,3 +197,142 @@ def unmap(fmt: Format, memory: Any, root: int, lo: int, hi: int) -> tuple[int, l
 
     total, _ = walk_range(fmt, memory, root, lo, hi, visit)
     return total, pending
+
+
+# ============================================================================ small operations
+_EMPTY, _TABLE, _LEAF = int(EntryKind.EMPTY), int(EntryKind.TABLE), int(EntryKind.LEAF)
+
+
+def map_small(fmt: Format, memory: Any, root: int, runs: list, perm: Perm) -> bool:
+    """:func:`first_leaf` then :func:`install` for each run, one entry at a time.
+
+    ``runs`` are ``(offset, pa, pgsize, count)``. Every entry the runs touch is read before
+    anything is written; when one is not EMPTY (above the leaf level: not EMPTY or TABLE), or
+    a table to write into is not writable, nothing changes and the answer is False. Otherwise
+    tables are allocated level by level in the batch visitor's order (one ``alloc_many`` per
+    level with the empty entries in offset order) and the leaves written; the answer is True.
+    """
+    sc = scalar(fmt)
+    rules = fmt.rules
+    word, writable = memory.word, memory.writable
+    plans = []
+    for off, pa, pgsize, count in runs:
+        lg2 = pgsize.bit_length() - 1
+        leaf_level = fmt.level_for_size(pgsize)
+        last = off + pgsize * count - 1
+        level, cur = fmt.top_level, [(root, 0)]
+        while cur:
+            nxt = []
+            sh = sc.shift[level]
+            for table, tva in cur:
+                for j in sc.span(level, tva, off, last):
+                    ea = table + 8 * j
+                    raw = word(ea)
+                    k = sc.kind(raw, level)
+                    if k == _EMPTY:
+                        if not writable(ea):
+                            return False
+                    elif k != _TABLE or level == leaf_level:
+                        return False
+                    else:
+                        nxt.append((sc.child(raw, level), tva + (j << sh)))
+            if level == leaf_level:
+                break
+            level, cur = level - 1, nxt
+        plans.append((off, pa, lg2, leaf_level, last))
+    put = memory.put_word
+    for off, pa, lg2, leaf_level, last in plans:
+        level, cur = fmt.top_level, [(root, 0, False)]
+        while level > leaf_level:
+            sh = sc.shift[level]
+            ents = []
+            for table, tva, fresh in cur:
+                for j in sc.span(level, tva, off, last):
+                    ea = table + 8 * j
+                    raw = 0 if fresh else word(ea)
+                    ents.append((ea, tva + (j << sh), raw, sc.kind(raw, level) == _EMPTY))
+            n_new = sum(e[3] for e in ents)
+            new = memory.alloc_many(n_new, sc.table_bytes[level - 1]).tolist() if n_new else []
+            bits = rules.table_bits(fmt, level) if n_new else 0
+            cur, i = [], 0
+            for ea, eva, raw, empty in ents:
+                if empty:
+                    put(ea, rules.oa_encode(fmt, new[i]) | bits)
+                    cur.append((new[i], eva, True))
+                    i += 1
+                else:
+                    cur.append((sc.child(raw, level), eva, False))
+            level -= 1
+        bits = sc.leaf_bits(leaf_level, lg2, perm)
+        sh = sc.shift[leaf_level]
+        for table, tva, _fresh in cur:
+            for j in sc.span(leaf_level, tva, off, last):
+                page = ((tva + (j << sh) - off) >> lg2) << lg2
+                put(table + 8 * j, rules.oa_encode(fmt, pa + page) | bits)
+    return True
+
+
+class _Larger(Exception):
+    """The range needs the batch visitor (a SPLIT, or a leaf of another size than its slot)."""
+
+
+def unmap_small(fmt: Format, memory: Any, root: int, lo: int, hi: int) -> int | None:
+    """:func:`unmap` one entry at a time: the bytes unmapped, or None having changed nothing.
+
+    The walk is planned first -- clears and frees recorded in generic_pt's depth-first order,
+    reading through the clears already planned -- and applied only if it finished without
+    needing a split (``UnmapPolicy.SPLIT`` with a leaf crossing an end of the range) or a
+    leaf larger than its slot (AMD NL=7, Svnapot), which the batch visitor handles.
+    """
+    sc = scalar(fmt)
+    policy = fmt.unmap_policy
+    word = memory.word
+    cleared: set[int] = set()
+    ops: list[tuple[bool, int]] = []  # (free?, address) in the batch visitor's order
+
+    def visit(level: int, table: int, tva: int) -> tuple[int, bool]:
+        sh = sc.shift[level]
+        item = 1 << sh
+        total = 0
+        for j in sc.span(level, tva, lo, hi):
+            ea, eva = table + 8 * j, tva + (j << sh)
+            raw = 0 if ea in cleared else word(ea)
+            k = sc.kind(raw, level)
+            if k == _LEAF:
+                if sc.leaf_lg2(raw, level) != sh:
+                    raise _Larger
+                head, tail = eva < lo, eva + item - 1 > hi
+                if (head or tail) and policy is UnmapPolicy.SPLIT:
+                    raise _Larger
+                if head or (tail and policy is UnmapPolicy.REFUSE):
+                    return total, True
+                cleared.add(ea)
+                ops.append((False, ea))
+                total += item
+                continue
+            if k == _TABLE:
+                child = sc.child(raw, level)
+                got, stop = visit(level - 1, child, eva)
+                total += got
+                if lo <= eva and eva + item - 1 <= hi and all(
+                    a in cleared for a in memory.nonzero_words(child, sc.entries[level - 1])
+                ):
+                    ops.append((True, child))
+                    cleared.add(ea)
+                    ops.append((False, ea))
+                if stop:
+                    return total, True
+                continue
+            return total, True
+        return total, False
+
+    try:
+        total, _ = visit(fmt.top_level, root, 0)
+    except _Larger:
+        return None
+    for is_free, addr in ops:
+        if is_free:
+            memory.free(addr)
+        else:
+            memory.put_word(addr, 0)
+    return total

@@ -25,6 +25,7 @@ The single-IOVA :func:`step_address` / :func:`next_table` rules are the same one
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -33,12 +34,14 @@ from iommu_lab.core.ranges import U64_MAX
 from iommu_lab.hardware.formats import EntryKind, Format
 
 __all__ = [
+    "Scalar",
     "Tables",
     "entry_addresses",
     "iova_of",
     "iova_of_array",
     "next_table",
     "offset_of",
+    "scalar",
     "step_address",
     "walk_range",
 ]
@@ -257,3 +260,79 @@ def walk_range(fmt: Format, memory: Any, root: int, lo: int, hi: int, visit: Cal
     level = fmt.top_level if level is None else level
     hi = min(hi, U64_MAX)
     return visit(Tables(fmt, memory, level, [root], [tva], lo, hi, visit))
+
+
+# ============================================================================ one entry at a time
+class Scalar:
+    """A format's per-level numbers as plain ints, for walks that touch a handful of entries.
+
+    A map or unmap of a few pages reads one entry per level; the batch iterator's numpy
+    temporaries cost more than the work there. This is the same stepping (``span`` gives the
+    entry indices :class:`Tables` computes for a table and a range), with each entry's kind
+    memoised on the bits the format's ``classify`` reads (``Rules.kind_mask``) and each table
+    pointer's next-table address memoised on the entry, so the rules are still the only code
+    that decodes an entry.
+    """
+
+    #: Memo entries kept before a memo is cleared (a bound on host memory, not a cache policy).
+    MEMO = 1 << 16
+
+    def __init__(self, fmt: Format) -> None:
+        self.fmt = fmt
+        n = fmt.levels
+        self.shift = tuple(fmt.shift(lv) for lv in range(n))
+        self.span_last = tuple(min((fmt.entries(lv) << fmt.shift(lv)) - 1, U64_MAX) for lv in range(n))
+        self.table_bytes = tuple(fmt.table_bytes(lv) for lv in range(n))
+        self.entries = tuple(fmt.entries(lv) for lv in range(n))
+        self.kind_mask = tuple(fmt.rules.kind_mask(fmt, lv) for lv in range(n))
+        self._kinds: dict[tuple[int, int], int] = {}
+        self._children: dict[tuple[int, int], int] = {}
+        self._leaf_bits: dict[tuple[int, int, int], int] = {}
+
+    def span(self, level: int, tva: int, lo: int, hi: int) -> range:
+        """Indices of the entries of the table at ``level`` covering offsets from ``tva`` that
+        lie inside ``[lo, hi]`` (``tva <= hi``)."""
+        sh = self.shift[level]
+        return range((max(tva, lo) - tva) >> sh, (min(hi - tva, self.span_last[level]) >> sh) + 1)
+
+    def kind(self, raw: int, level: int) -> int:
+        """``classify`` of one entry (an ``EntryKind`` value)."""
+        m = self.kind_mask[level]
+        key = (level, raw if m is None else raw & m)
+        k = self._kinds.get(key)
+        if k is None:
+            if len(self._kinds) >= self.MEMO:
+                self._kinds.clear()
+            a = np.array([key[1]], dtype=_U64)
+            k = self._kinds[key] = int(self.fmt.rules.classify(self.fmt, a, level)[0])
+        return k
+
+    def child(self, raw: int, level: int) -> int:
+        """Next-table address of one TABLE entry (``next_table``)."""
+        key = (level, raw)
+        c = self._children.get(key)
+        if c is None:
+            if len(self._children) >= self.MEMO:
+                self._children.clear()
+            c = self._children[key] = int(next_table(self.fmt, level, np.array([raw], dtype=_U64))[0])
+        return c
+
+    def leaf_bits(self, level: int, lg2: int, perm) -> int:
+        """``rules.leaf_bits`` (a pure function of its arguments, so memoised)."""
+        key = (level, lg2, int(perm))
+        b = self._leaf_bits.get(key)
+        if b is None:
+            b = self._leaf_bits[key] = self.fmt.rules.leaf_bits(self.fmt, level, lg2, perm)
+        return b
+
+    def leaf_lg2(self, raw: int, level: int) -> int:
+        """log2 of the bytes one LEAF entry maps."""
+        if self.fmt.fixed_leaf_size:
+            return self.shift[level]
+        return int(self.fmt.rules.leaf_lg2(self.fmt, np.array([raw], dtype=_U64), level)[0])
+
+
+@lru_cache(maxsize=64)
+def scalar(fmt: Format) -> Scalar:
+    """The :class:`Scalar` numbers of ``fmt`` (computed once per format)."""
+    return Scalar(fmt)

@@ -96,6 +96,9 @@ class AmdV1Rules(Rules):
         kind[~present] = EntryKind.EMPTY
         return kind
 
+    def kind_mask(self, fmt, level):
+        return PR.mask | NL.mask
+
     def leaf_lg2(self, fmt, raw, level):
         other = NL.get(raw) == u64(NL_OTHER_SIZE)
         # PTE_PAGE_SIZE(pte) = 1 << (1 + ffz(pte | 0xfff))

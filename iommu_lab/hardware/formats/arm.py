@@ -117,6 +117,9 @@ class ArmLpaeRules(Rules):
         kind[~valid] = EntryKind.EMPTY
         return kind
 
+    def kind_mask(self, fmt, level):
+        return TYPE.mask | self.res0
+
     def oa_decode(self, fmt, raw):
         pa = raw & u64(self.addr_mask)
         if self.lpa52:

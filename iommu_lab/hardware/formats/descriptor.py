@@ -200,6 +200,15 @@ class Rules:
     def classify(self, fmt: Format, raw: np.ndarray, level: int) -> np.ndarray:
         raise NotImplementedError
 
+    def kind_mask(self, fmt: Format, level: int) -> int | None:
+        """The bits ``classify`` reads at ``level`` (None: all of them).
+
+        ``classify(raw) == classify(raw & kind_mask)`` for every entry, so a scalar walk can
+        memoise the kind of an entry on these bits (a leaf's address bits do not change what
+        it is), as generic_pt's ``pt_load_entry_raw`` looks only at the type bits.
+        """
+        return None
+
     def oa_decode(self, fmt: Format, raw: np.ndarray) -> np.ndarray:
         return raw & _U64(self.addr_mask)
 

@@ -49,6 +49,9 @@ class TceRules(Rules):
         mapped = (raw & u64(READ.mask | WRITE.mask)) != 0
         return np.where(mapped, EntryKind.LEAF, EntryKind.EMPTY).astype(np.int8)
 
+    def kind_mask(self, fmt, level):
+        return READ.mask | WRITE.mask
+
     def leaf_perm(self, fmt, raw, level):
         granted = (READ.get(raw) * int(Perm.READ)) | (WRITE.get(raw) * int(Perm.WRITE))
         return granted.astype(np.uint8) | np.uint8(Perm.EXEC | Perm.USER)

@@ -109,6 +109,11 @@ class RiscvRules(Rules):
         kind[~v] = EntryKind.EMPTY
         return kind
 
+    def kind_mask(self, fmt, level):
+        # A superpage's low PPN bits decide MISALIGNED; Svnapot reads ppn[3:0] at level 0.
+        low = (1 << (9 * level)) - 1 if level else (0xF if self.napot else 0)
+        return V.mask | RWX.mask | RSV.mask | N.mask | (low << PPN.shift)
+
     def leaf_lg2(self, fmt, raw, level):
         item = np.full(raw.shape, fmt.item_lg2(level), dtype=np.int64)
         return np.where(self._napot_leaf(raw, level), NAPOT_LG2, item).astype(np.int64)

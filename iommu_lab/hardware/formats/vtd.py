@@ -62,6 +62,9 @@ class VtdSSRules(Rules):
         big = leaf if level in fmt.leaf_levels else np.int8(EntryKind.RESERVED)
         return np.where(present, np.where(sp, big, table), empty)
 
+    def kind_mask(self, fmt, level):
+        return _RW | SP.mask
+
     def leaf_perm(self, fmt, raw, level):
         granted = (R.get(raw) * int(Perm.READ)) | (W.get(raw) * int(Perm.WRITE))
         return granted.astype(np.uint8) | np.uint8(Perm.EXEC | Perm.USER)

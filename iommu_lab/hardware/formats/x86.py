@@ -66,6 +66,9 @@ class X86Rules(Rules):
         kind[~present] = EntryKind.EMPTY
         return kind
 
+    def kind_mask(self, fmt, level):
+        return P.mask | PS.mask
+
     def leaf_perm(self, fmt, raw, level):
         p = np.full(raw.shape, int(Perm.READ), dtype=np.uint8)
         p |= RW.get(raw).astype(np.uint8) * np.uint8(Perm.WRITE)
