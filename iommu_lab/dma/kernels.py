@@ -48,13 +48,13 @@ _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _M3 = np.uint64(0xBF58476D1CE4E5B9)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _lsr(x, s):
     """Logical right shift of an address held as int64 (addresses may use bit 63)."""
     return np.int64(np.uint64(x) >> np.uint64(s))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _hash(a, b, bits):
     h = (np.uint64(a) * _M1) ^ (np.uint64(b) * _M2)
     h ^= h >> np.uint64(29)
@@ -62,17 +62,17 @@ def _hash(a, b, bits):
     return np.int64(h >> np.uint64(64 - bits))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _cfg(M, c, j):
     return M[M[0] + c * 10 + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _stat(M, c, j, add):
     M[M[1] + c * 5 + j] += add
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _find(M, c, a, b):
     k1, k2, ht = M[6], M[7], M[16] + _cfg(M, c, _HASH0)
     hm = _cfg(M, c, _HMASK)
@@ -87,7 +87,7 @@ def _find(M, c, a, b):
         i = (i + 1) & hm
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _hash_insert(M, c, s):
     k1, k2, ht = M[6], M[7], M[16] + _cfg(M, c, _HASH0)
     hm = _cfg(M, c, _HMASK)
@@ -97,7 +97,7 @@ def _hash_insert(M, c, s):
     M[ht + i] = s + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _hash_delete(M, c, s):
     """Remove slot ``s`` from the table, shifting later cells back (no tombstones)."""
     k1, k2, ht = M[6], M[7], M[16] + _cfg(M, c, _HASH0)
@@ -119,7 +119,7 @@ def _hash_delete(M, c, s):
     M[ht + p] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _unlink(M, g, s):
     prv, nxt = M[9], M[10]
     p, n = M[prv + s], M[nxt + s]
@@ -133,7 +133,7 @@ def _unlink(M, g, s):
         M[M[12] + g] = p
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _append(M, g, s):
     prv, nxt, tail = M[9], M[10], M[12]
     t = M[tail + g]
@@ -146,7 +146,7 @@ def _append(M, g, s):
     M[tail + g] = s
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _sizes_changed(M, c):
     """Rebuild the list of page sizes present, largest first (lookups probe only those)."""
     szc, szl = M[3] + c * 64, M[4] + c * 64
@@ -158,7 +158,7 @@ def _sizes_changed(M, c):
     M[M[5] + c] = n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _remove(M, c, g, s):
     """Drop the entry in slot ``s`` of set ``g``; counts nothing."""
     _unlink(M, g, s)
@@ -175,7 +175,7 @@ def _remove(M, c, g, s):
             _sizes_changed(M, c)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _probe(M, c, a, b):
     """Whether key ``(a, b)`` is cached; an LRU hit becomes most recent. Counts nothing."""
     s = _find(M, c, a, b)
@@ -189,14 +189,14 @@ def _probe(M, c, a, b):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fill(M, c, a, b):
     """Insert key ``(a, b)`` as :meth:`Cache.fill` does (present: LRU refresh; full: evict)."""
     if not _probe(M, c, a, b):
         _insert(M, c, a, b)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _insert(M, c, a, b):
     """Insert key ``(a, b)``, known to be absent (a lookup just missed it); full: evict."""
     ways = _cfg(M, c, _WAYS)
@@ -235,7 +235,7 @@ def _insert(M, c, a, b):
             _sizes_changed(M, c)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def lookup_tlb(M, c, tag, iova):
     """lg2 of the entry covering ``iova`` for ``tag`` (largest size first), or -1; counts one
     hit or miss (:meth:`Iotlb.lookup`)."""
@@ -249,14 +249,14 @@ def lookup_tlb(M, c, tag, iova):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def fill_tlb(M, c, tag, iova, lg):
     """Cache the ``2**lg``-byte page containing ``iova`` for ``tag`` (:meth:`Iotlb.fill`) right
     after :func:`lookup_tlb` missed it: a missed key is absent, so no second probe."""
     _insert(M, c, tag * 64 + lg, _lsr(iova, lg))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _psc_lookup(M, ids, nlev, tag, iova):
     """The lowest configured level holding a pointer for ``iova``, or -1; each probed level
     counts a hit or a miss (:meth:`PagingStructureCache.lookup`)."""
@@ -270,7 +270,7 @@ def _psc_lookup(M, ids, nlev, tag, iova):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _psc_fill(M, ids, nlev, tag, iova, lo, hi):
     """Cache the table pointers a walk read at levels ``lo..hi`` (unconfigured ones ignored)."""
     for j in range(nlev):
@@ -280,7 +280,7 @@ def _psc_fill(M, ids, nlev, tag, iova, lo, hi):
             _fill(M, c, tag * 64 + lv, _lsr(iova, _cfg(M, c, _SHIFT)))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, gpa, fault, lg2, leaf, flevel):
     """``(references, ok)`` of the stage-2 translation of one GPA (``_Stage2Cost.cost``)."""
     if not fault and lookup_tlb(M, s2tlb, 0, gpa) >= 0:
@@ -301,7 +301,7 @@ def _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, gpa, fault, lg2, leaf, flevel):
     return start - stop + 1, True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def charge(M, iotlb, ids, s2tlb, ids2, top, top2, nested, code, iova, inv,
            wfault, wlg2, wleaf, wflevel, gpa, s2f, s2lg, s2lv, s2fl, hit, refs, s2refs, lg2o, cnt):
     """Charge a stretch of accesses, in order: the engine's charging loop, compiled.
@@ -390,7 +390,7 @@ def charge(M, iotlb, ids, s2tlb, ids2, top, top2, nested, code, iova, inv,
             prev_lg = wlg2[u]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def invalidate_range(M, c, match, domain, first, last):
     """Drop the entries of cache ``c`` whose tag matches and whose span overlaps the bytes
     ``first..last``; how many. ``match``: 0 any tag, 1 tags of ``domain`` (``tag >> 21``).
@@ -412,7 +412,7 @@ def invalidate_range(M, c, match, domain, first, last):
     return dropped
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def flush_tags(M, c, match, domain):
     """Drop every entry of cache ``c`` (``match`` 0) or of ``domain``'s tags (``match`` 1)."""
     s0, nsets, set0 = _cfg(M, c, _SLOT0), _cfg(M, c, _NSETS), _cfg(M, c, _SET0)
