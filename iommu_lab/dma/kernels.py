@@ -198,14 +198,18 @@ def _fill(M, c, a, b):
 
 @njit(cache=True, _nrt=False)
 def _insert(M, c, a, b):
-    """Insert key ``(a, b)``, known to be absent (a lookup just missed it); full: evict."""
+    """Insert key ``(a, b)``, known to be absent (a lookup just missed it); full: evict.
+
+    A full set hands the victim's slot straight to the new key (which slot an entry occupies
+    changes no behaviour), so an eviction costs one hash removal and one insertion."""
     ways = _cfg(M, c, _WAYS)
     if ways == 0:
         return
     g = _cfg(M, c, _SET0) + (b & (_cfg(M, c, _NSETS) - 1))
     cnt = M[13] + g
+    kind = _cfg(M, c, _KIND)
     if M[cnt] >= ways:
-        v = M[M[11] + g]
+        s = M[M[11] + g]
         if _cfg(M, c, _POLICY) == _RANDOM:
             x = np.uint64(M[M[2] + c])
             x ^= x << np.uint64(13)
@@ -215,24 +219,34 @@ def _insert(M, c, a, b):
             r = np.int64(x % np.uint64(M[cnt]))
             nxt = M[10]
             for _ in range(r):
-                v = M[nxt + v]
-        _remove(M, c, g, v)
+                s = M[nxt + s]
+        _hash_delete(M, c, s)
+        _unlink(M, g, s)
         _stat(M, c, _EVICTIONS, 1)
-    ft = M[14] + g
-    M[ft] -= 1
-    s = M[M[15] + _cfg(M, c, _SLOT0) + (g - _cfg(M, c, _SET0)) * ways + M[ft]]
+        old = M[M[6] + s] & 63
+        if kind == 0 and old != (a & 63):
+            i = M[3] + c * 64 + old
+            M[i] -= 1
+            j = M[3] + c * 64 + (a & 63)
+            M[j] += 1
+            if M[i] == 0 or M[j] == 1:
+                _sizes_changed(M, c)
+    else:
+        ft = M[14] + g
+        M[ft] -= 1
+        s = M[M[15] + _cfg(M, c, _SLOT0) + (g - _cfg(M, c, _SET0)) * ways + M[ft]]
+        M[M[8] + s] = 1
+        M[cnt] += 1
+        if kind == 0:
+            i = M[3] + c * 64 + (a & 63)
+            M[i] += 1
+            if M[i] == 1:
+                _sizes_changed(M, c)
     M[M[6] + s] = a
     M[M[7] + s] = b
-    M[M[8] + s] = 1
     _append(M, g, s)
     _hash_insert(M, c, s)
-    M[cnt] += 1
     _stat(M, c, _FILLS, 1)
-    if _cfg(M, c, _KIND) == 0:
-        i = M[3] + c * 64 + (a & 63)
-        M[i] += 1
-        if M[i] == 1:
-            _sizes_changed(M, c)
 
 
 @njit(cache=True, _nrt=False)
@@ -429,13 +443,14 @@ def flush_tags(M, c, match, domain):
 @njit(cache=True)
 def distinct(key, pasid):
     """``(inv, first)`` for keys ``(key[i], pasid[i])``: each one's number in order of first
-    appearance, and the position where each number first appears (a hash table, one pass)."""
+    appearance, and the position where each number first appears (a hash table, one pass).
+
+    The table grows with the distinct keys, not the accesses, so a long stretch over a small
+    working set probes a table that stays in the processor's caches.
+    """
     n = key.shape[0]
-    size = 4
-    bits = 2
-    while size < 2 * n:
-        size *= 2
-        bits += 1
+    size = 1024
+    bits = 10
     table = np.full(size, -1, dtype=np.int64)
     inv = np.empty(n, dtype=np.int64)
     first = np.empty(n, dtype=np.int64)
@@ -455,4 +470,13 @@ def distinct(key, pasid):
                 inv[i] = f
                 break
             j = (j + 1) & (size - 1)
+        if 2 * m > size:  # keep the load at most one half: rehash into twice the cells
+            size *= 2
+            bits += 1
+            table = np.full(size, -1, dtype=np.int64)
+            for f in range(m):
+                j = _hash(key[first[f]], pasid[first[f]], bits)
+                while table[j] >= 0:
+                    j = (j + 1) & (size - 1)
+                table[j] = f
     return inv, first[:m].copy()
