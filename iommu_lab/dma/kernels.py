@@ -18,8 +18,10 @@ Every cache of a replay lives in one *bank* (:class:`iommu_lab.dma.bank.Bank` bu
 The bank is one int64 array ``M``: its first ``len(FIELDS)`` cells hold where each region
 (:data:`FIELDS`) starts; ``cfg`` holds each cache's layout (:data:`CFG`, 10 cells per cache),
 ``stats`` its counters in the order of :class:`~iommu_lab.dma.cache.CacheStats` (hits, misses,
-fills, evictions, invalidated). One array rather than many because a compiled call pays a
-reference-count update per array argument, and the loop makes several calls per access.
+fills, evictions, invalidated). One array rather than many keeps every helper's signature
+short; the helpers compile without numba's reference counting (``_nrt=False``: they allocate
+nothing), since an atomic reference-count update per array argument per call cost more than
+the cache work itself on a miss.
 """
 
 from __future__ import annotations
