@@ -108,6 +108,9 @@ def access_pieces(row, t, iova, length, pasid, write, domain, *, limit: int) -> 
     ends = np.cumsum(count)
     starts = ends - count
     total = int(ends[-1])
+    if total == count.shape[0] and total <= limit:  # every row is one request: nothing to split
+        yield Accesses(row=row, t=t, iova=iova, length=length, pasid=pasid, write=write, domain=domain)
+        return
     shift = _U64(12)
     for k0 in range(0, total, limit):
         k1 = min(k0 + limit, total)

@@ -526,6 +526,8 @@ class ReplayEngine:
 
         def col(get, dtype):
             parts = [get(a, o) for a, o in kept]
+            if len(parts) == 1:  # the frame copies its columns: no need to concatenate first
+                return parts[0]
             return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
         fault, hit, lg2 = col(lambda a, o: o.fault, bool), col(lambda a, o: o.hit, bool), col(lambda a, o: o.lg2, np.int8)

@@ -18,8 +18,10 @@ Every cache of a replay lives in one *bank* (:class:`iommu_lab.dma.bank.Bank` bu
 The bank is one int64 array ``M``: its first ``len(FIELDS)`` cells hold where each region
 (:data:`FIELDS`) starts; ``cfg`` holds each cache's layout (:data:`CFG`, 10 cells per cache),
 ``stats`` its counters in the order of :class:`~iommu_lab.dma.cache.CacheStats` (hits, misses,
-fills, evictions, invalidated). One array rather than many because a compiled call pays a
-reference-count update per array argument, and the loop makes several calls per access.
+fills, evictions, invalidated). One array rather than many keeps every helper's signature
+short; the helpers compile without numba's reference counting (``_nrt=False``: they allocate
+nothing), since an atomic reference-count update per array argument per call cost more than
+the cache work itself on a miss.
 """
 
 from __future__ import annotations
@@ -48,13 +50,13 @@ _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _M3 = np.uint64(0xBF58476D1CE4E5B9)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _lsr(x, s):
     """Logical right shift of an address held as int64 (addresses may use bit 63)."""
     return np.int64(np.uint64(x) >> np.uint64(s))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _hash(a, b, bits):
     h = (np.uint64(a) * _M1) ^ (np.uint64(b) * _M2)
     h ^= h >> np.uint64(29)
@@ -62,17 +64,17 @@ def _hash(a, b, bits):
     return np.int64(h >> np.uint64(64 - bits))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _cfg(M, c, j):
     return M[M[0] + c * 10 + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _stat(M, c, j, add):
     M[M[1] + c * 5 + j] += add
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _find(M, c, a, b):
     k1, k2, ht = M[6], M[7], M[16] + _cfg(M, c, _HASH0)
     hm = _cfg(M, c, _HMASK)
@@ -87,7 +89,7 @@ def _find(M, c, a, b):
         i = (i + 1) & hm
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _hash_insert(M, c, s):
     k1, k2, ht = M[6], M[7], M[16] + _cfg(M, c, _HASH0)
     hm = _cfg(M, c, _HMASK)
@@ -97,7 +99,7 @@ def _hash_insert(M, c, s):
     M[ht + i] = s + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _hash_delete(M, c, s):
     """Remove slot ``s`` from the table, shifting later cells back (no tombstones)."""
     k1, k2, ht = M[6], M[7], M[16] + _cfg(M, c, _HASH0)
@@ -119,7 +121,7 @@ def _hash_delete(M, c, s):
     M[ht + p] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _unlink(M, g, s):
     prv, nxt = M[9], M[10]
     p, n = M[prv + s], M[nxt + s]
@@ -133,7 +135,7 @@ def _unlink(M, g, s):
         M[M[12] + g] = p
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _append(M, g, s):
     prv, nxt, tail = M[9], M[10], M[12]
     t = M[tail + g]
@@ -146,7 +148,7 @@ def _append(M, g, s):
     M[tail + g] = s
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _sizes_changed(M, c):
     """Rebuild the list of page sizes present, largest first (lookups probe only those)."""
     szc, szl = M[3] + c * 64, M[4] + c * 64
@@ -158,7 +160,7 @@ def _sizes_changed(M, c):
     M[M[5] + c] = n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _remove(M, c, g, s):
     """Drop the entry in slot ``s`` of set ``g``; counts nothing."""
     _unlink(M, g, s)
@@ -175,7 +177,7 @@ def _remove(M, c, g, s):
             _sizes_changed(M, c)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _probe(M, c, a, b):
     """Whether key ``(a, b)`` is cached; an LRU hit becomes most recent. Counts nothing."""
     s = _find(M, c, a, b)
@@ -189,23 +191,27 @@ def _probe(M, c, a, b):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fill(M, c, a, b):
     """Insert key ``(a, b)`` as :meth:`Cache.fill` does (present: LRU refresh; full: evict)."""
     if not _probe(M, c, a, b):
         _insert(M, c, a, b)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _insert(M, c, a, b):
-    """Insert key ``(a, b)``, known to be absent (a lookup just missed it); full: evict."""
+    """Insert key ``(a, b)``, known to be absent (a lookup just missed it); full: evict.
+
+    A full set hands the victim's slot straight to the new key (which slot an entry occupies
+    changes no behaviour), so an eviction costs one hash removal and one insertion."""
     ways = _cfg(M, c, _WAYS)
     if ways == 0:
         return
     g = _cfg(M, c, _SET0) + (b & (_cfg(M, c, _NSETS) - 1))
     cnt = M[13] + g
+    kind = _cfg(M, c, _KIND)
     if M[cnt] >= ways:
-        v = M[M[11] + g]
+        s = M[M[11] + g]
         if _cfg(M, c, _POLICY) == _RANDOM:
             x = np.uint64(M[M[2] + c])
             x ^= x << np.uint64(13)
@@ -215,27 +221,37 @@ def _insert(M, c, a, b):
             r = np.int64(x % np.uint64(M[cnt]))
             nxt = M[10]
             for _ in range(r):
-                v = M[nxt + v]
-        _remove(M, c, g, v)
+                s = M[nxt + s]
+        _hash_delete(M, c, s)
+        _unlink(M, g, s)
         _stat(M, c, _EVICTIONS, 1)
-    ft = M[14] + g
-    M[ft] -= 1
-    s = M[M[15] + _cfg(M, c, _SLOT0) + (g - _cfg(M, c, _SET0)) * ways + M[ft]]
+        old = M[M[6] + s] & 63
+        if kind == 0 and old != (a & 63):
+            i = M[3] + c * 64 + old
+            M[i] -= 1
+            j = M[3] + c * 64 + (a & 63)
+            M[j] += 1
+            if M[i] == 0 or M[j] == 1:
+                _sizes_changed(M, c)
+    else:
+        ft = M[14] + g
+        M[ft] -= 1
+        s = M[M[15] + _cfg(M, c, _SLOT0) + (g - _cfg(M, c, _SET0)) * ways + M[ft]]
+        M[M[8] + s] = 1
+        M[cnt] += 1
+        if kind == 0:
+            i = M[3] + c * 64 + (a & 63)
+            M[i] += 1
+            if M[i] == 1:
+                _sizes_changed(M, c)
     M[M[6] + s] = a
     M[M[7] + s] = b
-    M[M[8] + s] = 1
     _append(M, g, s)
     _hash_insert(M, c, s)
-    M[cnt] += 1
     _stat(M, c, _FILLS, 1)
-    if _cfg(M, c, _KIND) == 0:
-        i = M[3] + c * 64 + (a & 63)
-        M[i] += 1
-        if M[i] == 1:
-            _sizes_changed(M, c)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def lookup_tlb(M, c, tag, iova):
     """lg2 of the entry covering ``iova`` for ``tag`` (largest size first), or -1; counts one
     hit or miss (:meth:`Iotlb.lookup`)."""
@@ -249,14 +265,14 @@ def lookup_tlb(M, c, tag, iova):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def fill_tlb(M, c, tag, iova, lg):
     """Cache the ``2**lg``-byte page containing ``iova`` for ``tag`` (:meth:`Iotlb.fill`) right
     after :func:`lookup_tlb` missed it: a missed key is absent, so no second probe."""
     _insert(M, c, tag * 64 + lg, _lsr(iova, lg))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _psc_lookup(M, ids, nlev, tag, iova):
     """The lowest configured level holding a pointer for ``iova``, or -1; each probed level
     counts a hit or a miss (:meth:`PagingStructureCache.lookup`)."""
@@ -270,7 +286,7 @@ def _psc_lookup(M, ids, nlev, tag, iova):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _psc_fill(M, ids, nlev, tag, iova, lo, hi):
     """Cache the table pointers a walk read at levels ``lo..hi`` (unconfigured ones ignored)."""
     for j in range(nlev):
@@ -280,7 +296,7 @@ def _psc_fill(M, ids, nlev, tag, iova, lo, hi):
             _fill(M, c, tag * 64 + lv, _lsr(iova, _cfg(M, c, _SHIFT)))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, gpa, fault, lg2, leaf, flevel):
     """``(references, ok)`` of the stage-2 translation of one GPA (``_Stage2Cost.cost``)."""
     if not fault and lookup_tlb(M, s2tlb, 0, gpa) >= 0:
@@ -301,7 +317,7 @@ def _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, gpa, fault, lg2, leaf, flevel):
     return start - stop + 1, True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def charge(M, iotlb, ids, s2tlb, ids2, top, top2, nested, code, iova, inv,
            wfault, wlg2, wleaf, wflevel, gpa, s2f, s2lg, s2lv, s2fl, hit, refs, s2refs, lg2o, cnt):
     """Charge a stretch of accesses, in order: the engine's charging loop, compiled.
@@ -390,7 +406,7 @@ def charge(M, iotlb, ids, s2tlb, ids2, top, top2, nested, code, iova, inv,
             prev_lg = wlg2[u]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def invalidate_range(M, c, match, domain, first, last):
     """Drop the entries of cache ``c`` whose tag matches and whose span overlaps the bytes
     ``first..last``; how many. ``match``: 0 any tag, 1 tags of ``domain`` (``tag >> 21``).
@@ -412,7 +428,7 @@ def invalidate_range(M, c, match, domain, first, last):
     return dropped
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def flush_tags(M, c, match, domain):
     """Drop every entry of cache ``c`` (``match`` 0) or of ``domain``'s tags (``match`` 1)."""
     s0, nsets, set0 = _cfg(M, c, _SLOT0), _cfg(M, c, _NSETS), _cfg(M, c, _SET0)
@@ -429,13 +445,14 @@ def flush_tags(M, c, match, domain):
 @njit(cache=True)
 def distinct(key, pasid):
     """``(inv, first)`` for keys ``(key[i], pasid[i])``: each one's number in order of first
-    appearance, and the position where each number first appears (a hash table, one pass)."""
+    appearance, and the position where each number first appears (a hash table, one pass).
+
+    The table grows with the distinct keys, not the accesses, so a long stretch over a small
+    working set probes a table that stays in the processor's caches.
+    """
     n = key.shape[0]
-    size = 4
-    bits = 2
-    while size < 2 * n:
-        size *= 2
-        bits += 1
+    size = 1024
+    bits = 10
     table = np.full(size, -1, dtype=np.int64)
     inv = np.empty(n, dtype=np.int64)
     first = np.empty(n, dtype=np.int64)
@@ -455,4 +472,13 @@ def distinct(key, pasid):
                 inv[i] = f
                 break
             j = (j + 1) & (size - 1)
+        if 2 * m > size:  # keep the load at most one half: rehash into twice the cells
+            size *= 2
+            bits += 1
+            table = np.full(size, -1, dtype=np.int64)
+            for f in range(m):
+                j = _hash(key[first[f]], pasid[first[f]], bits)
+                while table[j] >= 0:
+                    j = (j + 1) & (size - 1)
+                table[j] = f
     return inv, first[:m].copy()
