@@ -12,7 +12,7 @@ entries (``register(add)``). ``kinds()`` lists the kinds the gallery holds, so t
 that every kind is written in every style and format.
 
 The layout entries draw David Gibson's three window examples from the /dev/ioasid thread
-(17 Jun 2021; see nesting_pasid_windows.md §0) and every platform in the catalogue.
+(17 Jun 2021) and every platform in the catalogue.
 """
 
 from __future__ import annotations

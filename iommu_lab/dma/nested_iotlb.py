@@ -20,7 +20,7 @@ IotlbStats = CacheStats
 class NestedIotlb:
     """A combined IOTLB (input page -> host page, tagged by PASID) in front of a nested pair.
 
-    Teaching-level model of rulebook §2.3. A combined entry caches the result of a whole 2-D
+    Teaching-level model of a combined (stage 1 + stage 2) IOTLB. A combined entry caches the result of a whole 2-D
     walk and is indexed by the *input* address, so its size is the smaller of the stage-1 and
     stage-2 leaves that produced it. The invalidation asymmetry follows from that index:
 
@@ -31,7 +31,7 @@ class NestedIotlb:
       ``arm_smmu_tlb_inv_range_domain``: "When the S2 domain changes all the nested S1 ASIDs have
       to be flushed too" (``CMDQ_OP_TLBI_NH_ALL``), and the whole ATC for a nest parent.
       ``naive=True`` flushes only the stage-2 range and leaves stale translations behind, the
-      mistake the rulebook's checklist (§7, item 9) warns about.
+      mistake Linux's comment above warns about.
 
     Each entry is cached per access type (``"r"``/``"w"``) so a hit never widens a permission.
     The entries live in the one IOTLB model, :class:`iommu_lab.dma.iotlb.Iotlb` (fully associative,

@@ -15,7 +15,7 @@ What the model does, and where each rule comes from
   is one translation the IOMMU performs. We call the pieces *accesses*.
 * **IOTLB.** Entries are tagged ``(domain, PASID)`` (VT-d tags by domain-id and PASID; SMMU by
   VMID/ASID), cover one leaf page, and in nesting one *combined* page no larger than the smaller
-  of the stage-1 and stage-2 pages that produced it (rulebook §2.3). A hit reads no memory.
+  of the stage-1 and stage-2 pages that produced it (as the SMMU architecture's combined stage-1+2 TLB entries). A hit reads no memory.
 * **Paging-structure caches.** On a miss the walk starts below the deepest cached table pointer
   (VT-d's PML4E/PDPE/PDE caches; SMMU walk caches): with a hit at level ``L`` it reads levels
   ``L-1`` down to the leaf. In nesting each stage-1 table address (a GPA) and the final GPA go

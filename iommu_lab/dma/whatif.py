@@ -329,7 +329,7 @@ def nesting_modes(
     """The same trace native, hardware-nested and shadowed on one platform.
 
     * **native**: the host's own DMA domain of the platform's stage-2 format (no VM);
-    * **nested**: guest stage 1 over host stage 2, the 2-D walk (rulebook §2.2);
+    * **nested**: guest stage 1 over host stage 2, the 2-D walk (Bhargava et al., ASPLOS 2008);
     * **shadowed**: the VMM composes the guest's maps into one shadow table of the stage-2
       format (:class:`~iommu_lab.nesting.shadow.ShadowNesting`): walks are native, but every guest map
       and unmap is a VM exit (``traps``).

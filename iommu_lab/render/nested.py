@@ -1,7 +1,7 @@
 """The two-dimensional nested walk figure: stage-1 steps × stage-2 steps, every reference numbered.
 
 ``nested_walk(nw)`` draws a ``nesting.NestedWalk`` as the grid of the 2-D walk (Bhargava et
-al., ASPLOS 2008; rulebook §2.2): row ``i`` is stage-1 step ``i`` -- its table's GPA first
+al., ASPLOS 2008): row ``i`` is stage-1 step ``i`` -- its table's GPA first
 walked through stage 2 (columns ``0..m-1``), then the stage-1 entry read (the last column) --
 and the last row is the stage-2 walk of the output GPA. Each cell holds the 1-based order in
 which the hardware makes that reference, so 4×4 reads 1..24 left to right, top to bottom.

@@ -8,7 +8,7 @@ still reads in greyscale print and for readers with any common colour-vision def
 
 Figures are built on the object-oriented API (``matplotlib.figure.Figure``), never on pyplot,
 so nothing lands in pyplot's global registry and ipympl does not auto-display them
-(ecosystem.md C.3 item 5). Backgrounds are always opaque: a transparent figure with dark text
+(matplotlib's "Embedding in a web application server" advice). Backgrounds are always opaque: a transparent figure with dark text
 vanishes on a dark notebook theme.
 
 ``save`` writes by suffix (``.svg``, ``.png``, ``.pdf``); SVG is byte-identical across runs
