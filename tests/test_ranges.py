@@ -276,3 +276,13 @@ def test_parse_u64_reads_kernel_hex_and_refuses_what_machine_output_never_has():
         parse_u64("fee0_0000", "base", base=16, underscores=False)
     with pytest.raises(ValueError, match="outside the 64-bit"):
         parse_u64("0x1" + "0" * 16, "iova")
+
+
+def test_counts_read_as_a_person_writes_them():
+    from iommu_lab.core.words import plural
+
+    assert plural(1, "area") == "1 area"
+    assert plural(0, "area") == "0 areas"
+    assert plural(2, "entry") == "2 entries"
+    assert plural(4096, "page") == "4,096 pages"
+    assert plural(3, "vDEVICE") == "3 vDEVICEs"

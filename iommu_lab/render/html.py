@@ -13,6 +13,8 @@ from __future__ import annotations
 import html
 from typing import Iterable, Sequence
 
+from iommu_lab.core.words import plural
+
 CSS = """<style>
 .il-repr { --il-fg: var(--jp-content-font-color0, rgba(0,0,0,1));
   --il-fg2: var(--jp-content-font-color2, rgba(0,0,0,.54));
@@ -63,7 +65,7 @@ def table_html(
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in shown)
     more = ""
     if len(rows) > max_rows:
-        more = f"<tr><td class='il-muted' colspan='{len(headers)}'>… {len(rows) - max_rows} more row(s); use to_dataframe() for all</td></tr>"
+        more = f"<tr><td class='il-muted' colspan='{len(headers)}'>… {plural(len(rows) - max_rows, 'more row')}; use to_dataframe() for all</td></tr>"
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     cls = "il-bad" if bad else "il-muted"
     foot = f"<div class='{cls}'>{esc(footer).replace(chr(10), '<br>')}</div>" if footer else ""

@@ -31,6 +31,7 @@ from typing import Any
 
 import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.iommufd.context import IommufdContext
 from iommu_lab.iommufd.objects import (
     NO_PASID,
@@ -160,7 +161,7 @@ def _flag_lines(flags: HwptFlag) -> list[str]:
 def _lines(obj: Any) -> list[str]:
     """The key facts written on an object's box (its id and kind are the title)."""
     if isinstance(obj, IoasObj):
-        return [f"{len(obj.ioas.areas)} area(s)", f"align {fmt_size(obj.ioas.iova_alignment)}"]
+        return [plural(len(obj.ioas.areas), "area"), f"align {fmt_size(obj.ioas.iova_alignment)}"]
     if isinstance(obj, DeviceObj):
         where = obj.platform.name if obj.platform is not None else "no platform"
         on = [f"{'RID' if p == NO_PASID else f'pasid {p}'} → HWPT {h}" for p, h in sorted(obj.attached.items())]
@@ -176,7 +177,7 @@ def _lines(obj: Any) -> list[str]:
             out.append("PASID")
         return out + [obj.driver.name]
     if isinstance(obj, ViommuObj):
-        return [obj.vtype.name, f"on {obj.iommu}", f"{len(obj.vdevs)} vdevice(s)"]
+        return [obj.vtype.name, f"on {obj.iommu}", plural(len(obj.vdevs), "vDEVICE")]
     if isinstance(obj, VdeviceObj):
         return [f"virt_id {obj.virt_id:#x}"]
     if isinstance(obj, AccessObj):
@@ -482,3 +483,22 @@ def object_graph_html(obj: Any) -> str:
 register(object_graph, "mpl", IommufdContext, ObjectInfo)
 register(object_graph_text, "text", IommufdContext, ObjectInfo)
 register(object_graph_html, "html", IommufdContext, ObjectInfo)
+
+
+def gallery(add: Any) -> None:
+    """Gallery entries: one VT-d device nested on its parent, one SMMUv3 device through a vIOMMU."""
+    from iommu_lab.iommufd.context import IommufdContext
+
+    def both(style: str):
+        ctx = IommufdContext()
+        ioas = ctx.ioas_alloc()
+        vtd = ctx.bind("intel-vtd-48")
+        parent = ctx.hwpt_alloc(vtd, ioas, "NEST_PARENT")
+        ctx.attach(vtd, ctx.hwpt_alloc(vtd, parent, data_type="VTD_S1"))
+        smmu = ctx.bind("arm-smmuv3-48")
+        viommu = ctx.viommu_alloc(smmu, ctx.hwpt_alloc(smmu, ioas, "NEST_PARENT"), "ARM_SMMUV3")
+        ctx.vdevice_alloc(viommu, smmu, 0x10)
+        ctx.attach(smmu, ctx.hwpt_alloc(smmu, viommu, data_type="ARM_SMMUV3"))
+        return object_graph(ctx, style=style)
+
+    add("objects-vtd-and-smmuv3-nesting", both)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from iommu_lab.core import display
 from iommu_lab.core.ranges import RangeSet, fmt_addr, fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.hardware.formats import Format
 from iommu_lab.hardware.platform import Platform, PlatformCatalogue, _fmt_formats
 from iommu_lab.iommufd.info import Capabilities, IoasInfo
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # registered by name below: importing the views does not impo
 
 def _html_rangeset(obj: RangeSet) -> str:
     rows = [(fmt_addr(r.start), fmt_addr(r.last), fmt_size(r.size)) for r in obj._ranges]
-    return table_html(f"RangeSet: {len(obj)} range(s), {fmt_size(obj.size)}", ("start", "last", "size"), rows, text=str(obj))
+    return table_html(f"RangeSet: {plural(len(obj), 'range')}, {fmt_size(obj.size)}", ("start", "last", "size"), rows, text=str(obj))
 
 
 def _html_platform(obj: Platform) -> str:
@@ -250,9 +251,9 @@ def _html_ioasinfo(obj: IoasInfo) -> str:
         rows.append(("permitted" if i == 0 else "",
                      f"{fmt_addr(r.start)} – {fmt_addr(r.last)} ({fmt_size(r.size, approx=True)})"))
     if len(obj.permitted) > len(shown):
-        rows.append(("", f"… {len(obj.permitted) - len(shown)} more range(s)"))
+        rows.append(("", f"… {len(obj.permitted) - len(shown)} more " + ("range" if len(obj.permitted) - len(shown) == 1 else "ranges")))
     rows += [(f"capability: {k}", v) for k, v, _why in _capability_rows(obj.capabilities)]
-    return table_html(f"GET_INFO ({obj.semantics.value}): {len(obj.permitted)} permitted range(s), "
+    return table_html(f"GET_INFO ({obj.semantics.value}): {plural(len(obj.permitted), 'permitted range')}, "
                       f"{fmt_size(sum(r.size for r in obj.permitted), approx=True)}",
                       ("", "answer"), rows, text=str(obj), max_rows=40)
 
@@ -279,7 +280,7 @@ def _html_trace(obj: Trace) -> str:
         )
     more = len(obj) - len(shown)
     footer = (
-        f"… {more} more row(s); trace.frame.il.hex() shows them all in hex" if more > 0 else ""
+        f"… {plural(more, 'more row')}; trace.frame.il.hex() shows them all in hex" if more > 0 else ""
     )
     return table_html(repr(obj), COLUMNS, rows, text=repr(obj), footer=footer)
 
