@@ -153,6 +153,7 @@ def main() -> None:
     ap.add_argument("--big", action="store_true", help="with --memory: also 10^8 accesses")
     args = ap.parse_args()
     n = args.accesses
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f} on {} cores".format(*os.getloadavg(), os.cpu_count()))
     print("numba:", compile_cost())
     caches = Caches.for_platform("intel-vtd-48")
     cases = [
@@ -188,6 +189,7 @@ def main() -> None:
         )
     if args.memory:
         memory_rows(args.big)
+    print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 def memory_rows(big: bool) -> None:
