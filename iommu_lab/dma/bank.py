@@ -57,6 +57,7 @@ class Bank:
         for name in K.FIELDS:
             off[name] = at
             at += sizes[name]
+        assert off["cfg"] == K.CFG0  # the kernels read the layout at a fixed place
         M = np.zeros(at, dtype=np.int64)
         M[: len(K.FIELDS)] = [off[name] for name in K.FIELDS]
         M[off["cfg"]: off["cfg"] + cfg.size] = cfg.ravel()

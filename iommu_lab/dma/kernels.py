@@ -64,9 +64,14 @@ def _hash(a, b, bits):
     return np.int64(h >> np.uint64(64 - bits))
 
 
+#: Where ``cfg`` starts: the first region after the header (:class:`~iommu_lab.dma.bank.Bank`
+#: lays it out there), a constant so reading a cache's layout costs one load, not two.
+CFG0 = len(FIELDS)
+
+
 @njit(cache=True, inline="always", _nrt=False)
 def _cfg(M, c, j):
-    return M[M[0] + c * 10 + j]
+    return M[CFG0 + c * 10 + j]
 
 
 @njit(cache=True, inline="always", _nrt=False)
