@@ -79,12 +79,14 @@ def dma_columns(frame: pd.DataFrame, domain: np.ndarray, lo: int = 0, hi: int | 
     op = frame["op"].cat.codes.to_numpy()[lo:hi]
     rows = np.nonzero(op <= 1)[0]  # OP_READ, OP_WRITE (the schema's op codes)
     take = rows + lo
+    if rows.shape[0] == op.shape[0]:  # every row is DMA: slices, not gathers
+        take = slice(lo, lo + rows.shape[0])
     return (
-        take + row0,
+        rows + (lo + row0),
         frame["t"].to_numpy(dtype=np.int64)[take],
         frame["iova"].to_numpy(dtype=_U64)[take],
         frame["length"].to_numpy(dtype=_U64)[take],
-        frame["pasid"].to_numpy(dtype="float64", na_value=-1.0)[take].astype(np.int64),
+        frame["pasid"].to_numpy(dtype=np.int64, na_value=-1)[take],
         op[rows] == 1,
         domain[take],
     )

@@ -21,8 +21,7 @@ __all__ = ["Bank", "BankState", "CacheView"]
 
 _POLICY = {Replacement.LRU: 0, Replacement.FIFO: 1, Replacement.RANDOM: 2}
 _EMPTY = np.zeros(0, dtype=np.int64)
-_EMPTY2 = np.zeros((1, 1), dtype=np.int64)
-_EMPTYB = np.zeros((1, 1), dtype=bool)
+_NO_OUT = (np.ones(0, dtype=bool), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8))
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,7 @@ class Bank:
         for name in K.FIELDS:
             off[name] = at
             at += sizes[name]
+        assert off["cfg"] == K.CFG0  # the kernels read the layout at a fixed place
         M = np.zeros(at, dtype=np.int64)
         M[: len(K.FIELDS)] = [off[name] for name in K.FIELDS]
         M[off["cfg"]: off["cfg"] + cfg.size] = cfg.ravel()
@@ -178,16 +178,25 @@ class BankState:
         c.invalidations += 1
         self.flush_domain(c)
 
-    def charge(self, code: np.ndarray, iova: np.ndarray, inv: np.ndarray, w: Any, out: tuple, c: Any) -> None:
+    def charge(self, code: np.ndarray, iova: np.ndarray, inv: np.ndarray, w: Any, out: tuple | None, c: Any) -> None:
         """Charge a stretch of accesses through the compiled loop, writing ``out``'s arrays
-        (hit, refs, s2_refs, lg2 of the stretch) in place and adding to the counters ``c``."""
+        (hit, refs, s2_refs, lg2 of the stretch) in place and adding to the counters ``c``;
+        ``out=None`` counts only (no per-access outcome is kept)."""
         cnt = np.zeros(len(K.COUNTERS), dtype=np.int64)
+        nd = w.fault.shape[0]
         if self.nested:
-            g = (w.gpa.view(np.int64), w.s2_fault, w.s2_lg2, w.s2_leaf, w.s2_flevel)
+            rows = w.gpa.shape[0]
+            facts = np.empty((nd, 1 + 2 * rows), dtype=np.int64)
+            facts[:, 1::2] = w.gpa.view(np.int64).T
+            facts[:, 2::2] = K.pack_facts(w.s2_fault, w.s2_lg2, w.s2_leaf, w.s2_flevel).T
         else:
-            g = (_EMPTY2, _EMPTYB, _EMPTY2, _EMPTY2, _EMPTY2)
-        K.charge(self.bank.M, 0, self.psc_ids, self.s2tlb, self.psc2_ids, self.top, self.top2, self.nested,
-                 code, iova.view(np.int64), inv, w.fault, w.lg2, w.leaf, w.flevel, *g, *out, cnt)
+            facts = np.empty((nd, 1), dtype=np.int64)
+        facts[:, 0] = K.pack_facts(w.fault, w.lg2, w.leaf, w.flevel)
+        keep = out is not None
+        if not keep:
+            out = _NO_OUT
+        K.charge(self.bank.M, 0, self.psc_ids, self.s2tlb, self.psc2_ids, self.top, self.top2, self.nested, keep,
+                 code, iova.view(np.int64), inv, facts, *out, cnt)
         for name, v in zip(K.COUNTERS, cnt.tolist()):
             setattr(c, name, getattr(c, name) + v)
 

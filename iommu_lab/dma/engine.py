@@ -302,8 +302,11 @@ class ReplayEngine:
         """The read/write rows ``lo .. hi`` (no map/unmap among them), piece by piece."""
         cols = dma_columns(frame, domain, lo, hi, self._rows)
         self._dma_rows += cols[0].shape[0]
+        # the compiled loop needs no outcome arrays when none is kept and no write is tracked
+        bare = not self.keep_accesses and self.mode == "compiled" and self.dirty is None
         for acc in access_pieces(*cols, limit=self.piece):
-            self.acc, self.code, self.out, self._pos = acc, acc.tag, _Outcomes(len(acc)), 0
+            self.acc, self.code, self._pos = acc, acc.tag, 0
+            self.out = None if bare else _Outcomes(len(acc))
             self.c.accesses += len(acc)
             self._dma_until(len(acc))
             if self.keep_accesses:
@@ -403,6 +406,9 @@ class ReplayEngine:
         inv, first = _distinct(iova, write, pasid)
         w = self.target.batch(iova[first], write[first], pasid[first])
         out = self.out
+        if out is None:  # nothing per access is kept: the loop only counts
+            self.state.charge(code, iova, inv, w, None, self.c)
+            return
         out.fault[a:b] = w.fault[inv]
         self.state.charge(code, iova, inv, w, (out.hit[a:b], out.refs[a:b], out.s2_refs[a:b], out.lg2[a:b]), self.c)
 

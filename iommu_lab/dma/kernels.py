@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["CFG", "COUNTERS", "FIELDS", "charge", "distinct", "flush_tags", "invalidate_range", "lookup_tlb",
-           "fill_tlb"]
+           "fill_tlb", "pack_facts"]
 
 #: The regions of a bank, in header order.
 FIELDS = ("cfg", "stats", "rng", "sizecnt", "szlist", "nsz", "k1", "k2", "live", "prv", "nxt",
@@ -64,9 +64,14 @@ def _hash(a, b, bits):
     return np.int64(h >> np.uint64(64 - bits))
 
 
+#: Where ``cfg`` starts: the first region after the header (:class:`~iommu_lab.dma.bank.Bank`
+#: lays it out there), a constant so reading a cache's layout costs one load, not two.
+CFG0 = len(FIELDS)
+
+
 @njit(cache=True, inline="always", _nrt=False)
 def _cfg(M, c, j):
-    return M[M[0] + c * 10 + j]
+    return M[CFG0 + c * 10 + j]
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -297,11 +302,13 @@ def _psc_fill(M, ids, nlev, tag, iova, lo, hi):
 
 
 @njit(cache=True, _nrt=False)
-def _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, gpa, fault, lg2, leaf, flevel):
-    """``(references, ok)`` of the stage-2 translation of one GPA (``_Stage2Cost.cost``)."""
+def _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, gpa, facts):
+    """``(references, ok)`` of the stage-2 translation of one GPA (``_Stage2Cost.cost``);
+    ``facts`` its stage-2 walk facts packed as :func:`pack_facts` packs them."""
+    fault = (facts & 1) != 0
     if not fault and lookup_tlb(M, s2tlb, 0, gpa) >= 0:
         return 0, True
-    stop = flevel if fault else leaf
+    stop = ((facts >> 24) & 255) - 1 if fault else ((facts >> 16) & 255) - 1
     if stop < 0:
         return 0, False
     h = _psc_lookup(M, ids2, nlev2, 0, gpa) if nlev2 else -1
@@ -313,25 +320,37 @@ def _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, gpa, fault, lg2, leaf, flevel):
         _psc_fill(M, ids2, nlev2, 0, gpa, stop + 1, start)
     if fault:
         return start - stop + 1, False
-    fill_tlb(M, s2tlb, 0, gpa, lg2)
+    fill_tlb(M, s2tlb, 0, gpa, (facts >> 8) & 255)
     return start - stop + 1, True
 
 
+def pack_facts(fault, lg2, leaf, flevel):
+    """One walk's facts in one int64, so the charging loop reads one word per translation:
+    bit 0 the fault, bits 8-15 lg2 of the entry, bits 16-23 the leaf level + 1, bits 24-31
+    the fault level + 1 (levels are -1 when absent)."""
+    return (fault.astype(np.int64) | (lg2.astype(np.int64) << 8) | ((leaf.astype(np.int64) + 1) << 16)
+            | ((flevel.astype(np.int64) + 1) << 24))
+
+
 @njit(cache=True, _nrt=False)
-def charge(M, iotlb, ids, s2tlb, ids2, top, top2, nested, code, iova, inv,
-           wfault, wlg2, wleaf, wflevel, gpa, s2f, s2lg, s2lv, s2fl, hit, refs, s2refs, lg2o, cnt):
+def charge(M, iotlb, ids, s2tlb, ids2, top, top2, nested, keep, code, iova, inv, facts,
+           hit, refs, s2refs, lg2o, cnt):
     """Charge a stretch of accesses, in order: the engine's charging loop, compiled.
 
-    ``inv[i]`` is the row of the walk facts (``w*``, and in nesting ``gpa``/``s2*`` with one
-    row per stage-1 level and the output GPA last) that access ``i`` shares with every access
-    to the same page, direction and PASID. An access to the same 4 KiB page and tag as the one
-    before, which did not fault, hits the entry that access left most recent: it changes no
-    replacement state, so it is counted without a probe (as the fast front end collapses runs).
+    ``inv[i]`` is the row of ``facts`` that access ``i`` shares with every access to the same
+    page, direction and PASID: column 0 its walk facts (:func:`pack_facts`), and in nesting,
+    per stage-1 level and then the output GPA, the GPA (column ``1 + 2 * row``) and its stage-2
+    facts (``2 + 2 * row``). One row per distinct page keeps what a miss reads in one or two
+    cache lines, however many pages the stretch touches. ``keep``: write the per-access
+    outcomes (``hit``, ``refs``, ``s2refs``, ``lg2o``); without it only ``cnt`` is counted.
+    An access to the same 4 KiB page and tag as the one before, which did not fault, hits the
+    entry that access left most recent: it changes no replacement state, so it is counted
+    without a probe (as the fast front end collapses runs).
     """
     nlev = ids.shape[0] // 2
     nlev2 = ids2.shape[0] // 2
     ways = _cfg(M, iotlb, _WAYS)
-    ngrow = gpa.shape[0]
+    og = facts.shape[1] - 2  # the output GPA's column
     prev_page = np.int64(-1)
     prev_code = np.int64(-1)
     prev_fault = True
@@ -340,7 +359,8 @@ def charge(M, iotlb, ids, s2tlb, ids2, top, top2, nested, code, iova, inv,
         u = inv[i]
         tag = code[i]
         va = iova[i]
-        f = wfault[u]
+        x = facts[u, 0]
+        f = (x & 1) != 0
         page = _lsr(va, 12)
         if ways > 0 and page == prev_page and tag == prev_code and not prev_fault:
             cnt[0] += 1
@@ -348,21 +368,24 @@ def charge(M, iotlb, ids, s2tlb, ids2, top, top2, nested, code, iova, inv,
             _stat(M, iotlb, _HITS, 1)
             if f:
                 cnt[2] += 1
-            lg2o[i] = prev_lg
+            if keep:
+                lg2o[i] = prev_lg
             prev_fault = f
             continue
         prev_page, prev_code, prev_fault = page, tag, f
         got = lookup_tlb(M, iotlb, tag, va)
         if got >= 0:
             cnt[0] += 1
-            lg2o[i] = got
+            if keep:
+                lg2o[i] = got
             prev_lg = got
             if f:
                 cnt[2] += 1
             continue
-        hit[i] = False
+        if keep:
+            hit[i] = False
         cnt[3] += 1
-        lv, fl = wleaf[u], wflevel[u]
+        lv, fl = ((x >> 16) & 255) - 1, ((x >> 24) & 255) - 1
         stop = lv if lv >= 0 else fl
         if stop < 0:
             cnt[4] += 1
@@ -379,20 +402,19 @@ def charge(M, iotlb, ids, s2tlb, ids2, top, top2, nested, code, iova, inv,
             r1 = start - stop + 1
         else:
             for level in range(start, stop - 1, -1):
-                n2, ok2 = _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, gpa[level, u], s2f[level, u],
-                                   s2lg[level, u], s2lv[level, u], s2fl[level, u])
+                n2, ok2 = _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, facts[u, 1 + 2 * level], facts[u, 2 + 2 * level])
                 r2 += n2
                 if not ok2:
                     ok = False
                     break
                 r1 += 1
             if ok and lv >= 0:
-                g = ngrow - 1
-                n2, ok2 = _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, gpa[g, u], s2f[g, u], s2lg[g, u],
-                                   s2lv[g, u], s2fl[g, u])
+                n2, ok2 = _s2_cost(M, s2tlb, ids2, nlev2, top2, cnt, facts[u, og], facts[u, og + 1])
                 r2 += n2
-            s2refs[i] = r2
-        refs[i] = r1 + r2
+            if keep:
+                s2refs[i] = r2
+        if keep:
+            refs[i] = r1 + r2
         cnt[5] += r1 + r2
         cnt[6] += r1
         cnt[7] += r2
@@ -401,9 +423,11 @@ def charge(M, iotlb, ids, s2tlb, ids2, top, top2, nested, code, iova, inv,
         if f:
             cnt[4] += 1
         else:
-            fill_tlb(M, iotlb, tag, va, wlg2[u])
-            lg2o[i] = wlg2[u]
-            prev_lg = wlg2[u]
+            lg = (x >> 8) & 255
+            fill_tlb(M, iotlb, tag, va, lg)
+            prev_lg = lg
+            if keep:
+                lg2o[i] = lg
 
 
 @njit(cache=True, _nrt=False)
@@ -445,18 +469,40 @@ def flush_tags(M, c, match, domain):
 @njit(cache=True)
 def distinct(key, pasid):
     """``(inv, first)`` for keys ``(key[i], pasid[i])``: each one's number in order of first
-    appearance, and the position where each number first appears (a hash table, one pass).
+    appearance, and the position where each number first appears (one pass).
 
-    The table grows with the distinct keys, not the accesses, so a long stretch over a small
-    working set probes a table that stays in the processor's caches.
+    Keys of one PASID within a span at most a few times the accesses index a plain array;
+    otherwise a hash table that grows with the distinct keys, not the accesses, so a long
+    stretch over a small working set probes a table that stays in the processor's caches.
     """
     n = key.shape[0]
-    size = 1024
-    bits = 10
-    table = np.full(size, -1, dtype=np.int64)
     inv = np.empty(n, dtype=np.int64)
     first = np.empty(n, dtype=np.int64)
     m = 0
+    if n == 0:
+        return inv, first[:0].copy()
+    lo, hi, p0, one = key[0], key[0], pasid[0], True
+    for i in range(n):
+        lo = min(lo, key[i])
+        hi = max(hi, key[i])
+        one = one and pasid[i] == p0
+    if one and hi - lo < 4 * n + 4096:
+        # one PASID and keys in a span not much wider than the accesses: index a plain array
+        # by key (no hashing, no collisions), as dense as the trace's pages are
+        table = np.full(hi - lo + 1, -1, dtype=np.int64)
+        for i in range(n):
+            j = key[i] - lo
+            f = table[j]
+            if f < 0:
+                table[j] = m
+                first[m] = i
+                f = m
+                m += 1
+            inv[i] = f
+        return inv, first[:m].copy()
+    size = 1024
+    bits = 10
+    table = np.full(size, -1, dtype=np.int64)
     for i in range(n):
         a, b = key[i], pasid[i]
         j = _hash(a, b, bits)

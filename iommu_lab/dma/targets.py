@@ -17,6 +17,7 @@ import pandas as pd
 
 from iommu_lab.core.errors import IommuError
 from iommu_lab.dma.accesses import NO_PASID
+from iommu_lab.dma.kernels import distinct
 from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.nesting.nested import Nested
 from iommu_lab.nesting.shadow import ShadowNesting
@@ -49,6 +50,16 @@ def _lg2(size: np.ndarray) -> np.ndarray:
     nz = size != 0
     out[nz] = np.log2(size[nz].astype(np.float64)).astype(np.int64)
     return out
+
+
+def _pages(addr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(inv, first)``: each address's distinct 4 KiB page and one address in each page."""
+    page = (addr >> _U64(12)).view(np.int64)
+    if distinct.signatures:  # loaded already (the compiled replay uses it): one hashing pass
+        return distinct(page, np.zeros(page.shape[0], dtype=np.int64))
+    # else a sort, so a short replay never waits for numba to load
+    _, first, inv = np.unique(page, return_index=True, return_inverse=True)
+    return inv.reshape(-1), first
 
 
 class SingleStage:
@@ -186,10 +197,13 @@ class NestedStages:
                 levels = np.arange(f1.top_level + 1)[:, None]
                 ri, ci = np.nonzero((levels >= stop[None, :]) & (stop[None, :] >= 0))
                 if ri.size:
-                    t = s2.translate(b.entry_address[ri, ci], "r", paths=True)
+                    # the entries read lie in a few table pages: stage 2 walks each page once
+                    addr = b.entry_address[ri, ci]
+                    inv, first = _pages(addr)
+                    t = s2.translate(addr[first], "r", paths=True)
                     cols = sel[ci]
-                    s2_fault[ri, cols], s2_lg2[ri, cols] = t.fault, _lg2(t.size)
-                    s2_leaf[ri, cols], s2_flevel[ri, cols] = t.leaf_level, t.fault_level
+                    s2_fault[ri, cols], s2_lg2[ri, cols] = t.fault[inv], _lg2(t.size)[inv]
+                    s2_leaf[ri, cols], s2_flevel[ri, cols] = t.leaf_level[inv], t.fault_level[inv]
                 ok = np.nonzero(~b.fault)[0]
                 if ok.size:
                     t = s2.translate(b.pa[ok], "w" if is_write else "r", paths=True)
