@@ -1,4 +1,4 @@
-"""How time and memory grow as the work grows 10x: guest RAM, mappings, census layout.
+"""How time and memory grow as the work grows 10x: guest RAM, IOAS areas, mappings, trace length, census.
 
 Each row runs in a fresh process (``bench_cli.measure``) so its peak RSS is its own; every row
 prints beside the previous one (the ratio), and the first row of each series is its baseline.
@@ -31,6 +31,25 @@ for i in range({n}):
 assert pt.walk(({n} - 1) << 21).ok
 """
 
+AREAS = """
+from iommu_lab.iommufd import IOAS
+ioas = IOAS.from_platform("intel-vtd-48")
+for i in range({n}):
+    ioas.map(0x1000, iova=0x1_0000_0000 + (i << 21))
+assert len(ioas.areas) == {n}
+"""
+
+TRACE = """
+from iommu_lab.dma import Caches, random_working_set, replay
+from iommu_lab.pagetable import PageTable
+from iommu_lab.hardware.platform import platforms
+vtd = platforms.get("intel-vtd-48")
+t = random_working_set({n}, working_set=64 << 20, size=256, seed=1)
+r = replay(t, PageTable(vtd.format("paging")), Caches.for_platform(vtd), keep_accesses=False,
+           progress=False)
+assert r.summary["accesses"] >= {n}
+"""
+
 CENSUS = """
 from iommu_lab.pagetable.census import Periodic, table_census
 c = table_census("vtd-ss-4level", Periodic(0, {n}, 2 << 20, 4096))
@@ -59,6 +78,10 @@ def main() -> None:
         return
     series("4 KiB mappings, one map() call each, 2 MiB apart (VT-d 4-level)", MAPPINGS,
            [100, 1_000, 10_000, 100_000], lambda v: f"{v:,}")
+    series("IOAS areas, one IOMMU_IOAS_MAP of 4 KiB each, 2 MiB apart (VT-d domain attached)", AREAS,
+           [100, 1_000, 10_000], lambda v: f"{v:,}")
+    series("trace length: random 256 B accesses over 64 MiB, replayed (summary only)", TRACE,
+           [10**4, 10**5, 10**6, 10**7], lambda v: f"{v:,}")
     series("table census of a periodic layout (no tables built)", CENSUS,
            [10**2, 10**4, 10**6, 10**8], lambda v: f"{v:,}")
 
