@@ -332,6 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # IommuError carries its errno in the message.
         print(f"{command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``iommu-lab import dump | head``): as the Python docs advise,
+        # point stdout at devnull so the interpreter's final flush is silent, and stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         # Writing the output (a full disk, a path that vanished): name the file and why.
         where = e.filename if e.filename is not None else "a file"

@@ -224,3 +224,22 @@ def test_replay_of_a_missing_or_malformed_trace_exits_2(tmp_path):
     bad.write_text("t,op,device,pasid,iova,length,pa,stage\n0,jump,d,,0x1000,8,0,1\n")
     r = run("replay", str(bad))
     assert r.returncode == 2 and "'jump'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_reader_that_goes_away_stops_the_cli_quietly(monkeypatch):
+    # `iommu-lab import dump | head`: the pipe closes, the CLI stops with no traceback.
+    import subprocess
+    import sys
+
+    code = ("import sys, iommu_lab.cli as c\n"
+            "c._cmd_platforms = lambda args: (_ for _ in ()).throw(BrokenPipeError(32, 'Broken pipe'))\n"
+            "p = c.build_parser\n"
+            "def build():\n"
+            "    parser = p()\n"
+            "    parser._subparsers._group_actions[0].choices['platforms'].set_defaults(func=c._cmd_platforms)\n"
+            "    return parser\n"
+            "c.build_parser = build\n"
+            "sys.exit(c.main(['platforms']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "error" not in r.stderr
