@@ -251,6 +251,7 @@ _register_replay_figures()
 KINDS: list[tuple[str, str]] = [
     ("iommu_lab.render.census", "gallery"),
     ("iommu_lab.render.migration", "gallery"),
+    ("iommu_lab.render.faults", "gallery"),
 ]
 
 
