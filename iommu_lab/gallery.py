@@ -252,6 +252,7 @@ KINDS: list[tuple[str, str]] = [
     ("iommu_lab.render.census", "gallery"),
     ("iommu_lab.render.migration", "gallery"),
     ("iommu_lab.render.objects", "gallery"),
+    ("iommu_lab.render.faults", "gallery"),
 ]
 
 
