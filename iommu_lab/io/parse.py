@@ -48,7 +48,10 @@ class ParseError(ValueError):
 
     def __init__(self, source: str, line: int, text: str, expected: str) -> None:
         shown = text if len(text) <= 80 else text[:77] + "..."
-        super().__init__(f"{source}:{line}: {expected}; got {shown!r}")
+        # Line 0 is the file as a whole (its kind, size or encoding): there is no line to quote.
+        where = f"{source}: expected {expected}" if line == 0 and not text else (
+            f"{source}:{line}: {expected}; got {shown!r}")
+        super().__init__(where)
         self.source, self.line, self.text, self.expected = source, line, text, expected
 
 
