@@ -8,7 +8,10 @@ Run:  python benchmarks/bench_scale.py
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import tempfile
 
 from bench_cli import cli_env, measure
 
@@ -39,14 +42,33 @@ for i in range({n}):
 assert len(ioas.areas) == {n}
 """
 
+#: Written once per size, outside the measured process: one map row, then random 256 B accesses
+#: over 64 MiB in chunks of a million, each chunk's clock after the last (one file of N accesses).
+TRACE_FILE = """
+import pyarrow as pa, pyarrow.parquet as pq
+from iommu_lab.dma import random_working_set
+n, chunk, writer, t0 = {n}, 1_000_000, None, 0
+for k in range(max(1, n // chunk)):
+    df = random_working_set(min(n, chunk), working_set=64 << 20, size=256, seed=k).frame
+    if k:
+        df = df[df["op"] != "map"]
+    df = df.assign(t=df["t"] + t0, op=df["op"].astype(str), device=df["device"].astype(str))
+    t0 = int(df["t"].iloc[-1]) + 128
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    writer = writer or pq.ParquetWriter({path!r}, table.schema)
+    writer.write_table(table)
+writer.close()
+"""
+
+#: The measured process: stream the file chunk by chunk and keep only the summary.
 TRACE = """
-from iommu_lab.dma import Caches, random_working_set, replay
+from iommu_lab.dma import Caches, replay
+from iommu_lab.dma.trace import TraceStream
 from iommu_lab.pagetable import PageTable
 from iommu_lab.hardware.platform import platforms
 vtd = platforms.get("intel-vtd-48")
-t = random_working_set({n}, working_set=64 << 20, size=256, seed=1)
-r = replay(t, PageTable(vtd.format("paging")), Caches.for_platform(vtd), keep_accesses=False,
-           progress=False)
+r = replay(TraceStream({path!r}), PageTable(vtd.format("paging")), Caches.for_platform(vtd),
+           keep_accesses=False, progress=False)
 assert r.summary["accesses"] >= {n}
 """
 
@@ -57,12 +79,17 @@ assert c.tables[0] == {n}
 """
 
 
-def series(title: str, code: str, values: list[int], label) -> None:
+def series(title: str, code: str, values: list[int], label, setup: str | None = None) -> None:
     print(f"\n{title}")
     print(f"{'work':>14}{'s':>8}{'MB':>8}{'x time':>8}{'x MB':>7}")
     prev = None
     for v in values:
-        r = measure([sys.executable, "-c", code.format(n=v)], cli_env())
+        path = f"{tempfile.gettempdir()}/bench-scale-trace-{v}.parquet"
+        if setup is not None:
+            subprocess.run([sys.executable, "-c", setup.format(n=v, path=path)], env=cli_env(), check=True)
+        r = measure([sys.executable, "-c", code.format(n=v, path=path)], cli_env())
+        if setup is not None:
+            os.unlink(path)
         if r["rc"]:
             print(f"{label(v):>14}  failed: {r['stderr'].strip().splitlines()[-1:]}")
             continue
@@ -80,8 +107,8 @@ def main() -> None:
            [100, 1_000, 10_000, 100_000], lambda v: f"{v:,}")
     series("IOAS areas, one IOMMU_IOAS_MAP of 4 KiB each, 2 MiB apart (VT-d domain attached)", AREAS,
            [100, 1_000, 10_000], lambda v: f"{v:,}")
-    series("trace length: random 256 B accesses over 64 MiB, replayed (summary only)", TRACE,
-           [10**4, 10**5, 10**6, 10**7], lambda v: f"{v:,}")
+    series("trace length: a Parquet trace of random 256 B accesses over 64 MiB, streamed (summary only)",
+           TRACE, [10**4, 10**5, 10**6, 10**7], lambda v: f"{v:,}", setup=TRACE_FILE)
     series("table census of a periodic layout (no tables built)", CENSUS,
            [10**2, 10**4, 10**6, 10**8], lambda v: f"{v:,}")
 

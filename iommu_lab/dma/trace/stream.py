@@ -25,13 +25,14 @@ class TraceStream:
     ----------
     path : str or os.PathLike
         Checked at once (exists, regular file); read only when iterated.
-    rows : int (default: 2**20)
-        Rows per chunk, 1 .. 2**24.
+    rows : int (default: 2**18)
+        Rows per chunk, 1 .. 2**24. The default keeps a chunk's pandas and Arrow buffers to about
+        a hundred MB, so peak memory stays flat however long the file (benchmarks/bench_scale.py).
     name : str, optional
         Default: the file's stem.
     """
 
-    def __init__(self, path: Any, *, rows: int = 1 << 20, name: str | None = None) -> None:
+    def __init__(self, path: Any, *, rows: int = 1 << 18, name: str | None = None) -> None:
         self.path, self.format = checked_file(path)
         rows = exact_int(rows, "rows")
         if not 1 <= rows <= 1 << 24:
