@@ -40,9 +40,12 @@ _style.register_category("rp-misses", "IOTLB misses (walks)", _style.OKABE_ITO["
 _style.register_category("rp-flush", "domain flush", _style.OKABE_ITO["vermillion"], ":", "replay")
 _style.register_category("rp-unmap", "unmap", _style.OKABE_ITO["purple"], "", "replay")
 _style.register_category("rp-map", "map", _style.OKABE_ITO["green"], "", "replay")
-_style.register_category("rp-IOTLB", "IOTLB", _style.OKABE_ITO["blue"], "", "replay")
+# One colour per meaning in all three panels: the IOTLB is orange whether its misses are counted
+# ((a), (b)) or its hit rate drawn ((c)); blue is only the page-table references, and no other
+# cache borrows either colour.
+_style.register_category("rp-IOTLB", "IOTLB", _style.OKABE_ITO["orange"], "", "replay")
 _style.register_category("rp-PSC", "paging-structure cache", _style.OKABE_ITO["sky"], "//", "replay")
-_style.register_category("rp-S2 TLB", "stage-2 TLB", _style.OKABE_ITO["orange"], "\\\\", "replay")
+_style.register_category("rp-S2 TLB", "stage-2 TLB", _style.PETROFF["brown"], "\\\\", "replay")
 _style.register_category("rp-S2 PSC", "stage-2 walk cache", _style.OKABE_ITO["yellow"], "..", "replay")
 
 # One look per series of a what-if (page-size policy or nesting mode), in frame order.
@@ -56,6 +59,9 @@ _SERIES_LOOKS = (
 )
 _MODE_SLOT = {"native": 0, "nested": 3, "shadowed": 2}
 
+#: The bands, as fractions of the largest total, where panel (a) ticks the map and unmap rows.
+RUG_MAP = (-0.17, -0.11)
+RUG_UNMAP = (-0.09, -0.03)
 #: Default cap on the points drawn per curve: enough for a smooth line at review size.
 MAX_POINTS = 2000
 #: Windows of accesses in the miss-rate panel, each of at least MIN_WINDOW accesses.
@@ -373,8 +379,25 @@ def draw_replay(axes, data: ReplayData, th, *, owns_figure: bool = True, title: 
     """Draw a replay's three panels; returns the data with what was drawn (scales, lines, totals)."""
     d = data.as_dict()
     _draw_replay(axes, d, th)
+    _below(axes, d.pop("legend"), th, owns_figure=owns_figure)
     _head(axes, d, th, title, owns_figure)
     return d
+
+
+def _below(axes, handles, th, *, owns_figure: bool):
+    """Panel (a)'s legend under the panels, where it covers no curve."""
+    if owns_figure:
+        leg = _style.root_figure(axes[0]).legend(handles=handles, loc="outside lower center", ncols=2,
+                                                 fontsize=th.small_size, frameon=False)
+    else:
+        from matplotlib.legend import Legend
+
+        # Added as an extra artist: the last panel keeps its own legend of caches.
+        leg = Legend(axes[-1], handles, [h.get_label() for h in handles], loc="upper left",
+                     bbox_to_anchor=(0.0, -0.25), ncols=2, fontsize=th.small_size, frameon=True)
+        axes[-1].add_artist(leg)
+    leg.set_gid("replay:legend")
+    return leg
 
 
 def draw_whatif(axes, data: WhatIfData, th, *, owns_figure: bool = True, title: str | None = None) -> dict:
@@ -442,7 +465,6 @@ def _draw_replay(axes, d: dict, th) -> None:
     a.plot(px, d["cum_refs"], color=refs_cat.face(th), lw=1.6, gid="replay:cum_refs")
     a.plot(px, d["cum_misses"], color=miss_cat.face(th), lw=1.4, linestyle=miss_cat.hatch, gid="replay:cum_misses")
     top = max(d["total_refs"], d["total_misses"], 1)
-    a.set_ylim(-0.1 * top, top * 1.12)
     flush_cat = _style.category("rp-flush")
     fx = d["flushes"]["x"] / scale
     # A flush timer can fire after the last access; it changes nothing the figure shows.
@@ -452,13 +474,17 @@ def _draw_replay(axes, d: dict, th) -> None:
         a.axvline(xx, color=flush_cat.face(th), lw=0.9, linestyle=flush_cat.hatch, gid="replay:flush", zorder=1)
         b.axvline(xx, color=flush_cat.face(th), lw=0.9, linestyle=flush_cat.hatch, gid="replay:flush", zorder=1)
     rug = []
-    for key, ev, y0 in (("rp-map", d["maps"], -0.1), ("rp-unmap", d["unmaps"], -0.05)):
+    # The map and unmap rows are ticks in two bands below zero, apart from the curves (which start
+    # at zero), so neither hides the other.
+    for key, ev, (y0, y1) in (("rp-map", d["maps"], RUG_MAP), ("rp-unmap", d["unmaps"], RUG_UNMAP)):
         xs = _thin(ev["x"] / scale, MAX_POINTS)
         if xs.size:
             segs = np.stack([np.stack([xs, np.full_like(xs, y0 * top)], 1),
-                             np.stack([xs, np.full_like(xs, (y0 + 0.04) * top)], 1)], 1)
+                             np.stack([xs, np.full_like(xs, y1 * top)], 1)], 1)
             lc = LineCollection(segs, colors=_style.category(key).face(th), linewidths=0.8, gid=f"replay:{key[3:]}")
             a.add_collection(lc)
+            a.text(-0.01, (y0 + y1) / 2 * top, _style.category(key).label, transform=a.get_yaxis_transform(),
+                   ha="right", va="center", fontsize=th.small_size, color=th.foreground, gid="replay:rug_label")
             rug.append(key)
     a.set_ylabel("cumulative count", color=th.foreground, fontsize=th.small_size)
     a.yaxis.set_major_formatter(_count_formatter())
@@ -477,8 +503,8 @@ def _draw_replay(axes, d: dict, th) -> None:
     ]
     for key, ev in (("rp-map", d["maps"]), ("rp-unmap", d["unmaps"])):
         handles.append(_line_handle(key, th, f"{_style.category(key).label} rows ({ev['count']:,})"))
-    _legend(a, handles, th, loc="upper left", ncols=1)
-    a.set_ylim(-0.1 * top, top * 2.0)  # room for the legend above the curves
+    d["legend"] = handles
+    a.set_ylim(RUG_MAP[0] * top - 0.02 * top, top * 1.08)
     inv, nfl = int(s["invalidations"]), int(s["flushes"])
     totals = (f"{inv:,} range invalidation{'s' if inv != 1 else ''} · {nfl:,} flush{'es' if nfl != 1 else ''}"
               f" · {int(s['iotlb_invalidated']):,} IOTLB entries invalidated"
@@ -649,7 +675,7 @@ def _draw_whatif(axes, d: dict, th) -> None:
 
 
 #: The replay figure: ``replay_data`` drawn by ``draw_replay`` in three panels.
-REPLAY = Renderer("replay", replay_data, draw_replay, lambda data, **_: (_style.FIG_WIDTH, 9.5), options=("title",),
+REPLAY = Renderer("replay", replay_data, draw_replay, lambda data, **_: (_style.FIG_WIDTH, 10.5), options=("title",),
                   panels=_replay_panels)
 #: The what-if figure: ``whatif_data`` drawn by ``draw_whatif`` in two panels.
 WHATIF = Renderer("replay", whatif_data, draw_whatif,
