@@ -330,7 +330,23 @@ def test_plot_shortcuts_and_what_cannot_be_drawn(lazy, whatif):
         render.replay(lazy.summary)
 
 
-def test_page_size_labels_are_short_on_the_axis():
-    assert sizes_label("4 KiB+2 MiB") == "4K+2M"
-    assert sizes_label("platform (4 KiB+2 MiB+1 GiB)") == "platform: 4K+2M+1G"
-    assert sizes_label("platform (4 KiB+8 KiB+16 KiB+2 PiB)") == "platform: 4K…2P (4 sizes)"
+def test_page_sizes_read_as_a_person_says_them():
+    assert sizes_label("4 KiB+2 MiB") == "4 KiB + 2 MiB"
+    assert sizes_label("4 KiB") == "4 KiB only"
+    assert sizes_label("platform (4 KiB+2 MiB+1 GiB)") == "platform's sizes: 4 KiB + 2 MiB + 1 GiB"
+    assert sizes_label("platform (4 KiB+8 KiB+16 KiB+2 PiB)") == "platform's sizes: 4 KiB … 2 PiB (4 sizes)"
+
+
+def test_whatif_policies_are_named_plainly_and_a_reduced_run_says_so_on_its_row(whatif):
+    fig, d = drawing(whatif)
+    legend = legend_texts(fig)
+    assert legend == ["4 KiB only", "4 KiB + 2 MiB", "2 MiB only"]
+    assert not any("/" in t or "4K" in t for t in legend)
+    (vtd, power) = ([r for r in d["rows"] if r["platform"] == p] for p in (VTD, "power9-pseries"))
+    assert [r["label"] for r in vtd] == [r["label"] for r in power] == legend
+    # POWER's TCE table has no 2 MiB pages: its "4 KiB + 2 MiB" run used 4 KiB only, and its row says so.
+    assert power[1]["pgsizes"] == "4 KiB" and power[1]["reduced"] == "ran as 4 KiB only: no 2 MiB here"
+    assert vtd[1]["reduced"] == "" and power[0]["reduced"] == ""
+    texts = [t.get_text() for a in fig.axes for t in a.texts]
+    assert any(t.endswith("· ran as 4 KiB only: no 2 MiB here") for t in texts)
+    assert not any(lab.get_text() in ("4K", "4K+2M") for a in fig.axes for lab in a.get_yticklabels())
