@@ -11,7 +11,7 @@ from iommu_lab.core.ranges import GiB, IovaRange, MiB
 from iommu_lab.hardware.platform import platforms
 from iommu_lab.nesting.nested import nested_walk_refs
 from iommu_lab.pagetable import PageTable
-from iommu_lab.render.compare import COMPARE, compare_table
+from iommu_lab.render.compare import COMPARE, compare_data, compare_table
 from iommu_lab.render.draw import figure
 from iommu_lab.review.workload import Workload, table_tree
 
@@ -136,6 +136,81 @@ def test_the_figure_draws_the_frame(guest, frame):
     assert [t.get_text() for t in axes[0].get_yticklabels()] == PLATFORMS
 
 
+def _overlap(a, b) -> float:
+    """Area (px²) two display boxes share."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(w, 0.0) * max(h, 0.0)
+
+
+def _eight_gib_guest_figure(st="light"):
+    from iommu_lab.gallery import ENTRIES
+
+    fig = ENTRIES["compare-8g-guest"](st)
+    fig.canvas.draw()
+    return fig
+
+
+def test_value_labels_overlap_neither_each_other_nor_a_bar():
+    fig = _eight_gib_guest_figure()
+    r = fig._get_renderer()
+    for panel, a in zip("abcd", fig.axes):
+        texts = [t for t in a.texts if t.get_gid() == "compare:value"]
+        boxes = [t.get_window_extent(r) for t in texts]
+        for i in range(len(boxes)):
+            for j in range(i):
+                assert _overlap(boxes[i], boxes[j]) < 1.0, (
+                    f"({panel}) {texts[i].get_text()!r} overlaps {texts[j].get_text()!r}")
+        if panel == "c":
+            continue  # (c) writes each page size inside its own bar segment
+        for t, box in zip(texts, boxes):
+            for p in a.patches:
+                assert _overlap(box, p.get_window_extent(r)) < 1.0, f"({panel}) {t.get_text()!r} lies over a bar"
+
+
+def test_equal_tables_are_labelled_once():
+    fig = _eight_gib_guest_figure()
+    labels = [t.get_text() for t in fig.axes[1].texts if t.get_gid() == "compare:value"]
+    # POWER's TCE table is the same 2 MiB under both policies: one label says so.
+    assert labels.count("2 MiB (512 pages) under every policy") == 1
+    assert not [s for s in labels if s.startswith("2 MiB (512 pages)") and "every" not in s]
+
+
+@pytest.mark.parametrize("st", ["light", "dark"])
+def test_one_look_means_one_thing_across_the_panels(st):
+    from matplotlib.colors import to_hex
+
+    fig = _eight_gib_guest_figure(st)
+    looks: dict[tuple, set] = {}
+    for a in fig.axes:
+        for p in a.patches:
+            gid = (p.get_gid() or "").removeprefix("compare:")
+            if gid.startswith(("refs:", "tables:")):  # a policy: one look in (b) and (d), nested hatched
+                gid = "policy-" + gid.rsplit(":", 1)[1] + ("-nested" if ":nested:" in gid else "")
+            looks.setdefault((to_hex(p.get_facecolor()), p.get_hatch() or ""), set()).add(gid)
+    # The 4 KiB policy and 4 KiB pages share a look on purpose (every page is 4 KiB); nothing else does.
+    shared = [v for v in looks.values() if len(v) > 1]
+    assert shared == [{"policy-4K", "mix:0x1000"}], shared
+    inside = [k for k, v in looks.items() if "inside" in v]
+    assert inside == [(to_hex(fig.axes[0].get_facecolor()), "")], "inside the IOVA is an outline, not a fill"
+
+
+def test_title_counts_read_as_a_person_writes_them():
+    one = Workload([(0, "1G")], name="small guest")
+    assert compare_data(one, platforms=["intel-vtd-48"]).title == "small guest: 1 GiB RAM in 1 bank, on 1 platform"
+    two = Workload.pc_guest("8G")
+    assert "in 2 banks" in compare_data(two, platforms=["intel-vtd-48", "amd-v2"]).title
+    assert "(s)" not in compare_data(two, platforms=["intel-vtd-48", "amd-v2"]).title
+
+
+def test_legend_entries_are_plain_and_unique():
+    fig = _eight_gib_guest_figure()
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(texts) == len(set(texts))
+    assert "4 KiB pages (in (b), (d): every page 4 KiB)" in texts
+    assert not any("((" in t for t in texts)
+
+
 @pytest.mark.parametrize("st", ["light", "dark"])
 def test_both_styles_are_opaque(guest, frame, st):
     fig = render.compare(PLATFORMS, guest, frame=frame, style=st)
@@ -188,7 +263,7 @@ REFERENCE_FIGURES = {
     "compare-small-light": lambda: render.compare(PLATFORMS, _guest(), frame=compare_table(PLATFORMS, _guest())),
 }
 REFERENCES: dict[str, tuple[str, str]] = {
-    "compare-small-light": ("16533194ed4c9d75f7f0eee6de83b53220b5cafa3397f5b3b60b3cfdaa08bf2f", "f6f3e7e5e2dbe9e7e9e6d7dbe7d6dcd3d2d9d9e0ded3e1e1ded5d5d7d7ded2dadbcacaddd6eee4efeedfe6e3e7ecefe1e8deddf1eff0edfcffffffffffffffffffefeee5e0d5d1d1c6eedfe7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7dbcccccccbcbcccccbcbcccccccccbcbcccccbcbead6daf2ededebf2ecf0e5f8fffffffff8e9ede6dcdddfe1c5e8dfeaeaeaeaeaeaeaeaeaeaeaeaeaeaeaeaead4d8e4eaeaeaeaeaeaeaeaeaeaeaeaeaeaeaead8dfccd2fcfcfcfcfcfcfcfcfcfdfffffffffffff5e7eeefeaecf6c6cfcec3cec5cbd5cbc7d0d6dbc9d3d6cfcee2e4e4e5e5e5e5e5e5e5f6eaf4f1f4f3e8f0f1eaf2e0e6e2f9fffffffffffffffffffffffff4f1ededdedcdad8f2a9b3b8b8bcb1adb4a79fb6c6c5c5c5c5c5c5c5c5c5c5c5c5c5dbdcdae6d6e1e4e3d9d7ebf1ecf3e3e6e4f9fffffffffffffffffffffffbe8ede4dadadee4caf0bbc8b8c1beadb2b0c3bec0c2bebec2b9bfbbbdc4bec2c7ccccd1d2d1e1dde3e5e3d9d9eef1ecf2e1e7e2f9fffffffffffffffffffffffdfafafbfcfcf9f9e7f1d2e1e7d2decddfcedce3dad2dfd0cae4d6cac9dad4e2ecd3eaefeefcfcf8eeeeeafcfcf3e6f2ebf2fcf3ebebf0e4fcfce3e8f8edf8e5fffffff4e6dcddd4daefc5b4aaacacaaabaca8acacacacaca8acabaca8acacacacacadd9b6acacacacacacacacacacacacacacacacacacacacacacacd6fffffffadcddd1c7c9cbd3b2edaf9899958e978f929fa4a4a4a4a4a4a4a4a4a4a4a4a4a4a4bad3aaa4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4d2fffffffefcfcfcfdfdfbfaf5f3e1e9e3d7dddde1eddfe4e4ece0eee8f2e2efe9ebebefefe6d2d2edf6e7e7eff2e2f1eaf0e2e7e8e8f2e0e5e7f8fcfcfcf2e9e8f0f3fffffffff4e6edeeeae9f3aeb2b2b9bdbacbd3d6d6d6d6e2dce8e8e8e9e9e9e9e9e9e8e8e8e8e9e9e9e9e9e9e8e8e8e8f2ecffffffffffffffffffffffffffffffffffffffffeeedeaeef4a2aea6b5b6b1c9d7d3e7e6e7e5e5e5e7e4e4e8e5e4e7e7e3e7e5e5e7e4ede5f7ffffffffffffffffffffffffffffffffffffffffffffffeeece1dcded9e6cff2cbdad3daeae5eaeee0e5dad9e1d1e5e4d9cce1e8d7dce5dbe4dbdef3ecedf2ebfffffffffffffffffffffffffffffffffffffffffffff8e9edebe8e8ece7d6f3f2faf6f0e3eee6edf3efe3e8ece5ececefeaedeeeeeaefe7e8e9eaf4ebf1fffffffffffffffffffffffffffffffffffffffffffffffffffffaf6faf0eeeaeee1e4e2ebebe1ece9daf6fcfcfcfcfcfbe4fbf1ecfaeae1d8dce1e5e2f0f1ead9defce7dff1f0e5d8d3e1e0f9fcfcfce2f7fcfcfdffffffffffeaccece3dedccbd5cedddee5d9dff2f2ece9dde8f4ebf2fafff0ebfdf2f2eaeddfe8f4fffffffffffff7f3faeaeae2eeece8f4e9f1f4eae8e8e6f2ffffff"),
+    "compare-small-light": ("f7836600ce40798a37c7df91ed33f124c7368097f872fd8d583fe4369e2cd82d", "f8f6ebe8e0dee7e5e2e7dce2ebdee3dbdae0e4e4dde4e4dee7dededbe8ded9e0dfd2dbe2e6f1e9f1f0e5eae8ebeff1e6e9e3def4f3f3f1fdfffffffffffffffffff3f1eeefe4e1e2dcf4e0ebebebebebebebebebebebebebebebebebe0d4d4d5d5d4d4d4d4d5d5d4d4d5d5d4d4d4d4d5eadee7f5f1f0eef5f0f3ebf9fffffffffaeff2ede5e6e8e9d7ede6f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2e1e5edf2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2e4e2dcdffdfdfdfdfdfdfdfdfdfefffffffffffff7eef2f3f0f0f6b1bbb9b0b9b0b3bcb0acb9c6cbbdc4c7c2c2d1d1d1d1d1d1d1d1d1d1efe8f6f1f6f2e6eff2ebf3e0e7e1f8fffffffffffffffffffffffff3f1eeefe3e2e2dff4a9b0b5b5b6b1afb3ada9b4bababababababababababababab9dbdcdbe7e0e8ece9e2e8f1eee2efe2e3e9f0f2f2f9fffffffffffffffffaeff2ede5e6e8e9d7f2cfd9c7ccd1c0c7c7d7d2d4d7d5d2d6d0d2d0d3d9d4d6dde2e2e2e2e2f3f5f5f3f6f5eef4f3eff4e9eceafafdfdfdfdfdfdfdfdfffffffffffff7ecf1f2efe6f0c7c9ccc1c2b8c4b6bdc9c2bac3bab2c8beb5b1bfbbc7cbb7d6e2daddd6d3cbcbc9d6d6cfc5cfc9ced6cfc9c9cdc4d6d6c3c6e7f1f9ecfff2f1eceee2dfe0dcf3b9b2adadaeaeadadadadadadadadaeaeadadadadadadadb8d3d5c3b4adadadadadadaeaeadadadadadadadadaeaeadadadadd6fffffffaeef1ece4e5e6e8d3ecdbc9c8c4bbc7bec4cfd4d4d4d4d4d4d4d4d4d4d4d4d4d4d1cedce2dbd4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4ccc6d9f3f5fffffffffffffefffefffbb9bebcb2bbb6cad9d2d5d5dbd2dcd8dfd3dddadadaddddd9dad5dce2d7d8dddfd4dedaded4e1e2f0f7eaeeeffcfffffffffffffffffffffffff7edf3f2efeff4a0a3a2a7a6a4bfc8cccdcdccdbdbe6e6e6e6e6e6e6e6e6e6e6e6e6e6e6eeedfafefefefefefffffffffffffffffffffffffffffffffffffffffffdf3f2f0f2f5b5cccddcdbd1d2dcddf8f0f5ebedf1f6efe6f7f2ecf2f4edf4f0f1f5eceef3f3fffffffffffffffffffffffffffffffffffffffffffffff2f1ecf0eeecf1e7f7cedcd8e2ebf2fffff8f0f0eaf9ebf6f2eeefeff7f0eff5f4f4f0f2fdfffffffbfffffffffffffffffffffffffffffffffffffffffffffffffffaf1f2f2f8ebf5eaf4f4ebe9f3eef2f6f4edf2f2eef1f2f3f2f2f3f2f2f3ebf0f0f0f7f0f7fffffffffffffffffffffffffffffffffffffffffffffffffaeff1f1f1f2f4efebf0f5fdfdfdfcfcfcedfcfbfbf7fcfbfbeafcfafcfcfcfaf5edfafcfcfdfcfaf2f2fdfdfdfdfdfdf0f2fdfdfdfdfdfde9f9fdfdfefffffffffdd3dee6dfcdd5d1c9d0dbdecfd3e3e8e7e1e8e2d3eef7f5effefee3ebf2e8dde4d7e0d0f4f3f0f5eafcfedfdff3e4dadbe4d8e1eef2f7f6ebefeeecf5ffff"),
 }
 
 

@@ -76,6 +76,14 @@ def drawn(model, **kw) -> dict:
     return drawing(model, **kw)[1]
 
 
+def legend_texts(fig) -> list[str]:
+    """Every legend entry of the figure: its own legends and its panels'."""
+    from matplotlib.legend import Legend
+
+    legends = list(fig.legends) + [x for a in fig.axes for x in a.get_children() if isinstance(x, Legend)]
+    return [t.get_text() for leg in legends for t in leg.get_texts()]
+
+
 def lines(fig, gid):
     return [ln for a in fig.axes for ln in a.get_lines() if ln.get_gid() == gid]
 
@@ -88,7 +96,7 @@ def test_cumulative_references_and_misses_end_at_the_replays_totals(lazy):
     assert d["cum_misses"][-1] == d["total_misses"] == s["iotlb_misses"]
     (refs,) = lines(fig, "replay:cum_refs")
     assert refs.get_ydata()[-1] == s["refs"]
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    legend = legend_texts(fig)
     assert f"page-table references ({int(s['refs']):,}; {float(s['refs_per_access']):.3g}/access)" in legend
     assert f"IOTLB misses ({int(s['iotlb_misses']):,} of {int(s['accesses']):,} accesses)" in legend
 
@@ -110,10 +118,52 @@ def test_flush_lines_sit_at_the_flush_events_times(lazy):
     inside = ev["t"][ev["t"] <= last].to_numpy()
     drawn_at = sorted({round(ln.get_xdata()[0] * d["x_scale"]) for ln in lines(fig, "replay:flush")})
     assert drawn_at == sorted(int(t) for t in inside)
-    legend = " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    legend = " ".join(legend_texts(fig))
     assert f"domain flush ({len(ev):,}" in legend
     if len(inside) < len(ev):  # the 10 ms timer fires after the trace: counted, not drawn
         assert f"{len(ev) - len(inside):,} after the last access" in legend
+
+
+def test_each_colour_means_one_thing_in_all_three_panels(lazy):
+    from matplotlib.colors import to_hex
+
+    fig, _ = drawing(lazy)
+    meaning_of = {"replay:cum_refs": "page-table references", "replay:cum_misses": "IOTLB",
+                  "replay:miss_rate": "IOTLB", "replay:cache:IOTLB": "IOTLB", "replay:flush": "flush",
+                  "replay:map": "map", "replay:unmap": "unmap"}
+    seen: dict[str, set] = {}
+    for a in fig.axes:
+        for art in [*a.get_lines(), *a.patches, *a.collections]:
+            gid = art.get_gid() or ""
+            meaning = meaning_of.get(gid, "paging-structure cache" if gid.startswith("replay:cache:PSC") else None)
+            if meaning is None:
+                continue
+            colour = art.get_color() if hasattr(art, "get_xdata") else (
+                art.get_edgecolor()[0] if gid in ("replay:map", "replay:unmap") else
+                art.get_edgecolor() if gid == "replay:miss_rate" else art.get_facecolor())
+            seen.setdefault(to_hex(colour), set()).add(meaning)
+    assert {m for ms in seen.values() for m in ms} == set(meaning_of.values()) | {"paging-structure cache"}
+    assert all(len(ms) == 1 for ms in seen.values()), seen
+
+
+def test_the_legend_is_under_the_panels_and_the_map_rows_under_the_curves(lazy):
+    fig, d = drawing(lazy)
+    fig.canvas.draw()
+    r = fig._get_renderer()
+    (leg,) = fig.legends
+    box = leg.get_window_extent(r)
+    for a in fig.axes:
+        assert box.y1 <= a.get_window_extent(r).y0, "the legend covers a panel"
+    a = fig.axes[0]
+    assert a.get_legend() is None
+    lowest_curve = min(min(ln.get_ydata()) for ln in lines(fig, "replay:cum_refs") + lines(fig, "replay:cum_misses"))
+    for rug in ("replay:map", "replay:unmap"):
+        (coll,) = [c for c in a.collections if c.get_gid() == rug]
+        top = max(seg[:, 1].max() for seg in coll.get_segments())
+        assert top < 0 <= lowest_curve and top < a.get_ylim()[1]
+        assert min(seg[:, 1].min() for seg in coll.get_segments()) > a.get_ylim()[0]
+    labels = [t.get_text() for t in a.texts if t.get_gid() == "replay:rug_label"]
+    assert labels == ["map", "unmap"]
 
 
 def test_strict_mode_draws_no_flush_and_names_its_invalidations(strict):
@@ -280,7 +330,23 @@ def test_plot_shortcuts_and_what_cannot_be_drawn(lazy, whatif):
         render.replay(lazy.summary)
 
 
-def test_page_size_labels_are_short_on_the_axis():
-    assert sizes_label("4 KiB+2 MiB") == "4K+2M"
-    assert sizes_label("platform (4 KiB+2 MiB+1 GiB)") == "platform: 4K+2M+1G"
-    assert sizes_label("platform (4 KiB+8 KiB+16 KiB+2 PiB)") == "platform: 4K…2P (4 sizes)"
+def test_page_sizes_read_as_a_person_says_them():
+    assert sizes_label("4 KiB+2 MiB") == "4 KiB + 2 MiB"
+    assert sizes_label("4 KiB") == "4 KiB only"
+    assert sizes_label("platform (4 KiB+2 MiB+1 GiB)") == "platform's sizes: 4 KiB + 2 MiB + 1 GiB"
+    assert sizes_label("platform (4 KiB+8 KiB+16 KiB+2 PiB)") == "platform's sizes: 4 KiB … 2 PiB (4 sizes)"
+
+
+def test_whatif_policies_are_named_plainly_and_a_reduced_run_says_so_on_its_row(whatif):
+    fig, d = drawing(whatif)
+    legend = legend_texts(fig)
+    assert legend == ["4 KiB only", "4 KiB + 2 MiB", "2 MiB only"]
+    assert not any("/" in t or "4K" in t for t in legend)
+    (vtd, power) = ([r for r in d["rows"] if r["platform"] == p] for p in (VTD, "power9-pseries"))
+    assert [r["label"] for r in vtd] == [r["label"] for r in power] == legend
+    # POWER's TCE table has no 2 MiB pages: its "4 KiB + 2 MiB" run used 4 KiB only, and its row says so.
+    assert power[1]["pgsizes"] == "4 KiB" and power[1]["reduced"] == "ran as 4 KiB only: no 2 MiB here"
+    assert vtd[1]["reduced"] == "" and power[0]["reduced"] == ""
+    texts = [t.get_text() for a in fig.axes for t in a.texts]
+    assert any(t.endswith("· ran as 4 KiB only: no 2 MiB here") for t in texts)
+    assert not any(lab.get_text() in ("4K", "4K+2M") for a in fig.axes for lab in a.get_yticklabels())

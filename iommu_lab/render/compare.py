@@ -29,13 +29,15 @@ from iommu_lab.review.workload import POLICIES, Workload, compare_table, size_la
 
 __all__ = ["compare", "compare_data", "draw_compare", "COMPARE", "CompareData", "compare_table", "size_label"]
 
-_style.register_category("cmp-inside", "inside the permitted IOVA", "theme:free", "", "compare")
+# "Inside" is drawn as an empty outline: no fill colour, so no other meaning can share its look.
+_style.register_category("cmp-inside", "inside the permitted IOVA (outline)", "theme:axes_background", "", "compare")
 _style.register_category("cmp-outside", "outside (does not fit)", _style.OKABE_ITO["vermillion"], "xx", "compare")
 # One colour per meaning across the four panels: the 4 KiB policy wears the 4 KiB page look of
-# panel (c), "largest pages allowed" a neutral grey (its page sizes are panel (c)'s colours), and
-# nested walks differ from native ones by hatch only, in the policy's colour.
-_style.register_category("cmp-policy-4K", "4 KiB pages ((b), (d): 4 KiB pages only)", _style.category(_style.pgsize_category(4096)).color,
-                         "", "compare")
+# panel (c) (both mean "every page is 4 KiB"), "largest pages allowed" the only grey (its page
+# sizes are panel (c)'s colours), and nested walks differ from native ones by hatch only, in the
+# policy's colour.
+_style.register_category("cmp-policy-4K", "4 KiB pages (in (b), (d): every page 4 KiB)",
+                         _style.category(_style.pgsize_category(4096)).color, "", "compare")
 _style.register_category("cmp-policy-largest", "largest pages allowed", "theme:outside", "", "compare")
 _style.register_category("cmp-native", "native (one stage)", "theme:axes_background", "", "compare")
 _style.register_category("cmp-nested", "nested (2-D walk): hatched", "theme:axes_background", "xx", "compare")
@@ -57,18 +59,39 @@ def compare_data(workload: Workload, *, platforms: Sequence[Any] = (), policies:
     names = list(dict.fromkeys(df["platform"]))
     ram = sum(r.size for r in workload.guest_ram)
     bars = sum(r.size for r in workload.bars)
-    head = title or (f"{workload.name}: {fmt_size(ram, approx=True)} RAM in {len(workload.guest_ram)} bank(s)"
-                     + (f" + {fmt_size(bars, approx=True)} of BARs" if bars else "") + f", on {len(names)} platforms")
+    head = title or (f"{workload.name}: {fmt_size(ram, approx=True)} RAM in {_count(len(workload.guest_ram), 'bank')}"
+                     + (f" + {fmt_size(bars, approx=True)} of BARs" if bars else "") + f", on {_count(len(names), 'platform')}")
     return CompareData(df, names, head)
 
 
-#: Panel heights: (b) and (d) carry two and four bars per platform.
-HEIGHT_RATIOS = (1.0, 1.3, 1.0, 2.0)
+def _count(n: int, noun: str) -> str:
+    """``n`` and the noun, singular or plural as a person writes it: "1 bank", "2 banks"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+#: Bars per platform row in each panel with the two default policies: (b) one per policy, (d) a
+#: native and a nested one per policy.
+BARS_PER_ROW = (1, 2, 1, 4)
+#: Height of one bar's slot: a 10 pt value label with its padding (about 14 pt) and a gap, so the
+#: label written beside a bar never reaches the bar or label of the next slot.
+SLOT_IN = 0.22
+#: Each panel's title, x tick labels and margins.
+PANEL_OVERHEAD_IN = 0.6
+#: Room for a platform's name on a one-bar row (a 10 pt tick label and its gap).
+ROW_MIN_IN = 0.3
+
+
+def _panel_heights(n: int) -> list[float]:
+    return [PANEL_OVERHEAD_IN + n * max(ROW_MIN_IN, bars * SLOT_IN) for bars in BARS_PER_ROW]
+
+
+#: Panel heights for a typical six-platform review; the grid keeps these proportions.
+HEIGHT_RATIOS = tuple(round(h / _panel_heights(6)[0], 2) for h in _panel_heights(6))
 
 
 def _size(data: CompareData) -> tuple[float, float]:
-    # About 0.24 in per platform row (a 10 pt label and its gap): six platforms fit in under 12 in.
-    return (_style.FIG_WIDTH, 1.8 + sum(HEIGHT_RATIOS) * (0.45 + 0.24 * len(data.platforms)))
+    # The figure's title and legend above and below the panels.
+    return (_style.FIG_WIDTH, 1.9 + sum(_panel_heights(len(data.platforms))))
 
 
 def _panels(ax, *, owns_figure: bool) -> list:
@@ -129,8 +152,10 @@ def draw_compare(axes, data: CompareData, th: _style.Theme, *, owns_figure: bool
 def _bar(a, y, width, key, th, *, left=0.0, height=0.36, gid=""):
     cat = _style.category(key)
     face = cat.face(th)
-    bars = a.barh(y, width, left=left, height=height, color=face, edgecolor=th.muted, linewidth=0.5,
-                  hatch=cat.hatch or None, gid=gid)
+    # A bar without fill is an outline: its edge is drawn in the foreground so it reads as a bar.
+    empty = face == th.axes_background and not cat.hatch
+    bars = a.barh(y, width, left=left, height=height, color=face, edgecolor=th.foreground if empty else th.muted,
+                  linewidth=1.0 if empty else 0.5, hatch=cat.hatch or None, gid=gid)
     if cat.hatch:
         for b in bars:
             b.set_hatchcolor(_style.hatch_color(face))
@@ -199,19 +224,28 @@ def _draw(axes, df, names, th) -> dict:
     vals = [int(v) for v in df["table_bytes"].dropna()] or [4096]
     lo = 2 ** math.floor(math.log2(max(min(vals), 1)))
     hi = 2 ** math.ceil(math.log2(max(vals))) * 64
-    for i, pol in enumerate(pols):
-        sub = df[df["policy"] == pol].set_index("platform")
-        for name in names:
-            yy = ypos[name] + (k - 1) / 2 * hb - i * hb
-            v = sub.loc[name, "table_bytes"]
-            if v is None or v is np.nan or (hasattr(v, "__class__") and str(v) == "<NA>"):
-                if i == 0:
-                    _note(a, lo * 1.1, ypos[name], "no page table (map/unmap requests only)", th)
+    by_pol = {pol: df[df["policy"] == pol].set_index("platform") for pol in pols}
+    for name in names:
+        cells = {}
+        for i, pol in enumerate(pols):
+            v = by_pol[pol].loc[name, "table_bytes"]
+            if v is None or v is np.nan or str(v) == "<NA>":
                 continue
-            _bar(a, yy, int(v) - lo, f"cmp-policy-{pol}", th, left=lo, height=hb * 0.9, gid=f"compare:tables:{pol}")
-            _note(a, int(v) * 1.15, yy, f"{fmt_size(int(v), approx=True)} ({int(sub.loc[name, 'table_pages']):,} pages)",
-                  th)
-            drawn["table_bytes"][(name, pol)] = int(v)
+            cells[pol] = (i, int(v), int(by_pol[pol].loc[name, "table_pages"]))
+        if not cells:
+            _note(a, lo * 1.1, ypos[name], "no page table (map/unmap requests only)", th)
+            continue
+        for pol, (i, v, _pages) in cells.items():
+            yy = ypos[name] + (k - 1) / 2 * hb - i * hb
+            _bar(a, yy, v - lo, f"cmp-policy-{pol}", th, left=lo, height=hb * 0.9, gid=f"compare:tables:{pol}")
+            drawn["table_bytes"][(name, pol)] = v
+        # One label per distinct value: policies that built the same table share it.
+        if len(cells) > 1 and len({c[1:] for c in cells.values()}) == 1:
+            _, v, pages = next(iter(cells.values()))
+            _note(a, v * 1.15, ypos[name], f"{_table_text(v, pages)} under every policy", th)
+            continue
+        for pol, (i, v, pages) in cells.items():
+            _note(a, v * 1.15, ypos[name] + (k - 1) / 2 * hb - i * hb, _table_text(v, pages), th)
     a.set_xscale("log", base=2)
     a.set_xlim(lo, hi)
     a.xaxis.set_major_formatter(_BytesFormatter())
@@ -240,7 +274,7 @@ def _draw(axes, df, names, th) -> dict:
                 used_keys.append(key)
             _bar(a, ypos[name], b / tot, key, th, left=left, height=0.6, gid=f"compare:mix:{s:#x}")
             if b / tot > 0.12:
-                _note(a, left + b / tot / 2, ypos[name], size_label(s), th, ha="center")
+                _note(a, left + b / tot / 2, ypos[name], fmt_size(s), th, ha="center")
             drawn["mix"][(name, s)] = b / tot
             left += b / tot
     a.set_xlim(0, 1.0)
@@ -285,6 +319,10 @@ def _draw(axes, df, names, th) -> dict:
         legend.append("cmp-nested")
     drawn["legend"] = legend
     return drawn
+
+
+def _table_text(nbytes: int, pages: int) -> str:
+    return f"{fmt_size(nbytes, approx=True)} ({_count(pages, 'page')})"
 
 
 class _BytesFormatter:

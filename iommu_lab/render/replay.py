@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
 import iommu_lab.render.style as _style
+from iommu_lab.core.ranges import fmt_size, parse_size
 from iommu_lab.render.draw import Renderer, figure, register
 
 __all__ = ["replay", "replay_data", "whatif_data", "draw_replay", "draw_whatif", "REPLAY", "WHATIF",
@@ -40,9 +40,12 @@ _style.register_category("rp-misses", "IOTLB misses (walks)", _style.OKABE_ITO["
 _style.register_category("rp-flush", "domain flush", _style.OKABE_ITO["vermillion"], ":", "replay")
 _style.register_category("rp-unmap", "unmap", _style.OKABE_ITO["purple"], "", "replay")
 _style.register_category("rp-map", "map", _style.OKABE_ITO["green"], "", "replay")
-_style.register_category("rp-IOTLB", "IOTLB", _style.OKABE_ITO["blue"], "", "replay")
+# One colour per meaning in all three panels: the IOTLB is orange whether its misses are counted
+# ((a), (b)) or its hit rate drawn ((c)); blue is only the page-table references, and no other
+# cache borrows either colour.
+_style.register_category("rp-IOTLB", "IOTLB", _style.OKABE_ITO["orange"], "", "replay")
 _style.register_category("rp-PSC", "paging-structure cache", _style.OKABE_ITO["sky"], "//", "replay")
-_style.register_category("rp-S2 TLB", "stage-2 TLB", _style.OKABE_ITO["orange"], "\\\\", "replay")
+_style.register_category("rp-S2 TLB", "stage-2 TLB", _style.PETROFF["brown"], "\\\\", "replay")
 _style.register_category("rp-S2 PSC", "stage-2 walk cache", _style.OKABE_ITO["yellow"], "..", "replay")
 
 # One look per series of a what-if (page-size policy or nesting mode), in frame order.
@@ -56,6 +59,9 @@ _SERIES_LOOKS = (
 )
 _MODE_SLOT = {"native": 0, "nested": 3, "shadowed": 2}
 
+#: The bands, as fractions of the largest total, where panel (a) ticks the map and unmap rows.
+RUG_MAP = (-0.17, -0.11)
+RUG_UNMAP = (-0.09, -0.03)
 #: Default cap on the points drawn per curve: enough for a smooth line at review size.
 MAX_POINTS = 2000
 #: Windows of accesses in the miss-rate panel, each of at least MIN_WINDOW accesses.
@@ -209,61 +215,94 @@ def whatif_data(w: Any) -> WhatIfData:
 
     A *series* is what varies inside a platform: the nesting mode when the frame has several
     modes, else the k-th run of every platform (page-size policy, and flush policy when the
-    what-if compared several). Runs keep their own label (a platform lacking a size gets a
-    different one); the legend names each series by the labels its runs took.
+    what-if compared several). A page-size series is named by the sizes its runs used on any
+    platform (the policy as far as the platforms offer it: "4 KiB + 2 MiB"); a run that used
+    fewer, because its platform lacks a size, keeps the series' name and says on its row what
+    it ran with (``reduced``: "ran as 4 KiB only").
     """
     df = w.frame
     by_mode = df["mode"].nunique() > 1
     by_flush = "flush" in df.columns and df["flush"].nunique() > 1
     platforms = list(dict.fromkeys(df["platform"]))
-    rows = []
-    series_labels: dict[int, list[str]] = {}
+    runs = []
     for name in platforms:
         sub = df[df["platform"] == name]
         for k, (i, r) in enumerate(sub.iterrows()):
-            label = str(r["mode"]) if by_mode else sizes_label(str(r["pgsizes"]))
-            if by_flush:
-                label += f" · {r['flush']}"
             key = _MODE_SLOT.get(str(r["mode"]), k) if by_mode else k
-            legend = label if by_mode or not str(r["pgsizes"]).startswith("platform") else (
-                "platform's sizes" + (f" · {r['flush']}" if by_flush else ""))
-            labels = series_labels.setdefault(key, [])
-            if legend not in labels:
-                labels.append(legend)
-            note = r["note"]
-            ran = not (isinstance(note, str) and note)
-            rows.append({
-                "row": int(df.index.get_loc(i)),
-                "platform": name,
-                "label": label,
-                "pgsizes": str(r["pgsizes"]),
-                "mode": str(r["mode"]),
-                "flush": str(r["flush"]) if "flush" in df.columns else "",
-                "series": key,
-                "ran": ran,
-                "note": "" if ran else str(note),
-                "refs_per_access": float(r["refs_per_access"]) if ran else float("nan"),
-                "iotlb_hit_rate": float(r["iotlb_hit_rate"]) if ran else float("nan"),
-                "traps": int(r["traps"]) if ran and not _isnan(r["traps"]) else 0,
-                "format": str(r["format"]),
-            })
+            runs.append((name, key, i, r, _sizes_of(str(r["pgsizes"]))))
+    # The sizes a page-size series used anywhere: its policy, as far as the platforms offer it.
+    union: dict[int, set] = {}
+    for _, key, _, r, sizes in runs:
+        union.setdefault(key, set()).update(sizes or ())
+    rows = []
+    series_labels: dict[int, str] = {}
+    for name, key, i, r, sizes in runs:
+        flush = f" · {r['flush']} invalidation" if by_flush else ""
+        reduced = ""
+        if by_mode:
+            label = str(r["mode"])
+        elif sizes is None:  # each platform's own sizes
+            label = sizes_label(str(r["pgsizes"]))
+        else:
+            label = _policy_name(union[key])
+            if sizes < union[key]:
+                reduced = f"ran as {_policy_name(sizes)}: no {_size_list(union[key] - sizes)} here"
+        series_labels.setdefault(key, (str(r["mode"]) if by_mode else (
+            "each platform's own sizes" if sizes is None else _policy_name(union[key]))) + flush)
+        note = r["note"]
+        ran = not (isinstance(note, str) and note)
+        rows.append({
+            "row": int(df.index.get_loc(i)),
+            "platform": name,
+            "label": label + flush,
+            "reduced": reduced if ran else "",
+            "pgsizes": str(r["pgsizes"]),
+            "mode": str(r["mode"]),
+            "flush": str(r["flush"]) if "flush" in df.columns else "",
+            "series": key,
+            "ran": ran,
+            "note": "" if ran else str(note),
+            "refs_per_access": float(r["refs_per_access"]) if ran else float("nan"),
+            "iotlb_hit_rate": float(r["iotlb_hit_rate"]) if ran else float("nan"),
+            "traps": int(r["traps"]) if ran and not _isnan(r["traps"]) else 0,
+            "format": str(r["format"]),
+        })
     return WhatIfData(
         question=w.question,
         by="mode" if by_mode else ("pgsizes · flush" if by_flush else "pgsizes"),
         platforms=platforms,
         rows=rows,
-        series={k: " / ".join(v) for k, v in series_labels.items()},
+        series=series_labels,
     )
 
 
+def _sizes_of(label: str) -> frozenset | None:
+    """The page sizes a frame's ``pgsizes`` label names ("4 KiB+2 MiB"); None for a platform's own."""
+    if label.startswith("platform"):
+        return None
+    return frozenset(parse_size(part.strip()) for part in label.split("+") if part.strip())
+
+
+def _size_list(sizes) -> str:
+    return " + ".join(fmt_size(v) for v in sorted(sizes))
+
+
+def _policy_name(sizes) -> str:
+    """A page-size policy as a person says it: "4 KiB only", "4 KiB + 2 MiB"."""
+    return _size_list(sizes) + (" only" if len(sizes) == 1 else "")
+
+
 def sizes_label(label: str) -> str:
-    """A page-size policy label made short for an axis: ``"4 KiB+2 MiB"`` -> ``"4K+2M"``;
-    ``"platform (4 KiB+8 KiB+...+1 GiB)"`` -> ``"platform: 4K…1G (9 sizes)"``."""
+    """A page-size policy label as a person says it: ``"4 KiB+2 MiB"`` -> ``"4 KiB + 2 MiB"``,
+    ``"4 KiB"`` -> ``"4 KiB only"``; ``"platform (4 KiB+8 KiB+...+1 GiB)"`` -> ``"platform's
+    sizes: 4 KiB … 1 GiB (9 sizes)"``."""
     head, _, inner = label.partition(" (")
     body = inner.rstrip(")") if inner else head
-    short = [re.sub(r" ([KMGTPE])iB$| B$", r"\1", part.strip()) for part in body.split("+")]
-    text = "+".join(short) if len(short) <= 3 else f"{short[0]}…{short[-1]} ({len(short)} sizes)"
-    return f"{head}: {text}" if inner else text
+    parts = [part.strip() for part in body.split("+")]
+    if not inner:
+        return " + ".join(parts) + (" only" if len(parts) == 1 else "")
+    text = " + ".join(parts) if len(parts) <= 3 else f"{parts[0]} … {parts[-1]} ({len(parts)} sizes)"
+    return f"{head}'s sizes: {text}"
 
 
 def pct(v: float) -> str:
@@ -373,8 +412,25 @@ def draw_replay(axes, data: ReplayData, th, *, owns_figure: bool = True, title: 
     """Draw a replay's three panels; returns the data with what was drawn (scales, lines, totals)."""
     d = data.as_dict()
     _draw_replay(axes, d, th)
+    _below(axes, d.pop("legend"), th, owns_figure=owns_figure)
     _head(axes, d, th, title, owns_figure)
     return d
+
+
+def _below(axes, handles, th, *, owns_figure: bool):
+    """Panel (a)'s legend under the panels, where it covers no curve."""
+    if owns_figure:
+        leg = _style.root_figure(axes[0]).legend(handles=handles, loc="outside lower center", ncols=2,
+                                                 fontsize=th.small_size, frameon=False)
+    else:
+        from matplotlib.legend import Legend
+
+        # Added as an extra artist: the last panel keeps its own legend of caches.
+        leg = Legend(axes[-1], handles, [h.get_label() for h in handles], loc="upper left",
+                     bbox_to_anchor=(0.0, -0.25), ncols=2, fontsize=th.small_size, frameon=True)
+        axes[-1].add_artist(leg)
+    leg.set_gid("replay:legend")
+    return leg
 
 
 def draw_whatif(axes, data: WhatIfData, th, *, owns_figure: bool = True, title: str | None = None) -> dict:
@@ -442,7 +498,6 @@ def _draw_replay(axes, d: dict, th) -> None:
     a.plot(px, d["cum_refs"], color=refs_cat.face(th), lw=1.6, gid="replay:cum_refs")
     a.plot(px, d["cum_misses"], color=miss_cat.face(th), lw=1.4, linestyle=miss_cat.hatch, gid="replay:cum_misses")
     top = max(d["total_refs"], d["total_misses"], 1)
-    a.set_ylim(-0.1 * top, top * 1.12)
     flush_cat = _style.category("rp-flush")
     fx = d["flushes"]["x"] / scale
     # A flush timer can fire after the last access; it changes nothing the figure shows.
@@ -452,13 +507,17 @@ def _draw_replay(axes, d: dict, th) -> None:
         a.axvline(xx, color=flush_cat.face(th), lw=0.9, linestyle=flush_cat.hatch, gid="replay:flush", zorder=1)
         b.axvline(xx, color=flush_cat.face(th), lw=0.9, linestyle=flush_cat.hatch, gid="replay:flush", zorder=1)
     rug = []
-    for key, ev, y0 in (("rp-map", d["maps"], -0.1), ("rp-unmap", d["unmaps"], -0.05)):
+    # The map and unmap rows are ticks in two bands below zero, apart from the curves (which start
+    # at zero), so neither hides the other.
+    for key, ev, (y0, y1) in (("rp-map", d["maps"], RUG_MAP), ("rp-unmap", d["unmaps"], RUG_UNMAP)):
         xs = _thin(ev["x"] / scale, MAX_POINTS)
         if xs.size:
             segs = np.stack([np.stack([xs, np.full_like(xs, y0 * top)], 1),
-                             np.stack([xs, np.full_like(xs, (y0 + 0.04) * top)], 1)], 1)
+                             np.stack([xs, np.full_like(xs, y1 * top)], 1)], 1)
             lc = LineCollection(segs, colors=_style.category(key).face(th), linewidths=0.8, gid=f"replay:{key[3:]}")
             a.add_collection(lc)
+            a.text(-0.01, (y0 + y1) / 2 * top, _style.category(key).label, transform=a.get_yaxis_transform(),
+                   ha="right", va="center", fontsize=th.small_size, color=th.foreground, gid="replay:rug_label")
             rug.append(key)
     a.set_ylabel("cumulative count", color=th.foreground, fontsize=th.small_size)
     a.yaxis.set_major_formatter(_count_formatter())
@@ -477,8 +536,8 @@ def _draw_replay(axes, d: dict, th) -> None:
     ]
     for key, ev in (("rp-map", d["maps"]), ("rp-unmap", d["unmaps"])):
         handles.append(_line_handle(key, th, f"{_style.category(key).label} rows ({ev['count']:,})"))
-    _legend(a, handles, th, loc="upper left", ncols=1)
-    a.set_ylim(-0.1 * top, top * 2.0)  # room for the legend above the curves
+    d["legend"] = handles
+    a.set_ylim(RUG_MAP[0] * top - 0.02 * top, top * 1.08)
     inv, nfl = int(s["invalidations"]), int(s["flushes"])
     totals = (f"{inv:,} range invalidation{'s' if inv != 1 else ''} · {nfl:,} flush{'es' if nfl != 1 else ''}"
               f" · {int(s['iotlb_invalidated']):,} IOTLB entries invalidated"
@@ -613,7 +672,8 @@ def _draw_whatif(axes, d: dict, th) -> None:
                     bar.set_hatchcolor(_style.hatch_color(color))
             drawn[col][r["row"]] = v
             if panel is a:
-                extra = f" · {r['traps']:,} VM exits" if r["traps"] else ""
+                extra = (f" · {r['traps']:,} VM exits" if r["traps"] else "") + (
+                    f" · {r['reduced']}" if r["reduced"] else "")
                 _text(a, (v * 1.15 if log else v + hi * 0.02) if v > 0 else (lo * 1.15 if log else hi * 0.02), yy,
                       f"{v:.3g}{extra}", th)
             else:
@@ -625,11 +685,12 @@ def _draw_whatif(axes, d: dict, th) -> None:
                        fontsize=th.font_size, fontweight="bold", color=th.foreground, gid="replay:platform")
     if log:
         a.set_xscale("log")
-        a.set_xlim(lo, max(pos_vals) * 12)
+        # A run's note on what it ran with needs about a decade more room beside its bar.
+        a.set_xlim(lo, max(pos_vals) * (120 if any(r["reduced"] for r in rows) else 12))
         a.set_title("(a) page-table references per access (log scale)", fontsize=th.font_size, loc="left",
                     color=th.foreground)
     else:
-        a.set_xlim(0, hi * 1.35 + 1e-9)
+        a.set_xlim(0, hi * (2.2 if any(r["reduced"] for r in rows) else 1.35) + 1e-9)
         a.set_title("(a) page-table references per access", fontsize=th.font_size, loc="left", color=th.foreground)
     b.set_xlim(0, 1.25)
     b.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "25%", "50%", "75%", "100%"])
@@ -641,7 +702,7 @@ def _draw_whatif(axes, d: dict, th) -> None:
         p.set_ylim(-y + 0.5, 0.6)
     handles = [_patch_handle("", th, label, face=_series_look(k)[0], hatch=_series_look(k)[1])
                for k, label in d["series"].items()]
-    what = {"mode": "mode", "pgsizes": "page sizes"}.get(d["by"], "page sizes · flush policy")
+    what = {"mode": "mode", "pgsizes": "page-size policy"}.get(d["by"], "page-size policy · invalidation")
     _legend(b, handles, th, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=min(3, len(handles)),
             title=what, title_fontsize=th.small_size, alignment="right")
     d.update(drawn)
@@ -649,7 +710,7 @@ def _draw_whatif(axes, d: dict, th) -> None:
 
 
 #: The replay figure: ``replay_data`` drawn by ``draw_replay`` in three panels.
-REPLAY = Renderer("replay", replay_data, draw_replay, lambda data, **_: (_style.FIG_WIDTH, 9.5), options=("title",),
+REPLAY = Renderer("replay", replay_data, draw_replay, lambda data, **_: (_style.FIG_WIDTH, 10.5), options=("title",),
                   panels=_replay_panels)
 #: The what-if figure: ``whatif_data`` drawn by ``draw_whatif`` in two panels.
 WHATIF = Renderer("replay", whatif_data, draw_whatif,
