@@ -23,6 +23,7 @@ import pandas as pd
 from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import fmt_size, parse_size
+from iommu_lab.core.words import plural
 from iommu_lab.dma.caches import Caches
 from iommu_lab.dma.iova import FlushPolicy
 from iommu_lab.dma.replay import Replay, replay
@@ -295,7 +296,7 @@ def what_if(
         runs[len(rows)] = r
         rows.append(_row(p.name, label, mode, fmt_name, r, table_bytes, flush.value))
     question = f"{trace.name or 'trace'}: {mode} IOTLB behaviour across " + (
-        f"{len(plats)} platform(s) × {len(policies)} page-size polic{'y' if len(policies) == 1 else 'ies'}"
+        f"{plural(len(plats), 'platform')} × {plural(len(policies), 'page-size policy', 'page-size policies')}"
     ) + (f" × {len(flushes)} flush policies" if len(flushes) > 1 else "")
     return WhatIf(question, pd.DataFrame(rows, columns=_COLUMNS), runs)
 

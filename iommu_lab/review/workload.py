@@ -274,7 +274,7 @@ class Workload:
     def _nested_refs(self, platform: Any, policy: str, mix: dict[int, int]) -> tuple[int | None, str]:
 
         if platform.nesting is not NestingSupport.HARDWARE:
-            return None, f"no hardware nesting ({platform.nesting.value})"
+            return None, ("no hardware nesting" if platform.nesting.value == "none" else f"{platform.nesting.value} nesting only")
         if not mix:
             return None, "nothing mapped"
 

@@ -9,6 +9,7 @@ import ipywidgets as W
 
 from iommu_lab import render
 from iommu_lab.core.ranges import fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.hardware.platform import platforms as _catalogue
 from iommu_lab.widgets.common import (
     AddressInput,
@@ -194,7 +195,7 @@ class PlatformExplorer(W.VBox):
             [_cell(c, v) for c, v in zip(df.columns, row)] for row in df.itertuples(index=False)
         ]
         self.compare_table.value = rows_html(
-            f"{workload.name} on {len(self.selected)} platform(s)",
+            f"{workload.name} on {plural(len(self.selected), 'platform')}",
             [str(c) for c in df.columns],
             rows,
         )
