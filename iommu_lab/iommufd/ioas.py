@@ -61,6 +61,7 @@ from iommu_lab.iommufd.type1 import (
     compat_unmap,
     type1_attach_check,
     type1_map,
+    type1_overflow_errno,
     type1_pgsize,
     type1_unmap,
     type1_unmap_all,
@@ -165,7 +166,9 @@ class IOAS:
         Whose rules to follow where they changed: ``"mainline"`` (default), ``"6.12"`` or
         ``"6.6"``. Before 6.13 IOMMU_IOAS_MAP checked the length (EINVAL) before the
         ``user_va + length`` wrap (EOVERFLOW); ``iopt_alloc_user_pages`` (6.13, the MAP_FILE
-        rework) checks the wrap first.
+        rework) checks the wrap first. Under ``semantics="type1"`` a map or unmap that wraps
+        past 2^64 answers EINVAL before 6.18 and EOVERFLOW since (the type1 overflow series in
+        ``vfio_dma_do_map``/``vfio_dma_do_unmap``).
 
     Attributes
     ----------
@@ -477,7 +480,8 @@ class IOAS:
         prot = map_prot(prot, vfio=vfio)
         if self._real_t1:
             va = user_va if user_va is not None else self._fresh_va(length)
-            area = type1_map(self.iopt, self._dma, length, iova, va, prot)
+            area = type1_map(self.iopt, self._dma, length, iova, va, prot,
+                             overflow_errno=type1_overflow_errno(Kernel(self.kernel).has(6, 18)))
             self._after_map(user_va, length, iova, prot, area)
             return area
         if self._compat:
@@ -588,7 +592,8 @@ class IOAS:
         iova = uapi_int(iova, "iova")
         length = uapi_int(length, "length")
         if self._real_t1:
-            n = type1_unmap(self.iopt, self._dma, iova, length, v1=self.semantics.is_v1)
+            n = type1_unmap(self.iopt, self._dma, iova, length, v1=self.semantics.is_v1,
+                             overflow_errno=type1_overflow_errno(Kernel(self.kernel).has(6, 18)))
             self.history.append(UnmapOp(iova, length, n))
             return n
         if self._compat:

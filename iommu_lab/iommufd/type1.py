@@ -42,6 +42,8 @@ __all__ = [
     "DmaEntries",
     "DMA_ENTRY_LIMIT",
     "TYPE1_OVERFLOW_ERRNO",
+    "TYPE1_OVERFLOW_ERRNO_BEFORE_6_18",
+    "type1_overflow_errno",
     "type1_pgsize",
     "type1_map",
     "type1_unmap",
@@ -53,9 +55,17 @@ __all__ = [
 
 #: vfio_iommu_type1's ``dma_entry_limit`` module parameter default (U16_MAX).
 DMA_ENTRY_LIMIT = 65535
-#: Real type1 reports wrap-around as EINVAL; Alex Mastro's Oct-2025 series changes it to
-#: EOVERFLOW (``vfio_dma_do_map``). The model follows the released behaviour.
-TYPE1_OVERFLOW_ERRNO = "EINVAL"
+#: What type1 answers for a map or unmap whose range wraps past 2^64, by kernel: EINVAL up to
+#: the 6.12 long-term kernel; EOVERFLOW since Alex Mastro's overflow series ("vfio/type1:
+#: handle DMA map/unmap up to the addressable limit", merged for v6.18), which
+#: ``vfio_dma_do_map`` / ``vfio_dma_do_unmap`` now use. The IOAS's ``kernel`` setting picks one.
+TYPE1_OVERFLOW_ERRNO = "EOVERFLOW"
+TYPE1_OVERFLOW_ERRNO_BEFORE_6_18 = "EINVAL"
+
+
+def type1_overflow_errno(kernel_has_6_18: bool) -> str:
+    """The errno of a wrapping type1 map/unmap on a kernel with or without the v6.18 series."""
+    return TYPE1_OVERFLOW_ERRNO if kernel_has_6_18 else TYPE1_OVERFLOW_ERRNO_BEFORE_6_18
 
 
 class Semantics(enum.Enum):
@@ -110,7 +120,8 @@ def type1_pgsize(devices: Iterable[Device]) -> int:
     return max(low, PAGE_SIZE)
 
 
-def type1_map(iopt: IoPagetable, entries: DmaEntries, length: int, iova: int | None, user_va: int, prot: Prot) -> Area:
+def type1_map(iopt: IoPagetable, entries: DmaEntries, length: int, iova: int | None, user_va: int, prot: Prot,
+              *, overflow_errno: str = TYPE1_OVERFLOW_ERRNO) -> Area:
     """VFIO_IOMMU_MAP_DMA on real type1, checks in ``vfio_dma_do_map`` order.
 
     size_t fit → EINVAL; ``size == 0`` → EINVAL; no READ/WRITE → EINVAL; ``(size | iova |
@@ -136,7 +147,7 @@ def type1_map(iopt: IoPagetable, entries: DmaEntries, length: int, iova: int | N
         )
     if iova + length - 1 > U64_MAX or user_va + length - 1 > U64_MAX:
         raise IommuError(
-            TYPE1_OVERFLOW_ERRNO,
+            overflow_errno,
             f"map of {fmt_addr(length)} bytes at iova {fmt_addr(iova)} / vaddr {fmt_addr(user_va)} wraps past 2^64 "
             f"(vfio_dma_do_map)",
         )
@@ -162,7 +173,8 @@ def type1_map(iopt: IoPagetable, entries: DmaEntries, length: int, iova: int | N
     return area
 
 
-def type1_unmap(iopt: IoPagetable, entries: DmaEntries, iova: int, length: int, *, v1: bool) -> int:
+def type1_unmap(iopt: IoPagetable, entries: DmaEntries, iova: int, length: int, *, v1: bool,
+                overflow_errno: str = TYPE1_OVERFLOW_ERRNO) -> int:
     """VFIO_IOMMU_UNMAP_DMA on real type1 (``vfio_dma_do_unmap``).
 
     v2 refuses (EINVAL) a range whose first or last IOVA falls inside a mapping that sticks
@@ -184,7 +196,7 @@ def type1_unmap(iopt: IoPagetable, entries: DmaEntries, iova: int, length: int, 
     last = iova + length - 1
     if last > U64_MAX:
         raise IommuError(
-            TYPE1_OVERFLOW_ERRNO, f"unmap [{fmt_addr(iova)} + {fmt_addr(length)}] wraps past 2^64 (vfio_dma_do_unmap)"
+            overflow_errno, f"unmap [{fmt_addr(iova)} + {fmt_addr(length)}] wraps past 2^64 (vfio_dma_do_unmap)"
         )
     if not v1:
         first = iopt.find_area(iova)
