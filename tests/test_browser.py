@@ -205,6 +205,13 @@ EXPLORER_CELLS = (
     "layout = widgets.LayoutExplorer()\nlayout",
     "plats = widgets.PlatformExplorer(['intel-vtd-48'])\nplats",
     "from iommu_lab.dma import trace as T\nreplay = widgets.ReplayExplorer(T.streaming(3 << 30, chunk=1 << 20))\nreplay",
+    # A device attached to an IOAS through an automatic HWPT: DEVICE 1, IOAS 2, HWPT_PAGING 3.
+    "import itertools\nfrom iommu_lab.iommufd import IommufdContext\nctx = IommufdContext()\n"
+    "ctx.attach(ctx.bind('intel-vtd-48'), ctx.ioas_alloc())\nobjs = widgets.ObjectExplorer(ctx)\n"
+    "checks = itertools.count(1)\nobjs",
+    # Re-run from the browser after each step: does what the explorer drew equal the model now?
+    "c = objs.context\ndrawn = objs.shown == (c.objects(), c.attachments()) and objs.table.value == c._repr_html_()\n"
+    "print(f'check {next(checks)}: drawn is model: {drawn}; objects: ' + ', '.join(r.label for r in c.objects()))",
 )
 
 
@@ -278,6 +285,34 @@ def test_each_explorer_drops_what_a_failed_input_made_stale(browser, lab):
         _until(lambda: "ENOSPC" in text(".il-replay-error"), "the refused replay is reported")
         _until(lambda: "intel" not in text(".il-replay-summary"), "the last run's summary is gone")
         assert _shows_no_image(page.locator("img.il-replay-figure").last), "the last run's figure is shown"
+
+        # Objects: destroying an IOAS an automatic HWPT still holds is refused with EBUSY; the graph
+        # drawn stays the model's (nothing half-done); a detach then changes the graph.
+        check = page.locator(".jp-CodeCell").last
+
+        def checked(n: int) -> str:
+            check.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Control+Enter")
+            _until(lambda: f"check {n}:" in check.locator(".jp-OutputArea").inner_text(), f"the model check {n} ran")
+            return check.locator(".jp-OutputArea").inner_text().strip()
+
+        figure = page.locator("img.il-objects-figure").last
+        figure.scroll_into_view_if_needed()
+        graph_before = figure.get_attribute("src")
+        page.locator(".il-objects .widget-dropdown:has(label:text-is('object')) select").last.select_option(label="2: IOAS")
+        page.locator("button.il-objects-destroy").last.click()
+        _until(lambda: text(".il-objects-error").startswith("EBUSY"), "the refused DESTROY is shown with its errno")
+        assert "HWPT_PAGING 3" in text(".il-objects-error") and "refused" in text(".il-objects-status")
+        assert checked(2).endswith("drawn is model: True; objects: DEVICE 1 dev0, IOAS 2, HWPT_PAGING 3")
+        assert figure.get_attribute("src") == graph_before, "a refused step changed the drawn graph"
+        assert "HWPT_PAGING" in text(".il-objects-table") and "IOAS" in text(".il-objects-table")
+        page.locator("button.il-objects-detach").last.click()
+        _until(lambda: "detached device 1" in text(".il-objects-status"), "the detach is reported")
+        # The automatic HWPT goes with its last attachment, in the model and in what is drawn.
+        assert checked(3).endswith("drawn is model: True; objects: DEVICE 1 dev0, IOAS 2")
+        assert text(".il-objects-error") == "", "the old refusal is still shown after a success"
+        assert "HWPT_PAGING" not in text(".il-objects-table"), "the table still shows the freed HWPT"
+        _until(lambda: figure.get_attribute("src") != graph_before, "the graph is redrawn after the detach")
         lab["shots"].mkdir(exist_ok=True)
         shot = lab["shots"] / "explorers-failed-inputs.png"
         page.screenshot(path=str(shot), full_page=True)
