@@ -256,7 +256,7 @@ def test_without_css_the_text_form_shows_and_the_rich_view_is_hidden(world):
     html = world.ioas._repr_html_()
     bare = _without_style(html)
     pre = bare[bare.index("<pre class='il-text'>"):bare.index("</pre>")]
-    assert "style=" not in pre and "area(s)" in pre  # the repr text, visible
+    assert "style=" not in pre and " area" in pre  # the repr text, visible
     assert "<div class='il-rich' style='display: none'>" in bare  # the table waits for the CSS
     assert bare.index("</pre>") < bare.index("<table>")
 

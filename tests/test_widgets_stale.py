@@ -103,7 +103,7 @@ def test_a_mappings_table_longer_than_a_screen_says_how_many_rows_it_holds():
     assert n > widgets.walk.MAPPING_ROWS
     html = w.mappings_table.value
     assert f"({n} rows)" in html
-    assert f"{n - widgets.walk.MAPPING_ROWS} more row(s)" in html
+    assert f"{n - widgets.walk.MAPPING_ROWS} more rows" in html
     assert html.count("<tr>") <= widgets.walk.MAPPING_ROWS + 2
 
 

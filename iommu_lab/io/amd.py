@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from iommu_lab.core.bits import ADDRESS, EntryLayout, Field
+from iommu_lab.core.words import plural
 from iommu_lab.hardware import registers
 from iommu_lab.hardware.structures import AMD_DTE
 from iommu_lab.io.parse import (
@@ -121,7 +122,7 @@ class DteRow:
         parts = [f"{self.sbdf} ({self.iommu}): {what}, domain {f['DomainID']:#x}",
                  f"IR={f['IR']} IW={f['IW']}"]
         if f["GV"]:
-            parts.append(f"guest translation: GCR3 {self.gcr3_root:#x}, {f['GLX'] + 1} GCR3 level(s), "
+            parts.append(f"guest translation: GCR3 {self.gcr3_root:#x}, {plural(f['GLX'] + 1, 'GCR3 level')}, "
                          f"guest {'5' if f['GPTLevel'] else '4'}-level")
         if f["IV"]:
             parts.append(f"interrupts remapped: {1 << f['IntTabLen']} entries at {f['IntTableRootPtr']:#x}")

@@ -22,6 +22,7 @@ from typing import Iterable, Union
 
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet
+from iommu_lab.core.words import plural
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
 from iommu_lab.io.parse import (
     Field,
@@ -180,7 +181,7 @@ class RegionLayout:
     @property
     def title(self) -> str:
         relaxed = sum(1 for r in self.reserved if not self.enforced(r))
-        return self.name + (f" ({relaxed} relaxable region(s), not enforced by iommufd)" if relaxed else "")
+        return self.name + (f" ({plural(relaxed, 'relaxable region')}, not enforced by iommufd)" if relaxed else "")
 
     @staticmethod
     def enforced(region: ReservedRegion) -> bool:

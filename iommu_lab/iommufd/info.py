@@ -16,6 +16,7 @@ from typing import Any
 from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
 from iommu_lab.core.ranges import IovaRange, fmt_addr, fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.hardware.platform import NestingSupport, Platform, Stage1Binding
 from iommu_lab.hardware.registers import HW_CAP_DIRTY_TRACKING, hw_info
 from iommu_lab.iommufd.area import Area, Reservation
@@ -105,7 +106,7 @@ class IoasInfo:
                  f"  page sizes   {self.page_sizes_text}",
                  f"  alignment    {size(self.iova_alignment)}",
                  f"  mappings     {limit}",
-                 f"  permitted    {len(self.permitted)} range(s)"]
+                 f"  permitted    {plural(len(self.permitted), 'range')}"]
         for r in self.permitted[:8]:
             lines.append(f"    {fmt_addr(r.start)} .. {fmt_addr(r.last)}  ({fmt_size(r.last - r.start + 1, approx=True)})")
         if len(self.permitted) > 8:

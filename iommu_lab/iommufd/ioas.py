@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence, Union
 from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, check_u64, fmt_addr, fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.hardware.device import Device, ReservedRegion, ResvType
 from iommu_lab.hardware.platform import platforms
 from iommu_lab.iommufd import history
@@ -741,7 +742,7 @@ class IOAS:
         mapped = sum(a.length for a in areas)
         devs = ", ".join(d.name for d in self.devices) or "none"
         return (
-            f"IOAS({self.semantics.value}: {len(areas)} area(s), {fmt_size(mapped)} mapped, "
+            f"IOAS({self.semantics.value}: {plural(len(areas), 'area')}, {fmt_size(mapped)} mapped, "
             f"alignment {fmt_addr(self.iova_alignment)}, devices: {devs})"
         )
 
@@ -754,7 +755,7 @@ class IOAS:
         for a in areas[:8]:
             lines.append(f"  area {a}")
         if len(areas) > 8:
-            lines.append(f"  ... {len(areas) - 8} more area(s)")
+            lines.append(f"  ... {plural(len(areas) - 8, 'more area')}")
         return "\n".join(lines)
 
     plot = display.plot

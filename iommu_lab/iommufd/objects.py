@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from iommu_lab.core import display
 from iommu_lab.core.enums import member_of
+from iommu_lab.core.words import plural
 
 __all__ = [
     "ObjType",
@@ -248,7 +249,7 @@ class IoasObj(Obj):
     @property
     def detail(self) -> str:
         n = len(self.ioas.areas)
-        return f"{n} area(s), alignment {self.ioas.iova_alignment:#x}"
+        return f"{plural(n, 'area')}, alignment {self.ioas.iova_alignment:#x}"
 
 
 class DeviceObj(Obj):
@@ -377,7 +378,7 @@ class ViommuObj(Obj):
 
     @property
     def detail(self) -> str:
-        return f"{self.vtype.name} on {self.iommu}; {len(self.vdevs)} vdevice(s)"
+        return f"{self.vtype.name} on {self.iommu}; {plural(len(self.vdevs), 'vDEVICE')}"
 
 
 class VdeviceObj(Obj):

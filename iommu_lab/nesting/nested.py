@@ -18,6 +18,7 @@ from typing import Any
 
 from iommu_lab.core.errors import IommuError, UnsupportedError
 from iommu_lab.core.faults import FaultKind
+from iommu_lab.core.words import plural
 from iommu_lab.hardware import formats as _formats
 from iommu_lab.hardware.faults import AMD_EVENT_FLAGS, SMMU_CLASS, SMMU_EVENT_IDS, VTD_SM_REASONS
 from iommu_lab.nesting.explain import GuestLookup, explain
@@ -253,4 +254,4 @@ class NestParent:
         return nested
 
     def __repr__(self) -> str:
-        return f"<NestParent {self.table.fmt.name} on IOAS with {len(self.ioas.areas)} area(s)>"
+        return f"<NestParent {self.table.fmt.name} on IOAS with {plural(len(self.ioas.areas), 'area')}>"

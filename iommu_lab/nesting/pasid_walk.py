@@ -19,6 +19,7 @@ from iommu_lab.core import display
 from iommu_lab.core.bits import EntryLayout
 from iommu_lab.core.faults import FaultKind, FaultReason
 from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.core.words import plural
 from iommu_lab.hardware.faults import vendor_code_text
 from iommu_lab.hardware.platform import Stage1Binding as Binding
 from iommu_lab.hardware.structures import Pgtt, StructureLevel
@@ -139,7 +140,7 @@ class PasidLookup:
         ]
 
     def __str__(self) -> str:
-        head = f"{self.family} PASID {self.pasid:#x} ({self.binding.value} binding): {self.n_refs} reference(s)"
+        head = f"{self.family} PASID {self.pasid:#x} ({self.binding.value} binding): {plural(self.n_refs, 'reference')}"
         lines = [head]
         for row in self._rows():
             lines.append("  #{:<2} {:<6} {:<28} L{} idx {:#x} at {} (host {}) = {}".format(*row))

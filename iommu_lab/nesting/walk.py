@@ -34,6 +34,7 @@ from iommu_lab.core import display
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.faults import FaultKind, FaultReason
 from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.core.words import plural
 from iommu_lab.hardware.structures import Pgtt
 from iommu_lab.nesting.faults import FaultSite, NestedFault, Stage
 from iommu_lab.nesting.memory import _fmt, _root, _walk
@@ -244,7 +245,7 @@ class NestedWalk:
     def __str__(self) -> str:
         c = self.counts
         head = (
-            f"nested walk of IOVA {fmt_addr(self.iova)}: {c['pagetable']} page-table reference(s) "
+            f"nested walk of IOVA {fmt_addr(self.iova)}: {plural(c['pagetable'], 'page-table reference')} "
             f"(S1 {c['stage1']}, S2 {c['stage2']}"
             + (f"; PASID resolution {self.n_pasid_refs}" if self.n_pasid_refs else "")
             + f"); cold formula for {self.n}x{self.m}: {nested_walk_refs(self.n, self.m)}"

@@ -26,6 +26,7 @@ import numpy as np
 
 from iommu_lab.core.errors import IommuError
 from iommu_lab.core.ranges import GiB, MiB, exact_int, fmt_addr, fmt_size
+from iommu_lab.core.words import plural
 
 __all__ = ["FRAME_SIZE", "HostMemory", "PhysicalMemory"]
 
@@ -269,7 +270,7 @@ class PhysicalMemory:
     def __repr__(self) -> str:
         return (
             f"PhysicalMemory({self.name}: [{fmt_addr(self.base)}, {fmt_addr(self.last)}], "
-            f"{fmt_size(self.bytes_used)} of tables in {len(self._allocated)} allocation(s))"
+            f"{fmt_size(self.bytes_used)} of tables in {plural(len(self._allocated), 'allocation')})"
         )
 
     def _grow_pool(self, need: int) -> None:

@@ -18,6 +18,7 @@ from iommu_lab.core import display
 from iommu_lab.core.faults import FaultReason
 from iommu_lab.core.perm import Perm
 from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.hardware.formats import DecodedEntry, EntryKind, Format
 
 __all__ = ["Reference", "TableFetchError", "TranslatedBatch", "Translation", "Walk", "WalkFault", "WalkStep"]
@@ -178,12 +179,12 @@ class Walk:
             return (
                 f"=> pa {fmt_addr(r.pa)} ({fmt_size(r.size)} {self.fmt.level_name(r.level)} leaf, "
                 f"{self.fmt.perm_text(r.perm)}), "
-                f"{self.references} memory reference(s)"
+                f"{plural(self.references, 'memory reference')}"
             )
         f = self.fault
         where = f" at {self.fmt.level_name(f.level)}" if f.level is not None else ""
         return (
-            f"=> FAULT {f.reason.value}{where}: {f.message} ({self.references} memory reference(s))"
+            f"=> FAULT {f.reason.value}{where}: {f.message} ({plural(self.references, 'memory reference')})"
         )
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 import ipywidgets as W
 
 from iommu_lab.core.ranges import fmt_addr
+from iommu_lab.core.words import plural
 from iommu_lab.hardware import formats
 from iommu_lab.hardware.platform import platforms
 from iommu_lab.nesting.nested import Nested, nested_walk_refs
@@ -81,7 +82,7 @@ def grid_html(nw: Any, current: int, fmt1: Any = None, fmt2: Any = None) -> str:
         body.append(f"<tr><th>{esc(row_head(i))}</th>{''.join(cells)}</tr>")
     cfg = [r for r in nw.refs if r.row < 0]
     extra = (
-        f"<div class='il-muted'>+ {len(cfg)} PASID-structure read(s) before the grid</div>"
+        f"<div class='il-muted'>+ {plural(len(cfg), 'PASID-structure read')} before the grid</div>"
         if cfg
         else ""
     )

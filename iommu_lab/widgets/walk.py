@@ -8,6 +8,7 @@ from typing import Any
 import ipywidgets as W
 
 from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.hardware import formats
 from iommu_lab.hardware.formats import EntryKind
 from iommu_lab.hardware.platform import platforms
@@ -411,7 +412,7 @@ class WalkExplorer(W.VBox):
     def _show_table(self) -> None:
         fmt = self.pt.fmt
         self.format_info.value = (
-            f"{CSS}<div class='il-repr il-muted'>{esc(fmt.name)}: {fmt.levels} level(s), "
+            f"{CSS}<div class='il-repr il-muted'>{esc(fmt.name)}: {plural(fmt.levels, 'level')}, "
             f"index bits {'/'.join(str(b) for b in fmt.index_bits)} (top first), input "
             f"{esc(str(fmt.input_ranges))}, page sizes "
             f"{esc(', '.join(fmt_size(s) for s in fmt.pgsizes[:6]))}</div>"

@@ -28,6 +28,7 @@ from iommu_lab.core.bits import FieldTable, genmask
 from iommu_lab.core.faults import FaultReason
 from iommu_lab.core.perm import Perm
 from iommu_lab.core.ranges import U64_MAX, IovaRange, RangeSet, fmt_addr, fmt_size
+from iommu_lab.core.words import plural
 
 __all__ = ["DecodedEntry", "EntryKind", "Format", "Rules", "UnmapPolicy", "bit", "ctz", "radix", "u64"]
 
@@ -572,7 +573,7 @@ class Format:
     def describe(self) -> str:
         lines = [
             f"{self.name}: {self.description}".rstrip(": "),
-            f"  stage {self.stage}, {self.levels} level(s), ias {self.va_bits}, oas {self.oas}, granule {fmt_size(1 << self.granule_lg2)}",
+            f"  stage {self.stage}, {plural(self.levels, 'level')}, ias {self.va_bits}, oas {self.oas}, granule {fmt_size(1 << self.granule_lg2)}",
             f"  aperture {self.aperture}" + (" (sign-extended)" if self.sign_extend else ""),
             f"  pgsize_bitmap {self.pgsize_bitmap:#x}: {', '.join(fmt_size(s) for s in self.pgsizes)}",
         ]
