@@ -67,6 +67,14 @@ def by_value(cls: Any, value: Any, what: str) -> Any:
         raise ValueError(f"unknown {what} {value}; allowed: {allowed}") from None
 
 
+def uapi_member(cls: Any, value: Any, prefix: str, what: str) -> Any:
+    """A uAPI enum member from its number, its member, or its name with or without the uAPI
+    prefix (``"VTD_S1"``, ``"iommu-hwpt-data-vtd-s1"``, ``1``)."""
+    if isinstance(value, str):
+        return by_name(cls, value.upper().replace("-", "_").removeprefix(prefix), what)
+    return by_value(cls, value, what)
+
+
 class ObjType(enum.Enum):
     """``enum iommufd_object_type``: what an id in one ``/dev/iommu`` names."""
 
@@ -134,9 +142,7 @@ class HwptData(enum.IntEnum):
 
     @classmethod
     def parse(cls, value: Any) -> "HwptData":
-        if isinstance(value, str):
-            return by_name(cls, value.upper().replace("-", "_").removeprefix("IOMMU_HWPT_DATA_"), "hwpt data type")
-        return by_value(cls, value, "hwpt data type")
+        return uapi_member(cls, value, "IOMMU_HWPT_DATA_", "hwpt data type")
 
 
 class ViommuType(enum.IntEnum):
@@ -149,9 +155,7 @@ class ViommuType(enum.IntEnum):
 
     @classmethod
     def parse(cls, value: Any) -> "ViommuType":
-        if isinstance(value, str):
-            return by_name(cls, value.upper().replace("-", "_").removeprefix("IOMMU_VIOMMU_TYPE_"), "vIOMMU type")
-        return by_value(cls, value, "vIOMMU type")
+        return uapi_member(cls, value, "IOMMU_VIOMMU_TYPE_", "vIOMMU type")
 
 
 class Kernel(enum.Enum):

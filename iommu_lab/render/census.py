@@ -21,6 +21,7 @@ import numpy as np
 
 import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.pagetable.census import TableCensus
 from iommu_lab.render.draw import Renderer, figure, register
 from iommu_lab.render.html import table_html
@@ -99,7 +100,7 @@ def draw_census(axes: Any, data: CensusData, th: _style.Theme, *, owns_figure: b
     bars = top.barh(y, data.bytes, color=face, edgecolor=th.foreground, lw=0.6, gid="census:tables")
     for yy, name, n, b, bar in zip(y, data.names, data.tables, data.bytes, bars):
         drawn[name] = bar
-        text = f"{n:,} table{'s' if n != 1 else ''} = {fmt_size(b, approx=True)}" if n else "no tables"
+        text = f"{plural(n, 'table')} = {fmt_size(b, approx=True)}" if n else "no tables"
         top.text(max(b, lo / 1.4) * 1.15, yy, text, va="center", ha="left", fontsize=th.small_size,
                  color=th.foreground, gid="census:label")
     top.set_yticks(y, data.names)

@@ -23,6 +23,7 @@ import numpy as np
 
 import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.render.draw import Renderer, figure, register
 from iommu_lab.render.pagetable import pgsize_category
 from iommu_lab.review.workload import POLICIES, Workload, compare_table, size_label
@@ -59,14 +60,9 @@ def compare_data(workload: Workload, *, platforms: Sequence[Any] = (), policies:
     names = list(dict.fromkeys(df["platform"]))
     ram = sum(r.size for r in workload.guest_ram)
     bars = sum(r.size for r in workload.bars)
-    head = title or (f"{workload.name}: {fmt_size(ram, approx=True)} RAM in {_count(len(workload.guest_ram), 'bank')}"
-                     + (f" + {fmt_size(bars, approx=True)} of BARs" if bars else "") + f", on {_count(len(names), 'platform')}")
+    head = title or (f"{workload.name}: {fmt_size(ram, approx=True)} RAM in {plural(len(workload.guest_ram), 'bank')}"
+                     + (f" + {fmt_size(bars, approx=True)} of BARs" if bars else "") + f", on {plural(len(names), 'platform')}")
     return CompareData(df, names, head)
-
-
-def _count(n: int, noun: str) -> str:
-    """``n`` and the noun, singular or plural as a person writes it: "1 bank", "2 banks"."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 #: Bars per platform row in each panel with the two default policies: (b) one per policy, (d) a
@@ -322,7 +318,7 @@ def _draw(axes, df, names, th) -> dict:
 
 
 def _table_text(nbytes: int, pages: int) -> str:
-    return f"{fmt_size(nbytes, approx=True)} ({_count(pages, 'page')})"
+    return f"{fmt_size(nbytes, approx=True)} ({plural(pages, 'page')})"
 
 
 class _BytesFormatter:

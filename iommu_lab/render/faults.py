@@ -29,6 +29,7 @@ import numpy as np
 
 from iommu_lab.core.faults import FaultKind
 from iommu_lab.core.ranges import IovaRange, RangeSet
+from iommu_lab.core.words import plural
 from iommu_lab.io.debugfs import DomainDump
 from iommu_lab.io.dmesg import FaultLog, FaultRecord
 from iommu_lab.pagetable import PageTable
@@ -98,10 +99,6 @@ def _who(r: FaultRecord) -> str:
     return r.device or (f"sid {r.stream_id:#x}" if r.stream_id is not None else "unknown device")
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def _is_layout_model(x: Any) -> bool:
     # IOAS and Platform as render.layout recognises them (by shape, so no model import here).
     return isinstance(x, (RangeSet, IovaRange)) or (hasattr(x, "reserved") and (hasattr(x, "windows") or hasattr(x, "areas")))
@@ -160,9 +157,9 @@ def _populated(mapped: list[IovaRange]) -> list[IovaRange]:
 
 
 def _title(placed: int, devices: int, left_out: int) -> str:
-    text = f"{placed} logged IOMMU fault{'' if placed == 1 else 's'} on {_plural(devices, 'device')}"
+    text = f"{plural(placed, 'logged IOMMU fault')} on {plural(devices, 'device')}"
     if left_out:
-        text += f"; {_plural(left_out, 'record')} without an address left out"
+        text += f"; {plural(left_out, 'record')} without an address left out"
     return text
 
 
@@ -182,7 +179,7 @@ def faults_data(log: Any, *, subject: Any = None, title: str | None = None) -> F
     records = [r for r in log if isinstance(r, FaultRecord)]
     placed = [r for r in records if r.address is not None]
     if not placed:
-        raise ValueError(f"no fault with an address to draw among {_plural(len(records), 'log record')} "
+        raise ValueError(f"no fault with an address to draw among {plural(len(records), 'log record')} "
                          "(interrupt-remapping faults and command events have none)")
     by_who: dict[str, list[FaultRecord]] = {}
     for r in placed:

@@ -31,6 +31,7 @@ import numpy as np
 
 import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import IovaRange, RangeSet
+from iommu_lab.core.words import plural
 from iommu_lab.hardware.platform import Platform
 from iommu_lab.iommufd.ioas import IOAS
 from iommu_lab.render.axis import SegmentedAxis, cluster_ranges
@@ -143,7 +144,7 @@ def track_of(
         lane = "ranges" if rangeset_as == "range" else cat.lane
         band = _band(cat.key, lane, x)
         return Track(
-            title=f"RangeSet ({len(x)} range{'s' if len(x) != 1 else ''})",
+            title=f"RangeSet ({plural(len(x), 'range')})",
             kind="rangeset",
             bands=[band] if band else [],
             populated=list(x),

@@ -24,6 +24,7 @@ import numpy as np
 
 import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.nesting import NestedWalk, RefRole, nested_walk_refs
 from iommu_lab.render.draw import Renderer, figure, register
 
@@ -169,7 +170,7 @@ def nested_walk_data(nw: Any, *, title: str | None = None,
     row_labels, col_labels = grid_labels(nw, formats)
     c = nw.counts
     formula = nested_walk_refs(n, m)
-    totals = (f"{c['pagetable']} page-table reference{'s' if c['pagetable'] != 1 else ''}: "
+    totals = (f"{plural(c['pagetable'], 'page-table reference')}: "
               f"{c['stage1']} stage-1 + {c['stage2']} stage-2")
     if nw.n_pasid_refs:
         totals += f"; + {nw.n_pasid_refs} for PASID resolution ({c['total']} in all)"

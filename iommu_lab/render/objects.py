@@ -277,9 +277,9 @@ def object_graph_data(obj: Any, *, title: str | None = None) -> ObjectGraph:
     edges = _edges(obj)
     if title is None:
         n = len(raw)
-        title = f"iommufd objects (kernel {obj.kernel.value}): {n} object{'s' if n != 1 else ''}"
+        title = f"iommufd objects (kernel {obj.kernel.value}): {plural(n, 'object')}"
         att = sum(e.relation == "attached to" for e in edges)
-        title += f", {att} attachment{'s' if att != 1 else ''}"
+        title += f", {plural(att, 'attachment')}"
     return _place(raw, edges, title)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import U64_MAX, IovaRange, fmt_addr, fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.pagetable.table import PageTable
 from iommu_lab.render.axis import SegmentedAxis
 from iommu_lab.render.draw import Renderer, figure, register
@@ -196,7 +197,7 @@ def pagetable_data(pt: Any, *, title: str | None = None, tree: TableTree | None 
             x0, x1, _, _, _ = _aggregate(x0, x1, np.zeros(x0.size), np.zeros(x0.size), eps)
             runs[int(size)] = (x0, np.maximum(x1, x0 + eps * 0.35))
     tb = tree.table_bytes
-    t = title or (f"{f.name}: {len(tree):,} table page{'s' if len(tree) != 1 else ''}, "
+    t = title or (f"{f.name}: {plural(len(tree), 'table page')}, "
                   f"{fmt_size(tb, approx=True)} of tables")
     return PagetableData(t, f.name, tree, axis, x_max, bands, runs, tree.mix(), tb)
 

@@ -30,6 +30,7 @@ import numpy as np
 
 import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import fmt_size, parse_size
+from iommu_lab.core.words import plural
 from iommu_lab.render.draw import Renderer, figure, register
 
 __all__ = ["replay", "replay_data", "whatif_data", "draw_replay", "draw_whatif", "REPLAY", "WHATIF",
@@ -539,7 +540,7 @@ def _draw_replay(axes, d: dict, th) -> None:
     d["legend"] = handles
     a.set_ylim(RUG_MAP[0] * top - 0.02 * top, top * 1.08)
     inv, nfl = int(s["invalidations"]), int(s["flushes"])
-    totals = (f"{inv:,} range invalidation{'s' if inv != 1 else ''} · {nfl:,} flush{'es' if nfl != 1 else ''}"
+    totals = (f"{plural(inv, 'range invalidation')} · {plural(nfl, 'flush', 'flushes')}"
               f" · {int(s['iotlb_invalidated']):,} IOTLB entries invalidated"
               + (f" · {int(s['stale_hits']):,} stale hits" if int(s["stale_hits"]) else "")
               + (f" · {int(s['faults']):,} faults" if int(s["faults"]) else "")

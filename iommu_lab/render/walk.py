@@ -24,6 +24,7 @@ from typing import Any
 
 import iommu_lab.render.style as _style
 from iommu_lab.core.ranges import fmt_addr, fmt_size
+from iommu_lab.core.words import plural
 from iommu_lab.pagetable.walk import Walk
 from iommu_lab.render.draw import Renderer, figure, register
 
@@ -224,7 +225,7 @@ def walk_data(w: Any, *, title: str | None = None) -> WalkData:
         where = f" at {f.level_name(fault.level)}" if fault.level is not None else " before the first read"
         result_text = f"FAULT{where}: {fault.reason.value}"
         fault_text = fault.message
-    t = title or f"Walk of IOVA {fmt_addr(w.iova)} in {f.name}: {w.references} memory reference{'s' if w.references != 1 else ''}"
+    t = title or f"Walk of IOVA {fmt_addr(w.iova)} in {f.name}: {plural(w.references, 'memory reference')}"
     return WalkData(t, w.iova, f.name, _bit_fields(w), rows, arrows, w.ok, w.pa, result_text,
                     fault.level if fault else None, fault.reason.value if fault else None, fault_text, w.references)
 

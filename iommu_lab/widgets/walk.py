@@ -348,12 +348,7 @@ class WalkExplorer(W.VBox):
     # -- format ---------------------------------------------------------------------------
     def select_format(self, name: str) -> None:
         """Pick format ``name`` (its family first) and rebuild the table once."""
-        self._picking = True
-        try:
-            self.family_picker.value = self._family_of[name]
-            self.format_picker.value = name
-        finally:
-            self._picking = False
+        self._show_format(name)
         self._rebuild(name)
 
     def _on_family(self, change: dict) -> None:
